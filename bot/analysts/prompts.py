@@ -1,0 +1,91 @@
+"""The words the model engines send: the instructions and the per-turn input built from an analysis request.
+
+Kept apart from the engines so they can be read and reviewed as text. Instructions are sent on every turn
+(``previous_response_id`` does not carry them over); the input describes the data on a fresh chain and only the
+news on a chained turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bot.analysts.base import AnalysisRequest, DataFile
+
+INSTRUCTIONS = """\
+You are a careful data analyst answering questions in a Slack thread about the data files the user shared.
+
+How to work:
+- Use the python tool for every number you report. The files are already in your python environment; read each
+  one from its exact path as given (for example with pandas.read_csv), using the facts given about it (encoding,
+  delimiter) so the first read is right. Do not look for the files elsewhere and do not ask for them again.
+- Look at the data before answering: shape, column names and types, a few rows, missing values.
+- When a chart helps, make it with matplotlib and save every chart as a PNG file under /mnt/data with a short
+  descriptive file name (for example /mnt/data/revenue_by_month.png) using plt.savefig(path, dpi=120,
+  bbox_inches="tight"), then plt.close(). Never call plt.show(). Give each chart a title and labelled axes.
+- Keep variables and files from earlier turns; reuse them when the user asks a follow-up question.
+
+How to answer:
+- Reply concisely in Markdown for Slack: a short answer first, then the key numbers (a few bullet points or a
+  small table), then one line on caveats if any (missing values, small samples, assumptions).
+- Report only numbers your code computed. Never invent or guess numbers; if something cannot be computed from
+  the data, say so plainly.
+- Do not paste the code or long raw outputs into the answer; the user sees the charts you saved.
+"""
+"""The instructions of the ``responses`` engine, sent on every turn."""
+
+
+def human_size(size: int) -> str:
+    """``1536`` → ``1.5 KB``."""
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"  # pragma: no cover - the loop always returns
+
+
+def describe_file(data_file: DataFile) -> str:
+    """One bullet line: name, exact path, size and detected facts."""
+    line = f"- {data_file.name}: path {data_file.path} ({human_size(data_file.size)})"
+    if data_file.facts:
+        line += f"; {data_file.facts.strip()}"
+    return line
+
+
+def describe_files(files: Iterable[DataFile]) -> str:
+    """The bullet list of the data files."""
+    return "\n".join(describe_file(f) for f in files)
+
+
+def first_turn_input(request: AnalysisRequest) -> str:
+    """The input of a fresh chain: the data files, the thread's history when restarting, the question."""
+    sections: list[str] = []
+    if request.files:
+        sections.append("Data files in your python environment (read them from these exact paths):\n"
+                        + describe_files(request.files))
+    else:
+        sections.append("There are no data files in your python environment yet.")
+    if request.new_files:
+        sections.append("Look first at the newly added files: " + ", ".join(request.new_files) + ".")
+    if request.history.strip():
+        sections.append("The thread so far (your earlier environment was reset, so recompute anything you need; "
+                        "earlier charts are not in /mnt/data any more):\n" + request.history.strip())
+    sections.append(f"Question: {request.question.strip()}")
+    return "\n\n".join(sections)
+
+
+def chained_turn_input(request: AnalysisRequest) -> str:
+    """The input of a turn that continues a chain: any new files, then the question."""
+    sections: list[str] = []
+    if request.new_files:
+        by_name = {f.name: f for f in request.files}
+        lines = [describe_file(by_name[name]) if name in by_name else f"- {name}" for name in request.new_files]
+        sections.append("New data files were added to your python environment; look at them first:\n"
+                        + "\n".join(lines))
+    sections.append(f"Question: {request.question.strip()}")
+    return "\n\n".join(sections)
+
+
+def turn_input(request: AnalysisRequest) -> str:
+    """The input for ``request``: :func:`chained_turn_input` when it continues a chain, else the first-turn one."""
+    return chained_turn_input(request) if request.previous_response_id else first_turn_input(request)

@@ -1,0 +1,207 @@
+"""Composition root: builds every client and object from :class:`Settings`, registers the handlers, returns the app.
+
+This is the one place objects are constructed (no module-level clients anywhere). It builds the single
+``AsyncWebClient`` that Bolt and the gateway share, pointed at ``SLACK_API_URL`` (slack_sdk reads no base-URL
+variable of its own), the OpenAI client, the sandbox backend, the analyst, the store, the worker and the intake,
+and an aiohttp application serving ``POST /slack/events``, ``GET /healthz`` and ``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from openai import AsyncOpenAI
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.analysts.base import Analyst
+from bot.analysts.responses import ResponsesAnalyst
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.deps import Deps
+from bot.intake import Intake
+from bot.poster import Poster
+from bot.sandbox.base import SandboxBackend
+from bot.sandbox.openai import OpenAISandbox
+from bot.slack_gateway import SlackGateway
+from bot.store import make_store
+from bot.store.base import Store
+from bot.tasks import TaskTracker
+from bot.turns import TurnWorker, WorkerConfig
+from handlers import register_handlers
+
+logger = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+
+
+class ConfigurationError(Exception):
+    """The settings cannot run the bot as asked; the message names the variable to set."""
+
+
+@dataclass(slots=True)
+class BotApp:
+    """The running bot's object graph and its lifecycle."""
+
+    settings: Settings
+    bolt: AsyncApp
+    web: web.Application
+    store: Store
+    worker: TurnWorker
+    tracker: TaskTracker
+    poster: Poster
+    sandbox: SandboxBackend
+    clock: Clock
+    openai: AsyncOpenAI | None = None
+    ready: bool = field(default=False)
+
+    async def start(self) -> None:
+        """Open the store and resume the turns a previous process left unfinished."""
+        await self.store.open()
+        resumed = await self.worker.resume_unfinished()
+        self.ready = True
+        logger.info("bot ready sandbox=%s resumed_turns=%d", self.sandbox.kind, resumed)
+
+    async def stop(self) -> None:
+        """Stop taking work, let running turns finish within the grace period, close every client."""
+        self.ready = False
+        cancelled = await self.tracker.close(grace=self.settings.shutdown_grace_seconds)
+        if cancelled:
+            logger.info("shutdown: %d turn(s) interrupted; they resume at the next start", cancelled)
+        await self.sandbox.close()
+        await self.poster.close()
+        if self.openai is not None:
+            await self.openai.close()
+        await self.store.close()
+
+
+def _openai_client(settings: Settings) -> AsyncOpenAI:
+    if settings.openai_api_key is None:
+        raise ConfigurationError("OPENAI_API_KEY is not set (needed by DATASTORY_SANDBOX=openai)")
+    return AsyncOpenAI(api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url)
+
+
+def _sandbox_and_analyst(settings: Settings, client: AsyncOpenAI) -> tuple[SandboxBackend, Analyst]:
+    match settings.sandbox:
+        case "openai":
+            sandbox = OpenAISandbox(client=client, api_key=client.api_key, base_url=str(client.base_url),
+                                    memory_limit=settings.container_memory)
+            return sandbox, ResponsesAnalyst(client=client, model=settings.model)
+        case "local":
+            raise ConfigurationError(
+                "DATASTORY_SANDBOX=local is not available yet: the local kernel sandbox arrives with its own "
+                "issue. Use DATASTORY_SANDBOX=openai with OPENAI_API_KEY for now."
+            )
+
+
+def build_slack_client(settings: Settings) -> AsyncWebClient:
+    """The one Web API client: Bolt's, the gateway's, Socket Mode's; rate limits and 5xx are retried."""
+    if settings.slack_bot_token is None:
+        raise ConfigurationError("SLACK_BOT_TOKEN is not set")
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_app(
+    settings: Settings, *, socket_mode: bool = False, clock: Clock | None = None,
+    sandbox: SandboxBackend | None = None, analyst: Analyst | None = None,
+) -> BotApp:
+    """Build the whole bot. ``sandbox``/``analyst`` replace the configured ones (e.g. ``datastory try``)."""
+    clock = clock or SystemClock()
+    slack = build_slack_client(settings)
+    if not socket_mode and settings.slack_signing_secret is None:
+        raise ConfigurationError("SLACK_SIGNING_SECRET is not set (needed by `datastory run --http`)")
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "socket-mode"
+    bolt = AsyncApp(
+        client=slack,
+        signing_secret=secret,
+        request_verification_enabled=not socket_mode,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+        logger=logging.getLogger("bot.bolt"),
+    )
+    openai_client = None
+    if sandbox is None or analyst is None:
+        openai_client = _openai_client(settings)
+        sandbox, analyst = _sandbox_and_analyst(settings, openai_client)
+    store = make_store(settings.database_url)
+    poster = SlackGateway(client=slack, token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token
+                          else "", api_url=settings.slack_api_url)
+    tracker = TaskTracker()
+    worker = TurnWorker(
+        store=store, sandbox=sandbox, analyst=analyst, poster=poster, clock=clock, tracker=tracker,
+        config=WorkerConfig(
+            container_prefix=settings.container_prefix,
+            container_idle_minutes=settings.container_idle_minutes,
+            max_concurrent_turns=settings.max_concurrent_turns,
+            turn_timeout=settings.turn_timeout_seconds,
+        ),
+    )
+    intake = Intake(
+        store=store, worker=worker, poster=poster, clock=clock, max_file_bytes=settings.max_file_bytes,
+        allowed_channels=frozenset(settings.allowed_channels), allowed_users=frozenset(settings.allowed_users),
+    )
+    register_handlers(bolt, Deps(settings=settings, intake=intake))
+    app = BotApp(settings=settings, bolt=bolt, web=web.Application(), store=store, worker=worker, tracker=tracker,
+                 poster=poster, sandbox=sandbox, clock=clock, openai=openai_client)
+    _mount_routes(app)
+    return app
+
+
+def _mount_routes(app: BotApp) -> None:
+    async def events(request: web.Request) -> web.Response:
+        return await to_aiohttp_response(await app.bolt.async_dispatch(await to_bolt_request(request)))
+
+    async def healthz(request: web.Request) -> web.Response:
+        ok = app.ready and await app.store.ping()
+        return web.json_response({"ok": ok, "ready": app.ready}, status=200 if ok else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        lines = [
+            "# HELP datastory_ready 1 when the bot takes work.",
+            "# TYPE datastory_ready gauge",
+            f"datastory_ready {int(app.ready)}",
+            "# HELP datastory_turns_running Turns holding a worker slot.",
+            "# TYPE datastory_turns_running gauge",
+            f"datastory_turns_running {app.worker.running}",
+            "# HELP datastory_background_tasks Tracked background tasks (running or queued turns).",
+            "# TYPE datastory_background_tasks gauge",
+            f"datastory_background_tasks {len(app.tracker)}",
+        ]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    async def lifecycle(_: web.Application) -> AsyncIterator[None]:
+        await app.start()
+        yield
+        await app.stop()
+
+    app.web.router.add_post(EVENTS_PATH, events)
+    app.web.router.add_get("/healthz", healthz)
+    app.web.router.add_get("/metrics", metrics)
+    app.web.cleanup_ctx.append(lifecycle)
+
+
+async def start_socket_mode(app: BotApp) -> AsyncSocketModeHandler:
+    """Connect the bot to Slack over Socket Mode (``SLACK_APP_TOKEN``); close the returned handler to stop."""
+    if app.settings.slack_app_token is None:
+        raise ConfigurationError("SLACK_APP_TOKEN is not set (needed by Socket Mode; or run with --http)")
+    handler = AsyncSocketModeHandler(app.bolt, app_token=app.settings.slack_app_token.get_secret_value())
+    await handler.connect_async()
+    return handler

@@ -1,0 +1,149 @@
+"""The ``datastory`` command: run the bot (HTTP or Socket Mode) and the operator commands of DESIGN.md §2.
+
+``amain`` is the testable entry point: tests run ``datastory run --http`` in-process with it, passing the
+settings, a ``ready`` callback that receives the bound URL, and a ``stop`` event instead of a signal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from bot.app import BotApp, ConfigurationError, build_app, start_socket_mode
+from bot.config import Settings
+from bot.logs import configure_logging
+
+logger = logging.getLogger(__name__)
+
+NOT_YET = {
+    "try": "`datastory try` (a console thread with the local sandbox and the offline analyst) arrives with the "
+           "local sandbox issue; until then, run the bot in Slack with `datastory run`.",
+    "sweep": "`datastory sweep` arrives with the container lifecycle issue.",
+    "digest": "`datastory digest` arrives with the scheduled digests issue.",
+    "doctor": "`datastory doctor` arrives with the operations issue.",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    p = argparse.ArgumentParser(prog="datastory", description="A Slack bot that turns a CSV into an analysis.")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the bot (Socket Mode when SLACK_APP_TOKEN is set, else --http)")
+    run.add_argument("--http", action="store_true", help="serve the Events API at POST /slack/events")
+    run.add_argument("--host", default="0.0.0.0", help="HTTP host (default 0.0.0.0)")
+    run.add_argument("--port", type=int, default=None, help="HTTP port (default 3000 with --http)")
+    tr = sub.add_parser("try", help="analyse files in a console thread, no Slack needed")
+    tr.add_argument("files", nargs="+")
+    tr.add_argument("--question", default=None)
+    tr.add_argument("--out", default="datastory-out")
+    sw = sub.add_parser("sweep", help="delete idle and orphaned containers once and print a report")
+    sw.add_argument("--idle-minutes", type=int, default=None)
+    sw.add_argument("--dry-run", action="store_true")
+    dg = sub.add_parser("digest", help="scheduled digests")
+    dsub = dg.add_subparsers(dest="digest_command", required=True)
+    dsub.add_parser("list", help="print every digest")
+    due = dsub.add_parser("run-due", help="run the digests due at an instant")
+    due.add_argument("--now", default=None)
+    due.add_argument("--dry-run", action="store_true")
+    sub.add_parser("doctor", help="check tokens, scopes, endpoints, database and sandbox")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point."""
+    return asyncio.run(amain(argv))
+
+
+async def amain(
+    argv: Sequence[str] | None = None, *, settings: Settings | None = None,
+    ready: Callable[[str], None] | None = None, stop: asyncio.Event | None = None,
+) -> int:
+    """Run one ``datastory`` command; returns the exit code."""
+    args = parser().parse_args(argv)
+    if args.command in NOT_YET:
+        print(NOT_YET[args.command], file=sys.stderr)
+        return 2
+    try:
+        settings = settings or Settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            where = ".".join(str(part) for part in err["loc"]).upper()
+            print(f"datastory: setting {where}: {err['msg']}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    stop = stop or _stop_on_signals()
+    try:
+        if args.http or settings.slack_app_token is None:
+            return await _run_http(settings, host=args.host, port=3000 if args.port is None else args.port,
+                                   ready=ready, stop=stop)
+        return await _run_socket(settings, port=args.port, host=args.host, ready=ready, stop=stop)
+    except ConfigurationError as exc:
+        print(f"datastory: {exc}", file=sys.stderr)
+        return 2
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _serve(bot: BotApp, *, host: str, port: int) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(bot.web, handle_signals=False, access_log=None)
+    await runner.setup()  # runs the app's start-up (store opened, unfinished turns resumed)
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound_host, bound_port = runner.addresses[0][:2]
+    return runner, f"http://{bound_host}:{bound_port}"
+
+
+async def _run_http(
+    settings: Settings, *, host: str, port: int, ready: Callable[[str], None] | None, stop: asyncio.Event
+) -> int:
+    bot = build_app(settings, socket_mode=False)
+    runner, url = await _serve(bot, host=host, port=port)
+    logger.info("serving Slack events at %s/slack/events", url)
+    if ready:
+        ready(url)
+    await stop.wait()
+    logger.info("stopping: no new work; running turns get %.0f s", settings.shutdown_grace_seconds)
+    await runner.cleanup()
+    return 0
+
+
+async def _run_socket(
+    settings: Settings, *, host: str, port: int | None, ready: Callable[[str], None] | None, stop: asyncio.Event
+) -> int:
+    bot = build_app(settings, socket_mode=True)
+    runner = None
+    if port is not None:  # /healthz and /metrics next to Socket Mode
+        runner, url = await _serve(bot, host=host, port=port)
+    else:
+        await bot.start()
+        url = "socket-mode"
+    handler = await start_socket_mode(bot)
+    logger.info("connected to Slack over Socket Mode")
+    if ready:
+        ready(url)
+    await stop.wait()
+    await handler.close_async()
+    if runner is not None:
+        await runner.cleanup()
+    else:
+        await bot.stop()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""Settings: the only module of the project that reads the environment (and ``.env``).
+
+Every other module receives a :class:`Settings` instance from the composition root (``bot.app``). Secrets are
+:class:`pydantic.SecretStr`, so they never show in a ``repr`` or a log line; their values are read only where a
+client is built.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+MAX_CONTAINER_IDLE_MINUTES = 20
+"""The Containers API refuses ``expires_after.minutes`` above 20; longer idle times are served by the sweeper."""
+
+CommaList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot, read from the environment and ``.env``.
+
+    Ecosystem variables keep their usual names (``SLACK_*``, ``OPENAI_*``); the bot's own take ``DATASTORY_``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="DATASTORY_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    slack_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "slack_bot_token"),
+        description="Bot token (xoxb-...) of the Slack app.",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "slack_signing_secret"),
+        description="Signing secret, checks that HTTP requests come from Slack (HTTP mode).",
+    )
+    slack_app_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SLACK_APP_TOKEN", "slack_app_token"),
+        description="App-level token (xapp-...) with connections:write; set means Socket Mode.",
+    )
+    slack_api_url: str = Field(
+        default=DEFAULT_SLACK_API_URL, validation_alias=AliasChoices("SLACK_API_URL", "slack_api_url"),
+        description="Slack Web API base URL (GovSlack, proxies, emulators); with or without a trailing slash.",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "openai_api_key"),
+        description="OpenAI (or compatible) API key.",
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "openai_base_url"),
+        description="OpenAI-compatible endpoint; the SDK default when empty.",
+    )
+    model: str = Field(default="gpt-4.1", description="Model that runs the analysis (must support code_interpreter).")
+    sandbox: Literal["openai", "local"] = Field(
+        default="openai", description="`openai` (hosted containers) or `local` (a Python kernel per thread)."
+    )
+    database_url: str = Field(
+        default="sqlite:///./datastory.db", description="`sqlite:///PATH` or `postgresql://...`."
+    )
+    idle_minutes: int = Field(
+        default=20, ge=1, description="Idle TTL of a thread's container, anchored on `last_active_at`."
+    )
+    batch_ttl_minutes: int = Field(
+        default=5, ge=1, le=MAX_CONTAINER_IDLE_MINUTES,
+        description="Idle TTL of a digest's batch container, which is also deleted as soon as its run ends.",
+    )
+    container_prefix: str = Field(
+        default="datastory-", min_length=1,
+        description="Every container the bot creates is named with it; the sweeper owns exactly these.",
+    )
+    container_memory: Literal["1g", "4g", "16g", "64g"] = Field(
+        default="1g", description="Memory tier of the hosted containers (fixed for a container's life)."
+    )
+    max_file_mb: int = Field(default=512, ge=1, description="Larger files are refused, before any download.")
+    allowed_channels: CommaList = Field(
+        default_factory=list, description="Comma-separated channel ids the bot works in; empty = all."
+    )
+    allowed_users: CommaList = Field(
+        default_factory=list, description="Comma-separated user ids whose files are analysed; empty = all."
+    )
+    max_concurrent_turns: int = Field(
+        default=8, ge=1, description="Turns running at once across all threads; more work queues and says so."
+    )
+    turn_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="Longest a single analysis turn may take before the thread is told."
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, how long running turns may finish before the bot exits."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level.")
+
+    @field_validator("allowed_channels", "allowed_users", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _check_slack_api_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("SLACK_API_URL must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "sqlite+aiosqlite://", "postgresql://", "postgresql+asyncpg://",
+                                 "postgres://")):
+            raise ValueError("DATASTORY_DATABASE_URL must be sqlite:///PATH or postgresql://USER@HOST/DB")
+        return value
+
+    @model_validator(mode="after")
+    def _check_prefix(self) -> Settings:
+        if not self.container_prefix.replace("-", "").replace("_", "").isalnum():
+            raise ValueError("DATASTORY_CONTAINER_PREFIX may hold only letters, digits, '-' and '_'")
+        return self
+
+    @property
+    def container_idle_minutes(self) -> int:
+        """The ``expires_after.minutes`` sent to the provider: the idle TTL, capped at the API's limit."""
+        return min(self.idle_minutes, MAX_CONTAINER_IDLE_MINUTES)
+
+    @property
+    def max_file_bytes(self) -> int:
+        """``DATASTORY_MAX_FILE_MB`` in bytes."""
+        return self.max_file_mb * 1024 * 1024
+
+    def missing_for_slack(self, *, socket_mode: bool) -> list[str]:
+        """Names of the variables that must still be set to talk to Slack in the chosen mode."""
+        missing = [] if self.slack_bot_token else ["SLACK_BOT_TOKEN"]
+        if socket_mode and not self.slack_app_token:
+            missing.append("SLACK_APP_TOKEN")
+        if not socket_mode and not self.slack_signing_secret:
+            missing.append("SLACK_SIGNING_SECRET")
+        if self.sandbox == "openai" and not self.openai_api_key:
+            missing.append("OPENAI_API_KEY")
+        return missing

@@ -1,0 +1,16 @@
+"""What the Slack handlers receive from the composition root: the objects they translate events into calls on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config import Settings
+from bot.intake import Intake
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    """Handler dependencies, built once in ``bot.app``."""
+
+    settings: Settings
+    intake: Intake

@@ -1,0 +1,53 @@
+"""What the thread is told when something fails: one table from error types to messages, each with a reference.
+
+Users never see ``str(exc)`` of an unexpected error or a stack trace; they see a sentence that says what
+happened and what they can do, and a short reference id that is also in the log line of the failure.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from bot.analysts.base import AnalysisFailed
+from bot.poster import FileAccessDenied, ForeignFileHost, SlackError
+from bot.sandbox.base import ContainerExpired, ContainerNotFound, SandboxTimeout, SandboxUnavailable
+
+
+class TurnTimeout(Exception):
+    """A whole turn took longer than ``DATASTORY_TURN_TIMEOUT_SECONDS``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"turn took longer than {seconds:.0f} s")
+        self.seconds = seconds
+
+
+def new_ref() -> str:
+    """A short reference id to quote in the thread and in the log."""
+    return secrets.token_hex(3)
+
+
+def describe(exc: BaseException) -> str:
+    """The sentence the thread gets for ``exc`` (without the reference id)."""
+    if isinstance(exc, TurnTimeout | SandboxTimeout):
+        limit = f" {exc.seconds:.0f} s" if isinstance(exc, TurnTimeout) else " the time limit"
+        return f"The analysis took longer than{limit} and was stopped. Try a narrower question."
+    if isinstance(exc, SandboxUnavailable):
+        return ("The code sandbox is not taking work right now (rate limit or outage). "
+                "Your files are kept: ask again in a few minutes.")
+    if isinstance(exc, ContainerNotFound | ContainerExpired):
+        return "The workspace for this thread expired and could not be rebuilt. Ask again to start a fresh one."
+    if isinstance(exc, AnalysisFailed):
+        return f"The model could not finish the analysis: {exc.reason}"
+    if isinstance(exc, FileAccessDenied):
+        return ("Slack served its sign-in page instead of the file: the app needs the `files:read` scope, "
+                "and the file must be shared in a conversation I'm in.")
+    if isinstance(exc, ForeignFileHost):
+        return "The file is hosted outside Slack, so I did not download it with my token."
+    if isinstance(exc, SlackError):
+        return f"Slack refused a request (`{exc.code}`)."
+    return "Something went wrong on my side."
+
+
+def failure_text(exc: BaseException, ref: str) -> str:
+    """The full failure line for the thread: the description and the reference id."""
+    return f":warning: {describe(exc)} (ref `{ref}`)"

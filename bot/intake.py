@@ -1,0 +1,158 @@
+"""What the bot does with a message: start a turn, explain a refusal, offer help, or ignore it.
+
+Handlers translate Slack events (``message``, ``file_share``, ``app_mention``) into :class:`IncomingMessage`
+and call :meth:`Intake.on_message`; every rule about which messages start work lives here, Slack-independent.
+The same post can arrive as several events (``message`` and ``app_mention``; Slack retries): one dedupe key per
+``(team, channel, ts)`` makes exactly one of them act, across restarts too, because the key is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from bot.clock import Clock
+from bot.files import rejection_reason
+from bot.poster import Poster, SlackError, SlackFile
+from bot.store.base import FileRecord, NewTurn, Store, ThreadKey
+from bot.turns import TurnWorker
+
+logger = logging.getLogger(__name__)
+
+Outcome = Literal["turn", "duplicate", "rejected", "help", "ignored"]
+
+HELP_TEXT = (
+    "Drop a CSV (or several) in a channel I'm in, or in a DM with me, and I'll analyse it in a thread: "
+    "a short narrative and charts. Reply in that thread to ask follow-up questions about the same data."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A user's post, as the core needs it."""
+
+    team: str
+    channel: str
+    user: str
+    ts: str
+    text: str
+    thread_ts: str | None = None
+    """The root of the thread the post is in; ``None`` for a top-level post."""
+    files: tuple[SlackFile, ...] = ()
+    bot_user_id: str = ""
+    """The bot's own user id (to recognise and strip mentions)."""
+
+    @property
+    def mentions_bot(self) -> bool:
+        """True when the text mentions the bot."""
+        return bool(self.bot_user_id) and f"<@{self.bot_user_id}>" in self.text
+
+    @property
+    def question(self) -> str:
+        """The text without mentions of the bot, trimmed."""
+        text = self.text.replace(f"<@{self.bot_user_id}>", " ") if self.bot_user_id else self.text
+        return re.sub(r"\s+", " ", text).strip()
+
+    @property
+    def key(self) -> ThreadKey:
+        """The thread this post belongs to (its own thread when top-level)."""
+        return ThreadKey(self.team, self.channel, self.thread_ts or self.ts)
+
+    @property
+    def dedupe_key(self) -> str:
+        """One key per post, whichever events carry it."""
+        return f"msg:{self.team}:{self.channel}:{self.ts}"
+
+
+class Intake:
+    """Applies the rules of DESIGN.md §2 "what starts an analysis" to one message."""
+
+    def __init__(
+        self, *, store: Store, worker: TurnWorker, poster: Poster, clock: Clock, max_file_bytes: int,
+        allowed_channels: frozenset[str] = frozenset(), allowed_users: frozenset[str] = frozenset(),
+    ) -> None:
+        self._store = store
+        self._worker = worker
+        self._poster = poster
+        self._clock = clock
+        self._max_file_bytes = max_file_bytes
+        self._allowed_channels = allowed_channels
+        self._allowed_users = allowed_users
+
+    async def on_message(self, msg: IncomingMessage) -> Outcome:
+        """Act on one message; returns what was done (for logs and tests)."""
+        if self._allowed_channels and msg.channel not in self._allowed_channels:
+            return "ignored"
+        if msg.files:
+            return await self._on_files(msg)
+        if msg.thread_ts is not None and await self._thread_has_data(msg.key):
+            return await self._submit(msg, ())
+        if msg.mentions_bot:
+            return await self._reply_once(msg, HELP_TEXT, outcome="help")
+        return "ignored"
+
+    async def _thread_has_data(self, key: ThreadKey) -> bool:
+        return await self._store.get_thread(key) is not None and bool(await self._store.list_files(key))
+
+    async def _on_files(self, msg: IncomingMessage) -> Outcome:
+        if self._allowed_users and msg.user not in self._allowed_users:
+            return await self._reply_once(
+                msg, f"I only analyse files shared by the people this bot is set up for, so I left "
+                     f"{', '.join(f'`{f.name}`' for f in msg.files)} alone (`DATASTORY_ALLOWED_USERS`).",
+                outcome="rejected",
+            )
+        files = [await self._resolve(f) for f in msg.files]
+        accepted = [f for f in files if rejection_reason(f, max_bytes=self._max_file_bytes) is None]
+        refusals = [f"• `{f.name}`: {reason}" for f in files
+                    if (reason := rejection_reason(f, max_bytes=self._max_file_bytes)) is not None]
+        if not accepted:
+            what = "this file" if len(files) == 1 else "these files"
+            return await self._reply_once(msg, f"I can't analyse {what}:\n" + "\n".join(refusals), outcome="rejected")
+        outcome = await self._submit(msg, tuple(accepted))
+        if refusals and outcome == "turn":
+            await self._post(msg, "I'm skipping " + ("this file" if len(refusals) == 1 else "these files")
+                             + ":\n" + "\n".join(refusals))
+        return outcome
+
+    async def _resolve(self, file: SlackFile) -> SlackFile:
+        """Slack Connect sends stubs (``mode: file_access``); ``files.info`` has the real metadata."""
+        if file.mode != "file_access" and file.url_private_download:
+            return file
+        try:
+            return await self._poster.file_info(file.id)
+        except SlackError as exc:
+            logger.warning("files.info failed file=%s error=%s", file.id, exc.code)
+            return file
+
+    async def _submit(self, msg: IncomingMessage, files: tuple[SlackFile, ...]) -> Outcome:
+        now = self._clock.now()
+        key = msg.key
+        records = tuple(
+            FileRecord(
+                key=key, slack_file_id=f.id, name=f.name, size=f.size, mimetype=f.mimetype, filetype=f.filetype,
+                download_url=f.url_private_download, message_ts=msg.ts, user=msg.user or f.user, created_at=now,
+            )
+            for f in files
+        )
+        turn = NewTurn(
+            id=uuid.uuid4().hex, key=key, message_ts=msg.ts, user=msg.user, question=msg.question,
+            files=records, created_at=now,
+        )
+        if not await self._worker.submit(turn, dedupe_keys=(msg.dedupe_key,)):
+            return "duplicate"
+        return "turn"
+
+    async def _reply_once(self, msg: IncomingMessage, text: str, *, outcome: Outcome) -> Outcome:
+        if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):
+            return "duplicate"
+        await self._post(msg, text)
+        return outcome
+
+    async def _post(self, msg: IncomingMessage, text: str) -> None:
+        try:
+            await self._poster.post(channel=msg.channel, thread_ts=msg.thread_ts or msg.ts, text=text)
+        except SlackError as exc:
+            logger.warning("reply failed channel=%s error=%s", msg.channel, exc.code)

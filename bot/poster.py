@@ -1,0 +1,117 @@
+"""The Slack port of the core: what the turn worker and the jobs need from Slack, as one protocol.
+
+``bot.slack_gateway.SlackGateway`` implements it over ``slack_sdk`` (the only core module that imports it);
+the core depends on this protocol alone, so it never imports a Slack library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class SlackFile:
+    """The metadata of a file as Slack reports it (event ``files[]`` entry or ``files.info``)."""
+
+    id: str
+    name: str
+    title: str
+    mimetype: str
+    filetype: str
+    size: int
+    mode: str
+    """``hosted``, ``external``, ``snippet``, ``post``, ``tombstone``, or ``file_access`` (Slack Connect stub)."""
+    url_private_download: str
+    user: str = ""
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, object]) -> SlackFile:
+        """Build from a ``files[]`` entry of an event or the ``file`` of ``files.info``."""
+        url = payload.get("url_private_download") or payload.get("url_private") or ""
+        name = payload.get("name") or payload.get("title") or str(payload.get("id", "file"))
+        size = payload.get("size")
+        return cls(
+            id=str(payload.get("id", "")),
+            name=str(name),
+            title=str(payload.get("title") or name),
+            mimetype=str(payload.get("mimetype") or ""),
+            filetype=str(payload.get("filetype") or ""),
+            size=size if isinstance(size, int) else 0,
+            mode=str(payload.get("mode") or "hosted"),
+            url_private_download=str(url),
+            user=str(payload.get("user") or ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file the bot posts into a thread (a chart, a table)."""
+
+    filename: str
+    data: bytes
+    title: str = ""
+
+
+class SlackError(Exception):
+    """A Slack call failed; ``code`` is Slack's error string (``not_in_channel``, ``ratelimited``...)."""
+
+    def __init__(self, code: str, *, method: str = "") -> None:
+        super().__init__(f"{method}: {code}" if method else code)
+        self.code = code
+        self.method = method
+
+
+class FileAccessDenied(SlackError):
+    """Slack served its sign-in page instead of the file: the token lacks ``files:read`` or the file is not shared."""
+
+
+class ForeignFileHost(SlackError):
+    """A file URL points outside Slack's hosts; the bot token is never sent there."""
+
+
+class Poster(Protocol):
+    """Posting into Slack threads and reading Slack files."""
+
+    async def react(self, *, channel: str, ts: str, name: str) -> None:
+        """Add a reaction (an existing one is fine)."""
+        ...
+
+    async def unreact(self, *, channel: str, ts: str, name: str) -> None:
+        """Remove a reaction (a missing one is fine)."""
+        ...
+
+    async def post(
+        self, *, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, object]] | None = None
+    ) -> str:
+        """Post a message (in a thread when ``thread_ts`` is set); returns its ``ts``."""
+        ...
+
+    async def update(
+        self, *, channel: str, ts: str, text: str, blocks: list[dict[str, object]] | None = None
+    ) -> None:
+        """Replace the text of a message the bot posted."""
+        ...
+
+    async def upload_files(
+        self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None
+    ) -> None:
+        """Upload files into a channel or thread with files_upload_v2."""
+        ...
+
+    async def file_info(self, file_id: str) -> SlackFile:
+        """``files.info`` for a file id."""
+        ...
+
+    def download(self, url: str) -> AsyncIterator[bytes]:
+        """Stream a private file's bytes in chunks with the bot token.
+
+        Raises :class:`ForeignFileHost` before any request when ``url`` is not on a Slack host, and
+        :class:`FileAccessDenied` when Slack answers with its HTML sign-in page.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Close HTTP sessions."""
+        ...

@@ -1,0 +1,217 @@
+"""The Slack gateway: :class:`bot.poster.Poster` over ``slack_sdk``'s ``AsyncWebClient`` and an aiohttp session.
+
+This is the only core module that imports ``slack_sdk``. Web API failures become :class:`bot.poster.SlackError`
+(with Slack's error code). File downloads stream chunk by chunk and send the bot token only to the host of
+``SLACK_API_URL`` and to Slack's own hosts (``slack.com``, ``slack-gov.com`` and their subdomains, over https);
+redirects are followed by hand, at most twice and only to such hosts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
+from yarl import URL
+
+from bot.poster import FileAccessDenied, ForeignFileHost, SlackError, SlackFile, Upload
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SlackGateway", "is_slack_host"]
+
+SLACK_DOMAINS = ("slack.com", "slack-gov.com")
+DOWNLOAD_CHUNK = 1 << 20
+MAX_REDIRECTS = 2
+_SNIFF_BYTES = 512
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80
+
+
+def is_slack_host(url: URL, api_url: URL) -> bool:
+    """Whether the bot token may be sent to ``url``.
+
+    True for the scheme, host and port of ``api_url`` (an emulator, a proxy or GovSlack), and for https URLs on
+    ``slack.com``, ``slack-gov.com`` or one of their subdomains, on the default port. URLs with credentials are
+    never trusted.
+    """
+    if url.scheme not in ("http", "https") or not url.host or url.user is not None or url.password is not None:
+        return False
+    host = url.host.lower()
+    port = url.port or _default_port(url.scheme)
+    api_host = (api_url.host or "").lower()
+    if (url.scheme, host, port) == (api_url.scheme, api_host, api_url.port or _default_port(api_url.scheme)):
+        return True
+    if url.scheme != "https" or port != 443:
+        return False
+    return any(host == domain or host.endswith("." + domain) for domain in SLACK_DOMAINS)
+
+
+def _looks_like_html(head: bytes) -> bool:
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<!--"))
+
+
+class SlackGateway:
+    """Posts into threads and reads files, over a ``slack_sdk`` client built by the composition root."""
+
+    def __init__(
+        self, *, client: AsyncWebClient, token: str, api_url: str, session: aiohttp.ClientSession | None = None,
+        chunk_size: int = DOWNLOAD_CHUNK, connect_timeout: float = 15.0, read_timeout: float = 120.0,
+    ) -> None:
+        self._client = client
+        self._token = token
+        self._api_url = URL(api_url)
+        self._session = session
+        self._owns_session = session is None
+        self._chunk_size = chunk_size
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
+
+    # ------------------------------------------------------------------ Web API
+
+    async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
+        try:
+            return await call
+        except SlackApiError as exc:
+            code = str(exc.response.get("error") or f"http_{exc.response.status_code}")
+            raise SlackError(code, method=method) from exc
+        except SlackClientError as exc:
+            raise SlackError("request_failed", method=method) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise SlackError("connection_error", method=method) from exc
+
+    async def react(self, *, channel: str, ts: str, name: str) -> None:
+        """Add a reaction; one that is already there is fine."""
+        try:
+            await self._call("reactions.add", self._client.reactions_add(channel=channel, timestamp=ts, name=name))
+        except SlackError as exc:
+            if exc.code != "already_reacted":
+                raise
+
+    async def unreact(self, *, channel: str, ts: str, name: str) -> None:
+        """Remove a reaction; one that is not there is fine."""
+        try:
+            await self._call("reactions.remove",
+                             self._client.reactions_remove(channel=channel, timestamp=ts, name=name))
+        except SlackError as exc:
+            if exc.code != "no_reaction":
+                raise
+
+    async def post(
+        self, *, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, object]] | None = None
+    ) -> str:
+        """Post a message (in the thread when ``thread_ts`` is set), links not unfurled; returns its ``ts``."""
+        resp = await self._call("chat.postMessage", self._client.chat_postMessage(
+            channel=channel, thread_ts=thread_ts, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
+        ))
+        return str(resp["ts"])
+
+    async def update(
+        self, *, channel: str, ts: str, text: str, blocks: list[dict[str, object]] | None = None
+    ) -> None:
+        """Replace the text (and blocks, when given) of a message the bot posted."""
+        await self._call("chat.update", self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks))
+
+    async def upload_files(
+        self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None
+    ) -> None:
+        """Upload files into the channel or thread with files_upload_v2 (one share, one message)."""
+        if not files:
+            return
+        uploads: list[dict[str, Any]] = [
+            {"content": f.data, "filename": f.filename, "title": f.title or f.filename} for f in files
+        ]
+        await self._call("files.completeUploadExternal", self._client.files_upload_v2(
+            file_uploads=uploads, channel=channel, thread_ts=thread_ts, initial_comment=comment,
+        ))
+        logger.info("uploaded files channel=%s thread_ts=%s count=%d", channel, thread_ts, len(files))
+
+    async def file_info(self, file_id: str) -> SlackFile:
+        """``files.info`` for ``file_id``."""
+        resp = await self._call("files.info", self._client.files_info(file=file_id))
+        payload = resp.get("file")
+        if not isinstance(payload, dict):
+            raise SlackError("file_not_found", method="files.info")
+        return SlackFile.from_payload(payload)
+
+    # ------------------------------------------------------------------ downloads
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._owns_session = True
+        return self._session
+
+    async def download(self, url: str) -> AsyncIterator[bytes]:
+        """Stream a private file's bytes with the bot token, chunk by chunk (never the whole file in memory).
+
+        Raises :class:`ForeignFileHost` before any request when the URL (or a redirect) leaves Slack's hosts,
+        :class:`FileAccessDenied` when Slack answers with its HTML sign-in page (or 401/403), and
+        :class:`SlackError` for other failures.
+        """
+        target = URL(url)
+        if not is_slack_host(target, self._api_url):
+            logger.warning("refusing file url on a foreign host host=%s", target.host)
+            raise ForeignFileHost("foreign_file_host", method="download")
+        session = self._http()
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                async with session.get(target, headers={"Authorization": f"Bearer {self._token}"},
+                                       allow_redirects=False) as resp:
+                    if resp.status in _REDIRECTS:
+                        target = self._redirect_target(target, resp)
+                        continue
+                    self._check_status(resp)
+                    head = await self._read_head(resp)
+                    if resp.content_type == "text/html" or _looks_like_html(head):
+                        raise FileAccessDenied("file_access_denied", method="download")
+                    if head:
+                        yield head
+                    async for chunk in resp.content.iter_chunked(self._chunk_size):
+                        yield chunk
+                    return
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise SlackError("connection_error", method="download") from exc
+        raise SlackError("too_many_redirects", method="download")
+
+    def _redirect_target(self, current: URL, resp: aiohttp.ClientResponse) -> URL:
+        location = resp.headers.get("Location")
+        if not location:
+            raise SlackError(f"http_{resp.status}", method="download")
+        target = current.join(URL(location))
+        if not is_slack_host(target, self._api_url):
+            logger.warning("refusing redirect to a foreign host host=%s", target.host)
+            raise ForeignFileHost("foreign_file_host", method="download")
+        return target
+
+    @staticmethod
+    def _check_status(resp: aiohttp.ClientResponse) -> None:
+        if resp.status in (401, 403):
+            raise FileAccessDenied("file_access_denied", method="download")
+        if resp.status == 404:
+            raise SlackError("file_not_found", method="download")
+        if resp.status != 200:
+            raise SlackError(f"http_{resp.status}", method="download")
+
+    @staticmethod
+    async def _read_head(resp: aiohttp.ClientResponse) -> bytes:
+        head = b""
+        while len(head) < _SNIFF_BYTES:
+            part = await resp.content.read(_SNIFF_BYTES - len(head))
+            if not part:
+                break
+            head += part
+        return head
+
+    async def close(self) -> None:
+        """Close the download session when the gateway created it (the Web API client is the caller's)."""
+        if self._session is not None and self._owns_session and not self._session.closed:
+            await self._session.close()
+        self._session = None

@@ -1,0 +1,187 @@
+"""The store port: threads, their files, turns and dedupe keys, as values and one async protocol.
+
+The SQL implementation (``bot.store.sql``) serves SQLite by default and PostgreSQL for several replicas. Every
+method that must be safe when two replicas race (claiming a dedupe key, submitting a turn) is a single
+conditional statement or one transaction, never a read followed by a write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+TurnStatus = Literal["queued", "running", "done", "failed"]
+ThreadStatus = Literal["new", "active", "swept", "reset"]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadKey:
+    """A Slack thread: the team, the channel and the ``ts`` of the thread's root message."""
+
+    team: str
+    channel: str
+    thread_ts: str
+
+    def __str__(self) -> str:
+        return f"{self.team}/{self.channel}/{self.thread_ts}"
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRecord:
+    """What the store knows about a thread and its container."""
+
+    key: ThreadKey
+    status: ThreadStatus
+    created_at: float
+    last_active_at: float
+    container_id: str | None = None
+    container_name: str | None = None
+    backend: str | None = None
+    """The sandbox backend that owns ``container_id`` (``openai`` or ``local``)."""
+    last_response_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    """A Slack file shared in a thread, and where it went in the thread's container."""
+
+    key: ThreadKey
+    slack_file_id: str
+    name: str
+    size: int
+    mimetype: str
+    filetype: str
+    download_url: str
+    """``url_private_download`` (or ``url_private``); fetched with the bot token, only from Slack hosts."""
+    message_ts: str
+    """The message that carried the file."""
+    user: str
+    created_at: float
+    container_id: str | None = None
+    """The container the file was uploaded to; differs from the thread's container after a rebuild."""
+    sandbox_path: str | None = None
+    sandbox_file_id: str | None = None
+    facts: str = ""
+    """What the checks detected (encoding, delimiter, ...), told to the analysis."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    """One unit of work in a thread: a question, possibly with new files."""
+
+    id: str
+    key: ThreadKey
+    message_ts: str
+    """The ``ts`` of the message that asked (reactions go on it)."""
+    user: str
+    question: str
+    file_ids: tuple[str, ...]
+    """Slack file ids that arrived with this message."""
+    status: TurnStatus
+    created_at: float
+    status_ts: str | None = None
+    """The ``ts`` of the bot's status reply, updated as the turn progresses."""
+    started_at: float | None = None
+    finished_at: float | None = None
+    response_id: str | None = None
+    error: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NewTurn:
+    """A turn to submit; the store assigns nothing but what it is given."""
+
+    id: str
+    key: ThreadKey
+    message_ts: str
+    user: str
+    question: str
+    files: tuple[FileRecord, ...]
+    created_at: float
+
+
+class Store(Protocol):
+    """Async persistence for the bot. All times are Unix seconds (float)."""
+
+    async def open(self) -> None:
+        """Connect and bring the schema up to date (idempotent)."""
+        ...
+
+    async def close(self) -> None:
+        """Dispose of connections."""
+        ...
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        ...
+
+    async def claim(self, key: str, *, now: float) -> bool:
+        """Insert a dedupe key; True for the first claimer, False when it was already there."""
+        ...
+
+    async def submit_turn(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...]) -> bool:
+        """Atomically claim every dedupe key, create the thread row if new, add the files and the queued turn.
+
+        Returns False (and writes nothing) when any key was already claimed: the work is a duplicate.
+        """
+        ...
+
+    async def get_thread(self, key: ThreadKey) -> ThreadRecord | None:
+        """The thread, or None when the bot has never had work in it."""
+        ...
+
+    async def set_container(self, key: ThreadKey, *, container_id: str, name: str, backend: str, now: float) -> None:
+        """Record the thread's (new) container, mark the thread active and forget the response chain."""
+        ...
+
+    async def clear_container(self, key: ThreadKey, *, status: ThreadStatus) -> None:
+        """Forget the thread's container (swept or reset); files and turns are kept so a later turn rebuilds."""
+        ...
+
+    async def set_last_response(self, key: ThreadKey, response_id: str | None, *, now: float) -> None:
+        """Remember the response to chain the next turn on, and touch ``last_active_at``."""
+        ...
+
+    async def touch(self, key: ThreadKey, *, now: float) -> None:
+        """Set ``last_active_at``."""
+        ...
+
+    async def list_files(self, key: ThreadKey) -> list[FileRecord]:
+        """The thread's files, oldest first."""
+        ...
+
+    async def mark_uploaded(
+        self, key: ThreadKey, slack_file_id: str, *, container_id: str, sandbox_path: str, sandbox_file_id: str,
+        facts: str = "",
+    ) -> None:
+        """Record that a file now lives in ``container_id`` at ``sandbox_path``."""
+        ...
+
+    async def get_turn(self, turn_id: str) -> TurnRecord | None:
+        """One turn by id."""
+        ...
+
+    async def set_status_ts(self, turn_id: str, status_ts: str) -> None:
+        """Remember the ts of the turn's status reply."""
+        ...
+
+    async def start_turn(self, turn_id: str, *, now: float) -> None:
+        """Mark a turn running."""
+        ...
+
+    async def finish_turn(
+        self, turn_id: str, *, status: TurnStatus, now: float, response_id: str | None = None,
+        error: str | None = None, input_tokens: int = 0, output_tokens: int = 0,
+    ) -> None:
+        """Mark a turn done or failed with its outcome."""
+        ...
+
+    async def unfinished_turns(self) -> list[TurnRecord]:
+        """Turns left queued or running (by a crash or a shutdown), oldest first, to resume at start-up."""
+        ...
+
+    async def list_threads(self) -> list[ThreadRecord]:
+        """Every thread (for the sweeper and diagnostics)."""
+        ...

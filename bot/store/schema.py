@@ -1,0 +1,140 @@
+"""The store's tables (SQLAlchemy Core) and the ordered list of schema migrations ``SqlStore.open`` applies.
+
+Every time is a float of Unix seconds. Strings are ``Text`` (Slack ids, URLs and model errors have no useful
+bound). The applied versions live in ``schema_version``; ``open()`` applies the missing steps in order, each in the
+same transaction as its version row, under a lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL)
+so replicas starting together migrate once.
+
+To change the schema later: append a ``Migration`` with the next version whose step alters what exists (never edit
+an applied step), and freeze version 1 by giving it its own copy of the version-1 tables instead of ``METADATA``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+)
+
+METADATA = MetaData()
+
+schema_version = Table(
+    "schema_version",
+    METADATA,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", Text, nullable=False),
+    Column("applied_at", Float, nullable=False),
+)
+
+threads = Table(
+    "threads",
+    METADATA,
+    Column("team", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("thread_ts", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_active_at", Float, nullable=False),
+    Column("container_id", Text, nullable=True),
+    Column("container_name", Text, nullable=True),
+    Column("backend", Text, nullable=True),
+    Column("last_response_id", Text, nullable=True),
+    PrimaryKeyConstraint("team", "channel", "thread_ts", name="pk_threads"),
+)
+
+files = Table(
+    "files",
+    METADATA,
+    Column("team", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("thread_ts", Text, nullable=False),
+    Column("slack_file_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mimetype", Text, nullable=False),
+    Column("filetype", Text, nullable=False),
+    Column("download_url", Text, nullable=False),
+    Column("message_ts", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("container_id", Text, nullable=True),
+    Column("sandbox_path", Text, nullable=True),
+    Column("sandbox_file_id", Text, nullable=True),
+    Column("facts", Text, nullable=False, default=""),
+    PrimaryKeyConstraint("team", "channel", "thread_ts", "slack_file_id", name="pk_files"),
+    ForeignKeyConstraint(
+        ["team", "channel", "thread_ts"], ["threads.team", "threads.channel", "threads.thread_ts"],
+        name="fk_files_thread", ondelete="CASCADE",
+    ),
+)
+
+turns = Table(
+    "turns",
+    METADATA,
+    Column("id", Text, primary_key=True),
+    Column("team", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("thread_ts", Text, nullable=False),
+    Column("message_ts", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("question", Text, nullable=False),
+    Column("file_ids", Text, nullable=False, default="[]"),  # a JSON list of Slack file ids
+    Column("status", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("status_ts", Text, nullable=True),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("response_id", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("input_tokens", BigInteger, nullable=False, default=0),
+    Column("output_tokens", BigInteger, nullable=False, default=0),
+    ForeignKeyConstraint(
+        ["team", "channel", "thread_ts"], ["threads.team", "threads.channel", "threads.thread_ts"],
+        name="fk_turns_thread", ondelete="CASCADE",
+    ),
+    Index("ix_turns_status_created", "status", "created_at"),
+    Index("ix_turns_thread", "team", "channel", "thread_ts"),
+)
+
+dedupe = Table(
+    "dedupe",
+    METADATA,
+    Column("key", Text, primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Index("ix_dedupe_created_at", "created_at"),
+)
+
+VERSION_1_TABLES = (threads, files, turns, dedupe)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step: ``apply`` runs on a synchronous connection inside the migration transaction."""
+
+    version: int
+    description: str
+    apply: Callable[[Connection], None]
+
+
+def _create_version_1(conn: Connection) -> None:
+    METADATA.create_all(conn, tables=list(VERSION_1_TABLES), checkfirst=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(version=1, description="create threads, files, turns, dedupe", apply=_create_version_1),
+)
+"""Ordered by version, starting at 1, without gaps."""
+
+LATEST_VERSION = MIGRATIONS[-1].version

@@ -1,0 +1,457 @@
+"""``SqlStore``: the ``Store`` protocol on SQLAlchemy Core over an async engine, for SQLite and PostgreSQL.
+
+User-facing URLs (``sqlite:///PATH``, ``postgresql://...``, ``postgres://...``) are mapped to the async drivers
+(aiosqlite, asyncpg). Every method is one statement or one transaction; the ones that must be safe when replicas
+race (``claim``, ``submit_turn``) rely on ``INSERT ... ON CONFLICT DO NOTHING`` and its row count, never on a read
+followed by a write.
+
+SQLite runs in WAL mode with a busy timeout and foreign keys on; write transactions start with ``BEGIN IMMEDIATE``
+so two processes never deadlock on a lock upgrade, and writes from one process are serialised by an asyncio lock
+(``:memory:`` databases share one connection, so there every access is serialised).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Final
+
+from sqlalchemy import RowMapping, Table, case, delete, event, func, select, text, update
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from bot.store.base import FileRecord, NewTurn, ThreadKey, ThreadRecord, ThreadStatus, TurnRecord, TurnStatus
+from bot.store.schema import LATEST_VERSION, METADATA, MIGRATIONS, dedupe, files, schema_version, threads, turns
+
+logger = logging.getLogger(__name__)
+
+SQLITE_DRIVER: Final = "sqlite+aiosqlite"
+POSTGRES_DRIVER: Final = "postgresql+asyncpg"
+_SQLITE_SCHEMES: Final = frozenset({"sqlite", "sqlite+aiosqlite"})
+_POSTGRES_SCHEMES: Final = frozenset({"postgresql", "postgres", "postgresql+asyncpg", "postgres+asyncpg"})
+_MIGRATION_LOCK_ID: Final = 0x6461746173746F72  # "datastor": the advisory lock replicas migrate under
+_BEGIN_OPTION: Final = "datastory_sqlite_begin"
+_UNFINISHED: Final = ("queued", "running")
+
+_Insert = sqlite.Insert | pg.Insert
+
+
+class _Duplicate(Exception):
+    """Raised inside ``submit_turn``'s transaction to roll it back."""
+
+
+def async_url(url: str) -> URL:
+    """Map a user-facing database URL to its async driver; ``ValueError`` (without the URL) when unsupported."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            "DATASTORY_DATABASE_URL is not a database URL; use sqlite:///PATH or postgresql://USER@HOST/DB"
+        ) from None
+    scheme = parsed.drivername.lower()
+    if scheme in _SQLITE_SCHEMES:
+        return parsed.set(drivername=SQLITE_DRIVER)
+    if scheme in _POSTGRES_SCHEMES:
+        query = dict(parsed.query)
+        if "sslmode" in query and "ssl" not in query:  # libpq spelling; asyncpg takes ``ssl`` with the same values
+            query["ssl"] = query.pop("sslmode")
+        return parsed.set(drivername=POSTGRES_DRIVER, query=query)
+    raise ValueError(
+        f"unsupported database URL scheme {parsed.drivername!r}; use sqlite:///PATH or postgresql://USER@HOST/DB"
+    )
+
+
+def describe_url(url: URL) -> str:
+    """A loggable description of a database URL: backend, host and database, never the user or password."""
+    if url.get_backend_name() == "sqlite":
+        return f"sqlite:{url.database or ':memory:'}"
+    return f"{url.get_backend_name()}://{url.host or ''}{f':{url.port}' if url.port else ''}/{url.database or ''}"
+
+
+def _is_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+class SqlStore:
+    """The store on SQLite (default, one process) or PostgreSQL (several replicas)."""
+
+    def __init__(self, *, url: str, echo: bool = False) -> None:
+        self._url = async_url(url)
+        self._echo = echo
+        self._sqlite = self._url.get_backend_name() == "sqlite"
+        self._memory = _is_memory(self._url)
+        self._engine: AsyncEngine | None = None
+        self._write_lock = asyncio.Lock()
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._url.get_backend_name()
+
+    def __repr__(self) -> str:
+        return f"SqlStore({describe_url(self._url)})"
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect and apply missing migrations (idempotent; safe when replicas start together)."""
+        if self._engine is None:
+            self._engine = self._create_engine()
+        await self._migrate(self._engine)
+        logger.info("store open db=%s schema_version=%d", describe_url(self._url), LATEST_VERSION)
+
+    async def close(self) -> None:
+        """Dispose of the connection pool; ``open()`` may be called again afterwards."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            await engine.dispose()
+
+    async def ping(self, *, timeout: float = 5.0) -> bool:
+        """True when the database answers ``SELECT 1`` within ``timeout`` seconds."""
+        if self._engine is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout), self._read() as conn:
+                return bool((await conn.execute(text("SELECT 1"))).scalar_one() == 1)
+        except Exception as exc:  # a health check reports, it does not raise
+            logger.warning("store ping failed db=%s error=%s", describe_url(self._url), type(exc).__name__)
+            return False
+
+    def _create_engine(self) -> AsyncEngine:
+        url = self._url
+        if not self._sqlite:
+            return create_async_engine(url, echo=self._echo, pool_pre_ping=True)
+        if self._memory:
+            engine = create_async_engine(url.set(database=":memory:"), echo=self._echo, poolclass=StaticPool)
+        else:
+            database = url.database or ""
+            if not database.startswith("file:"):
+                path = Path(database).expanduser().resolve()
+                path.parent.mkdir(parents=True, exist_ok=True)
+                url = url.set(database=str(path))
+            engine = create_async_engine(url, echo=self._echo)
+        _configure_sqlite(engine)
+        return engine
+
+    async def _migrate(self, engine: AsyncEngine) -> None:
+        async with self._write() as conn:
+            if not self._sqlite:
+                await conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_ID)))
+            await conn.run_sync(lambda sync: METADATA.create_all(sync, tables=[schema_version], checkfirst=True))
+            current = (await conn.execute(select(func.max(schema_version.c.version)))).scalar_one_or_none() or 0
+            if current > LATEST_VERSION:
+                logger.warning("database schema is newer than this code db_version=%d code_version=%d",
+                               current, LATEST_VERSION)
+            for migration in MIGRATIONS:
+                if migration.version <= current:
+                    continue
+                await conn.run_sync(migration.apply)
+                await conn.execute(schema_version.insert().values(
+                    version=migration.version, description=migration.description, applied_at=time.time(),
+                ))
+                logger.info("schema migrated version=%d what=%s", migration.version, migration.description)
+
+    # -- transactions ----------------------------------------------------------------------------------------
+
+    def _require(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("the store is not open; call open() first")
+        return self._engine
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success, rolled back on error."""
+        engine = self._require()
+        async with self._write_lock if self._sqlite else nullcontext(), engine.connect() as conn:
+            if self._sqlite:
+                await conn.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+            async with conn.begin():
+                yield conn
+
+    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        if self._memory:
+            return self._serialised_read()
+        return self._require().connect()
+
+    @asynccontextmanager
+    async def _serialised_read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._write_lock, self._require().connect() as conn:
+            yield conn
+
+    def _insert(self, table: Table) -> _Insert:
+        return sqlite.insert(table) if self._sqlite else pg.insert(table)
+
+    # -- dedupe ----------------------------------------------------------------------------------------------
+
+    async def claim(self, key: str, *, now: float) -> bool:
+        """Insert a dedupe key; True for the one caller (of any replica) that inserted it."""
+        stmt = self._insert(dedupe).values(key=key, created_at=now).on_conflict_do_nothing(index_elements=["key"])
+        async with self._write() as conn:
+            return (await conn.execute(stmt)).rowcount == 1
+
+    async def prune_dedupe(self, before: float) -> int:
+        """Delete dedupe keys created before ``before``; returns how many."""
+        async with self._write() as conn:
+            return (await conn.execute(delete(dedupe).where(dedupe.c.created_at < before))).rowcount
+
+    # -- turns submission ------------------------------------------------------------------------------------
+
+    async def submit_turn(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...]) -> bool:
+        """Claim every key, upsert the thread and the files, add the queued turn: all or nothing.
+
+        The files are recorded under ``turn.key``. A file the thread already has (same Slack id) is updated
+        (name, size, types, URL, message, user; facts when given) and keeps its upload state and ``created_at``.
+        A duplicate key, or a turn id that exists already, returns False and writes nothing.
+        """
+        try:
+            async with self._write() as conn:
+                await self._claim_all(conn, dedupe_keys, turn.created_at)
+                await self._upsert_thread(conn, turn.key, turn.created_at)
+                for record in sorted(_unique_files(turn.files), key=lambda f: f.slack_file_id):
+                    await self._upsert_file(conn, turn.key, record)
+                added = await conn.execute(
+                    self._insert(turns).values(**_turn_row(turn)).on_conflict_do_nothing(index_elements=["id"])
+                )
+                if added.rowcount != 1:
+                    raise _Duplicate
+        except _Duplicate:
+            logger.info("duplicate turn not stored turn=%s thread=%s", turn.id, turn.key)
+            return False
+        return True
+
+    async def _claim_all(self, conn: AsyncConnection, keys: Sequence[str], now: float) -> None:
+        unique = sorted(set(keys))  # one order for every replica: no deadlock between overlapping key sets
+        if not unique:
+            return
+        stmt = self._insert(dedupe).values([{"key": k, "created_at": now} for k in unique])
+        result = await conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+        if result.rowcount != len(unique):
+            raise _Duplicate
+
+    async def _upsert_thread(self, conn: AsyncConnection, key: ThreadKey, now: float) -> None:
+        stmt = self._insert(threads).values(
+            team=key.team, channel=key.channel, thread_ts=key.thread_ts, status="new", created_at=now,
+            last_active_at=now,
+        )
+        later = case((threads.c.last_active_at < stmt.excluded.last_active_at, stmt.excluded.last_active_at),
+                     else_=threads.c.last_active_at)
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=[threads.c.team, threads.c.channel, threads.c.thread_ts],
+            set_={"last_active_at": later},
+        ))
+
+    async def _upsert_file(self, conn: AsyncConnection, key: ThreadKey, record: FileRecord) -> None:
+        stmt = self._insert(files).values(**_file_row(key, record))
+        new = stmt.excluded
+        await conn.execute(stmt.on_conflict_do_update(
+            index_elements=[files.c.team, files.c.channel, files.c.thread_ts, files.c.slack_file_id],
+            set_={
+                "name": new.name, "size": new.size, "mimetype": new.mimetype, "filetype": new.filetype,
+                "download_url": new.download_url, "message_ts": new.message_ts, "user_id": new.user_id,
+                "facts": case((new.facts != "", new.facts), else_=files.c.facts),
+            },
+        ))
+
+    # -- threads ---------------------------------------------------------------------------------------------
+
+    async def get_thread(self, key: ThreadKey) -> ThreadRecord | None:
+        """The thread, or None."""
+        async with self._read() as conn:
+            row = (await conn.execute(select(threads).where(*_thread_is(threads, key)))).first()
+        return None if row is None else _thread(row._mapping)
+
+    async def list_threads(self) -> list[ThreadRecord]:
+        """Every thread, oldest first."""
+        stmt = select(threads).order_by(threads.c.created_at, threads.c.team, threads.c.channel, threads.c.thread_ts)
+        async with self._read() as conn:
+            return [_thread(row._mapping) for row in await conn.execute(stmt)]
+
+    async def set_container(self, key: ThreadKey, *, container_id: str, name: str, backend: str, now: float) -> None:
+        """Record the thread's container, mark it active, forget the response chain (creates the thread if new)."""
+        values = {"container_id": container_id, "container_name": name, "backend": backend, "status": "active",
+                  "last_response_id": None, "last_active_at": now}
+        stmt = self._insert(threads).values(team=key.team, channel=key.channel, thread_ts=key.thread_ts,
+                                            created_at=now, **values)
+        async with self._write() as conn:
+            await conn.execute(stmt.on_conflict_do_update(
+                index_elements=[threads.c.team, threads.c.channel, threads.c.thread_ts], set_=values,
+            ))
+
+    async def clear_container(self, key: ThreadKey, *, status: ThreadStatus) -> None:
+        """Forget the container and the response chain; the files lose their upload state so a rebuild re-uploads."""
+        async with self._write() as conn:
+            await conn.execute(update(threads).where(*_thread_is(threads, key)).values(
+                container_id=None, container_name=None, last_response_id=None, status=status,
+            ))
+            await conn.execute(update(files).where(*_thread_is(files, key)).values(
+                container_id=None, sandbox_path=None, sandbox_file_id=None,
+            ))
+
+    async def set_last_response(self, key: ThreadKey, response_id: str | None, *, now: float) -> None:
+        """Remember the response to chain on and touch ``last_active_at``."""
+        async with self._write() as conn:
+            await conn.execute(update(threads).where(*_thread_is(threads, key)).values(
+                last_response_id=response_id, last_active_at=now,
+            ))
+
+    async def touch(self, key: ThreadKey, *, now: float) -> None:
+        """Set ``last_active_at``."""
+        async with self._write() as conn:
+            await conn.execute(update(threads).where(*_thread_is(threads, key)).values(last_active_at=now))
+
+    # -- files -----------------------------------------------------------------------------------------------
+
+    async def list_files(self, key: ThreadKey) -> list[FileRecord]:
+        """The thread's files, oldest first."""
+        stmt = select(files).where(*_thread_is(files, key)).order_by(files.c.created_at, files.c.slack_file_id)
+        async with self._read() as conn:
+            return [_file(row._mapping) for row in await conn.execute(stmt)]
+
+    async def mark_uploaded(
+        self, key: ThreadKey, slack_file_id: str, *, container_id: str, sandbox_path: str, sandbox_file_id: str,
+        facts: str = "",
+    ) -> None:
+        """Record where the file lives now; ``facts`` replaces the stored facts only when not empty."""
+        values: dict[str, Any] = {"container_id": container_id, "sandbox_path": sandbox_path,
+                                  "sandbox_file_id": sandbox_file_id}
+        if facts:
+            values["facts"] = facts
+        async with self._write() as conn:
+            await conn.execute(update(files).where(
+                *_thread_is(files, key), files.c.slack_file_id == slack_file_id,
+            ).values(**values))
+
+    # -- turns -----------------------------------------------------------------------------------------------
+
+    async def get_turn(self, turn_id: str) -> TurnRecord | None:
+        """One turn by id, or None."""
+        async with self._read() as conn:
+            row = (await conn.execute(select(turns).where(turns.c.id == turn_id))).first()
+        return None if row is None else _turn(row._mapping)
+
+    async def set_status_ts(self, turn_id: str, status_ts: str) -> None:
+        """Remember the ts of the turn's status reply."""
+        async with self._write() as conn:
+            await conn.execute(update(turns).where(turns.c.id == turn_id).values(status_ts=status_ts))
+
+    async def start_turn(self, turn_id: str, *, now: float) -> None:
+        """Mark the turn running (again, when resumed) and set ``started_at``."""
+        async with self._write() as conn:
+            await conn.execute(update(turns).where(turns.c.id == turn_id).values(status="running", started_at=now))
+
+    async def finish_turn(
+        self, turn_id: str, *, status: TurnStatus, now: float, response_id: str | None = None,
+        error: str | None = None, input_tokens: int = 0, output_tokens: int = 0,
+    ) -> None:
+        """Record the turn's outcome."""
+        async with self._write() as conn:
+            await conn.execute(update(turns).where(turns.c.id == turn_id).values(
+                status=status, finished_at=now, response_id=response_id, error=error, input_tokens=input_tokens,
+                output_tokens=output_tokens,
+            ))
+
+    async def unfinished_turns(self) -> list[TurnRecord]:
+        """Queued or running turns, oldest first."""
+        stmt = select(turns).where(turns.c.status.in_(_UNFINISHED)).order_by(turns.c.created_at, turns.c.id)
+        async with self._read() as conn:
+            return [_turn(row._mapping) for row in await conn.execute(stmt)]
+
+
+# -- SQLite connection setup ---------------------------------------------------------------------------------
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """Pragmas on every new connection, and explicit ``BEGIN`` so SQLAlchemy (not sqlite3) controls transactions."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver emits no BEGIN of its own
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA busy_timeout = 30000")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+
+# -- rows <-> values -----------------------------------------------------------------------------------------
+
+
+def _thread_is(table: Table, key: ThreadKey) -> tuple[Any, ...]:
+    return (table.c.team == key.team, table.c.channel == key.channel, table.c.thread_ts == key.thread_ts)
+
+
+def _unique_files(records: Sequence[FileRecord]) -> list[FileRecord]:
+    by_id: dict[str, FileRecord] = {}
+    for record in records:
+        by_id[record.slack_file_id] = record
+    return list(by_id.values())
+
+
+def _file_row(key: ThreadKey, f: FileRecord) -> dict[str, Any]:
+    return {
+        "team": key.team, "channel": key.channel, "thread_ts": key.thread_ts, "slack_file_id": f.slack_file_id,
+        "name": f.name, "size": f.size, "mimetype": f.mimetype, "filetype": f.filetype,
+        "download_url": f.download_url, "message_ts": f.message_ts, "user_id": f.user, "created_at": f.created_at,
+        "container_id": f.container_id, "sandbox_path": f.sandbox_path, "sandbox_file_id": f.sandbox_file_id,
+        "facts": f.facts,
+    }
+
+
+def _turn_row(turn: NewTurn) -> dict[str, Any]:
+    return {
+        "id": turn.id, "team": turn.key.team, "channel": turn.key.channel, "thread_ts": turn.key.thread_ts,
+        "message_ts": turn.message_ts, "user_id": turn.user, "question": turn.question,
+        "file_ids": json.dumps([f.slack_file_id for f in turn.files]), "status": "queued",
+        "created_at": turn.created_at, "input_tokens": 0, "output_tokens": 0,
+    }
+
+
+def _key(row: RowMapping) -> ThreadKey:
+    return ThreadKey(team=row["team"], channel=row["channel"], thread_ts=row["thread_ts"])
+
+
+def _thread(row: RowMapping) -> ThreadRecord:
+    return ThreadRecord(
+        key=_key(row), status=row["status"], created_at=row["created_at"], last_active_at=row["last_active_at"],
+        container_id=row["container_id"], container_name=row["container_name"], backend=row["backend"],
+        last_response_id=row["last_response_id"],
+    )
+
+
+def _file(row: RowMapping) -> FileRecord:
+    return FileRecord(
+        key=_key(row), slack_file_id=row["slack_file_id"], name=row["name"], size=row["size"],
+        mimetype=row["mimetype"], filetype=row["filetype"], download_url=row["download_url"],
+        message_ts=row["message_ts"], user=row["user_id"], created_at=row["created_at"],
+        container_id=row["container_id"], sandbox_path=row["sandbox_path"], sandbox_file_id=row["sandbox_file_id"],
+        facts=row["facts"],
+    )
+
+
+def _turn(row: RowMapping) -> TurnRecord:
+    return TurnRecord(
+        id=row["id"], key=_key(row), message_ts=row["message_ts"], user=row["user_id"], question=row["question"],
+        file_ids=tuple(json.loads(row["file_ids"])), status=row["status"], created_at=row["created_at"],
+        status_ts=row["status_ts"], started_at=row["started_at"], finished_at=row["finished_at"],
+        response_id=row["response_id"], error=row["error"], input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+    )
+
+
+__all__ = ["SqlStore", "async_url", "describe_url"]

@@ -1,0 +1,78 @@
+"""Tracked background work: every task started after an ack is known, logged when it fails, drained on shutdown.
+
+Bolt starts listeners fire-and-forget; the bot's own work (turns, resumed turns) goes through a
+:class:`TaskTracker` instead, so shutdown can stop taking work, wait for running tasks within a grace period,
+and leave the rest in the store to be resumed at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class TrackerClosed(RuntimeError):
+    """The tracker no longer takes work (the bot is shutting down)."""
+
+
+class TaskTracker:
+    """A set of live asyncio tasks with a failure hook and a graceful close."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def closing(self) -> bool:
+        """True once :meth:`close` started; new work is refused."""
+        return self._closing
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """Start ``coro`` as a tracked task."""
+        if self._closing:
+            coro.close()
+            raise TrackerClosed(name)
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        self._idle.clear()
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self._idle.set()
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            logger.error("background task failed task=%s", task.get_name(), exc_info=exc)
+
+    async def join(self, timeout: float | None = None) -> bool:
+        """Wait until no task runs; True when idle, False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, *, grace: float) -> int:
+        """Refuse new work, let running tasks finish within ``grace`` seconds, cancel the rest.
+
+        Returns how many tasks had to be cancelled.
+        """
+        self._closing = True
+        if await self.join(grace):
+            return 0
+        pending = list(self._tasks)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        return len(pending)

@@ -1,0 +1,3 @@
+"""Shared pytest configuration for the datastory test suite."""
+
+pytest_plugins = ["tests.postgres"]
