@@ -132,12 +132,12 @@ async def _run_socket(
     else:
         await bot.start()
         url = "socket-mode"
-    handler = await start_socket_mode(bot)
+    close_socket = await start_socket_mode(bot)
     logger.info("connected to Slack over Socket Mode")
     if ready:
         ready(url)
     await stop.wait()
-    await handler.close_async()
+    await close_socket()
     if runner is not None:
         await runner.cleanup()
     else:

@@ -8,6 +8,7 @@ The same post can arrive as several events (``message`` and ``app_mention``; Sla
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -18,6 +19,7 @@ from bot.clock import Clock
 from bot.files import rejection_reason
 from bot.poster import Poster, SlackError, SlackFile
 from bot.store.base import FileRecord, NewTurn, Store, ThreadKey
+from bot.tasks import TaskTracker, TrackerClosed
 from bot.turns import TurnWorker
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class IncomingMessage:
     files: tuple[SlackFile, ...] = ()
     bot_user_id: str = ""
     """The bot's own user id (to recognise and strip mentions)."""
+    is_retry: bool = False
+    """Slack is redelivering this event (``X-Slack-Retry-Num`` > 0): it may have been handled long ago."""
 
     @property
     def mentions_bot(self) -> bool:
@@ -71,16 +75,30 @@ class Intake:
     """Applies the rules of DESIGN.md §2 "what starts an analysis" to one message."""
 
     def __init__(
-        self, *, store: Store, worker: TurnWorker, poster: Poster, clock: Clock, max_file_bytes: int,
-        allowed_channels: frozenset[str] = frozenset(), allowed_users: frozenset[str] = frozenset(),
+        self, *, store: Store, worker: TurnWorker, poster: Poster, clock: Clock, tracker: TaskTracker,
+        max_file_bytes: int, allowed_channels: frozenset[str] = frozenset(),
+        allowed_users: frozenset[str] = frozenset(),
     ) -> None:
         self._store = store
+        self._tracker = tracker
         self._worker = worker
         self._poster = poster
         self._clock = clock
         self._max_file_bytes = max_file_bytes
         self._allowed_channels = allowed_channels
         self._allowed_users = allowed_users
+
+    def receive(self, msg: IncomingMessage) -> None:
+        """Handle ``msg`` in a tracked background task (called right after Slack was acknowledged)."""
+        try:
+            self._tracker.spawn(self._handle(msg), name=f"intake-{msg.channel}-{msg.ts}")
+        except TrackerClosed:
+            logger.warning("shutting down; message not handled channel=%s ts=%s", msg.channel, msg.ts)
+
+    async def _handle(self, msg: IncomingMessage) -> None:
+        outcome = await self.on_message(msg)
+        if outcome != "ignored":
+            logger.info("message handled channel=%s ts=%s outcome=%s", msg.channel, msg.ts, outcome)
 
     async def on_message(self, msg: IncomingMessage) -> Outcome:
         """Act on one message; returns what was done (for logs and tests)."""
@@ -128,6 +146,15 @@ class Intake:
             return file
 
     async def _submit(self, msg: IncomingMessage, files: tuple[SlackFile, ...]) -> Outcome:
+        """Store and start the turn. A first delivery gets its reaction while the store writes (the fastest
+        feedback); a retry reacts only once the store said it is new, so an old answered message is left as is."""
+        if msg.is_retry:
+            return await self._store_turn(msg, files, reacted=False)
+        _, outcome = await asyncio.gather(self._worker.acknowledge(msg.channel, msg.ts),
+                                          self._store_turn(msg, files, reacted=True))
+        return outcome
+
+    async def _store_turn(self, msg: IncomingMessage, files: tuple[SlackFile, ...], *, reacted: bool) -> Outcome:
         now = self._clock.now()
         key = msg.key
         records = tuple(
@@ -141,7 +168,7 @@ class Intake:
             id=uuid.uuid4().hex, key=key, message_ts=msg.ts, user=msg.user, question=msg.question,
             files=records, created_at=now,
         )
-        if not await self._worker.submit(turn, dedupe_keys=(msg.dedupe_key,)):
+        if not await self._worker.submit(turn, dedupe_keys=(msg.dedupe_key,), reacted=reacted):
             return "duplicate"
         return "turn"
 

@@ -14,9 +14,10 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from bot.analysts.base import AnalysisRequest, AnalysisResult, Analyst, DataFile
 from bot.clock import Clock
@@ -153,17 +154,27 @@ class TurnWorker:
         """Turns holding a slot right now."""
         return self._running
 
-    async def submit(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...]) -> bool:
-        """Store the turn (False when it is a duplicate) and start it in the background."""
+    async def acknowledge(self, channel: str, ts: str) -> None:
+        """The first visible feedback on a user's message: the "working" reaction."""
+        await self._react(channel, ts, WORKING)
+
+    async def submit(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...], reacted: bool = False) -> bool:
+        """Store the turn (False when it is a duplicate) and start it in the background.
+
+        ``reacted``: the caller already put the "working" reaction on the message.
+        """
         if not await self._store.submit_turn(turn, dedupe_keys=dedupe_keys):
             logger.info("duplicate dropped key=%s", dedupe_keys[0] if dedupe_keys else "")
             return False
-        self._start(turn.id)
+        record = TurnRecord(id=turn.id, key=turn.key, message_ts=turn.message_ts, user=turn.user,
+                            question=turn.question, file_ids=tuple(f.slack_file_id for f in turn.files),
+                            status="queued", created_at=turn.created_at)
+        self._start(self._run(record, [f.name for f in turn.files], reacted=reacted), turn.id)
         return True
 
-    def _start(self, turn_id: str) -> None:
+    def _start(self, work: Coroutine[Any, Any, None], turn_id: str) -> None:
         try:
-            self._tracker.spawn(self.run(turn_id), name=f"turn-{turn_id}")
+            self._tracker.spawn(work, name=f"turn-{turn_id}")
         except TrackerClosed:
             logger.info("shutting down; turn stays queued turn=%s", turn_id)
 
@@ -172,7 +183,7 @@ class TurnWorker:
         turns = await self._store.unfinished_turns()
         for turn in turns:
             logger.info("resuming turn=%s thread=%s", turn.id, turn.key)
-            self._start(turn.id)
+            self._start(self.run(turn.id), turn.id)
         return len(turns)
 
     async def run(self, turn_id: str) -> None:
@@ -180,12 +191,19 @@ class TurnWorker:
         turn = await self._store.get_turn(turn_id)
         if turn is None or turn.status in ("done", "failed"):
             return
+        files = [f.name for f in await self._store.list_files(turn.key) if f.message_ts == turn.message_ts]
+        await self._run(turn, files)
+
+    async def _run(self, turn: TurnRecord, files: list[str], *, reacted: bool = False) -> None:
+        """Show feedback at once (no store read first), then wait for the thread and a slot, then work."""
         key = turn.key
         status = StatusMessage(poster=self._poster, channel=key.channel, thread_ts=key.thread_ts, ts=turn.status_ts)
-        files = [f for f in await self._store.list_files(key) if f.message_ts == turn.message_ts]
-        first = (f":hourglass_flowing_sand: Reading {names_list([f.name for f in files])}…" if files
+        first = (f":hourglass_flowing_sand: Reading {names_list(files)}…" if files
                  else ":hourglass_flowing_sand: Working on it…")
-        await asyncio.gather(self._react(key.channel, turn.message_ts, WORKING), status.set(first))
+        if reacted:
+            await status.set(first)
+        else:
+            await asyncio.gather(self.acknowledge(key.channel, turn.message_ts), status.set(first))
         if status.ts and status.ts != turn.status_ts:
             await self._store.set_status_ts(turn.id, status.ts)
         with self._locks.hold(key) as lock:

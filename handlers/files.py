@@ -6,16 +6,14 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.deps import Deps
 from handlers.events import is_from_a_bot, to_incoming
-
-logger = logging.getLogger(__name__)
 
 
 class FileHandlers:
@@ -24,12 +22,13 @@ class FileHandlers:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
-    async def on_file_share(self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def on_file_share(self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext,
+        request: AsyncBoltRequest,
+    ) -> None:
         """A message with files: hand it to the intake."""
         if is_from_a_bot(event, context):
             return
-        outcome = await self._deps.intake.on_message(to_incoming(event, body, context))
-        logger.info("file_share channel=%s ts=%s outcome=%s", event.get("channel"), event.get("ts"), outcome)
+        self._deps.intake.receive(to_incoming(event, body, context, request))
 
     async def on_file_shared(self, event: dict[str, Any]) -> None:
         """Acknowledged only: the matching ``message``/``file_share`` event does the work."""

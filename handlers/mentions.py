@@ -10,6 +10,7 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.deps import Deps
 from handlers.events import is_from_a_bot, to_incoming
@@ -21,11 +22,13 @@ class MentionHandlers:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
-    async def on_app_mention(self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def on_app_mention(self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext,
+        request: AsyncBoltRequest,
+    ) -> None:
         """Hand the mention to the intake unless the file_share message will."""
         if is_from_a_bot(event, context) or event.get("files"):
             return
-        await self._deps.intake.on_message(to_incoming(event, body, context))
+        self._deps.intake.receive(to_incoming(event, body, context, request))
 
 
 def register(app: AsyncApp, deps: Deps) -> None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.deps import Deps
 from handlers.events import is_from_a_bot, to_incoming
-
-logger = logging.getLogger(__name__)
 
 
 class ThreadHandlers:
@@ -20,13 +18,13 @@ class ThreadHandlers:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
-    async def on_message(self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def on_message(self, event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext,
+        request: AsyncBoltRequest,
+    ) -> None:
         """Hand user messages to the intake (which ignores those outside threads with data)."""
         if is_from_a_bot(event, context):
             return
-        outcome = await self._deps.intake.on_message(to_incoming(event, body, context))
-        if outcome != "ignored":
-            logger.info("message channel=%s ts=%s outcome=%s", event.get("channel"), event.get("ts"), outcome)
+        self._deps.intake.receive(to_incoming(event, body, context, request))
 
 
 def register(app: AsyncApp, deps: Deps) -> None:

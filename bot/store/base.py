@@ -121,6 +121,10 @@ class Store(Protocol):
         """Insert a dedupe key; True for the first claimer, False when it was already there."""
         ...
 
+    async def prune_dedupe(self, before: float) -> int:
+        """Delete dedupe keys claimed before ``before`` (Unix seconds); returns how many were deleted."""
+        ...
+
     async def submit_turn(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...]) -> bool:
         """Atomically claim every dedupe key, create the thread row if new, add the files and the queued turn.
 

@@ -7,6 +7,7 @@ import re
 import struct
 import zlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import openai
@@ -57,7 +58,7 @@ def _png_ok(data: bytes) -> bool:
             idat += payload
         pos += 12 + length
     width, height = struct.unpack(">II", data[16:24])
-    return len(zlib.decompress(idat)) == height * (1 + width * 3)
+    return bool(len(zlib.decompress(idat)) == height * (1 + width * 3))
 
 
 # ------------------------------------------------------------------------------------------------ containers
@@ -98,7 +99,8 @@ async def test_container_defaults_and_validation(client: AsyncOpenAI) -> None:
         await client.containers.create(name="x", expires_after={"anchor": "last_active_at", "minutes": 21})
     assert err.value.code == "integer_above_max_value"
     with pytest.raises(openai.BadRequestError) as err:
-        await client.containers.create(name="x", expires_after={"anchor": "created_at", "minutes": 5})  # type: ignore[typeddict-item]
+        bad_anchor: Any = {"anchor": "created_at", "minutes": 5}
+        await client.containers.create(name="x", expires_after=bad_anchor)
     assert err.value.code == "invalid_value" and err.value.param == "expires_after.anchor"
 
 
@@ -217,11 +219,16 @@ async def test_file_citation_spans_sandbox_link(client: AsyncOpenAI, oai: FakeOp
     cid, _ = await _container_with_csv(client)
     oai.script = lambda ctx: ScriptedTurn(code="df.to_csv('/mnt/data/out.csv')", text="Done: see the table.",
                                           files=[("out.csv", b"a,b\n1,2\n")])
-    r = await client.responses.create(model="gpt-4.1", input="x", tools=[{"type": "code_interpreter", "container": cid}])
-    part = r.output[1].content[0]  # type: ignore[union-attr]
-    (citation,) = part.annotations  # type: ignore[union-attr]
-    assert part.text[citation.start_index : citation.end_index] == "sandbox:/mnt/data/out.csv"  # type: ignore[union-attr]
-    assert citation.filename == "out.csv"  # type: ignore[union-attr]
+    r = await client.responses.create(model="gpt-4.1", input="x",
+                                      tools=[{"type": "code_interpreter", "container": cid}])
+    message = r.output[1]
+    assert message.type == "message"
+    part = message.content[0]
+    assert part.type == "output_text"
+    (citation,) = part.annotations
+    assert citation.type == "container_file_citation"
+    assert part.text[citation.start_index : citation.end_index] == "sandbox:/mnt/data/out.csv"
+    assert citation.filename == "out.csv"
 
 
 async def test_response_streaming_raw(client: AsyncOpenAI, oai: FakeOpenAI) -> None:
@@ -244,8 +251,8 @@ async def test_response_streaming_raw(client: AsyncOpenAI, oai: FakeOpenAI) -> N
         "response.output_text.done", "response.content_part.done", "response.output_item.done",
         "response.completed",
     ]
-    ids = {e.response.id for e in events if e.type in ("response.created", "response.in_progress",  # type: ignore[union-attr]
-                                                       "response.completed")}
+    ids = {e.response.id for e in events
+           if e.type == "response.created" or e.type == "response.in_progress" or e.type == "response.completed"}
     assert len(ids) == 1
     created = events[0]
     assert created.type == "response.created" and created.response.status == "in_progress"
@@ -281,7 +288,7 @@ async def test_failed_and_incomplete_streams(client: AsyncOpenAI, oai: FakeOpenA
     oai.script = failing
     async with client.responses.stream(model="gpt-4.1", input="x", tools=tools) as stream:
         events = [e.type async for e in stream]
-        with pytest.raises(RuntimeError, match="response.completed"):
+        with pytest.raises(RuntimeError, match=r"response\.completed"):
             await stream.get_final_response()
     assert events[-1] == "response.failed"
     failed = await client.responses.create(model="gpt-4.1", input="x", tools=tools)
@@ -322,7 +329,7 @@ async def test_auth_and_unknown_routes(oai: FakeOpenAI) -> None:
             assert "You didn't provide an API key" in (await resp.json())["error"]["message"]
         async with http.get(f"{oai.base_url}/models", headers={"Authorization": f"Bearer {KEY}"}) as resp:
             assert resp.status == 404
-            assert (await resp.json())["error"]["message"] == f"Invalid URL (GET /v1/models)"
+            assert (await resp.json())["error"]["message"] == "Invalid URL (GET /v1/models)"
         async with http.put(f"{oai.base_url}/containers", headers={"Authorization": f"Bearer {KEY}"}) as resp:
             assert (await resp.json())["error"]["message"] == "Invalid URL (PUT /v1/containers)"
 

@@ -67,11 +67,14 @@ class Harness:
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
-    async def start(self, **overrides: Any) -> RunningBot:
+    async def start(self, *, socket_mode: bool = False, **overrides: Any) -> RunningBot:
+        """``datastory run --http`` (or ``datastory run`` over Socket Mode with ``SLACK_APP_TOKEN``)."""
+        if socket_mode:
+            overrides.setdefault("slack_app_token", self.slack.app_token)
         settings = self.settings(**overrides)
         stop = asyncio.Event()
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        argv = ["run", "--http", "--host", "127.0.0.1", "--port", "0"]
+        argv = ["run"] if socket_mode else ["run", "--http", "--host", "127.0.0.1", "--port", "0"]
         task = asyncio.create_task(cli.amain(argv, settings=settings, ready=ready.set_result, stop=stop))
         done, _ = await asyncio.wait({ready, task}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
         if task in done:

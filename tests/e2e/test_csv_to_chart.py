@@ -73,7 +73,7 @@ async def test_follow_up_reuses_the_container_and_chains_the_response(harness: H
     assert container.variables["turns"] == 2
     assert container.variables["questions"][-1] == "which region grew fastest?"
     assert len(container.user_files()) == 1  # the file is not uploaded twice
-    second = [r for r in harness.openai.responses.values() if r.id != first_response][0]
+    second = next(r for r in harness.openai.responses.values() if r.id != first_response)
     assert second.previous_response_id == first_response
     assert any("Turn 2 in this container" in m.text for m in thread if m.is_bot)
     assert len(harness.slack.uploads) == 2

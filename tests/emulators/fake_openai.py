@@ -586,6 +586,11 @@ class FakeOpenAI:
                 return None
             if isinstance(fault.body, bytes):
                 return web.Response(status=fault.status, body=fault.body, headers=fault.headers)
+            if fault.status == 429:
+                for name, value in (("x-ratelimit-limit-requests", "3"), ("x-ratelimit-remaining-requests", "0"),
+                                    ("x-ratelimit-reset-requests", "20s"), ("x-ratelimit-limit-tokens", "40000"),
+                                    ("x-ratelimit-remaining-tokens", "0"), ("x-ratelimit-reset-tokens", "6m0s")):
+                    fault.headers.setdefault(name, value)
             payload = (fault.body if isinstance(fault.body, dict)
                        else error_body(fault.body) if isinstance(fault.body, str)
                        else _default_fault_body(fault.status))
@@ -860,6 +865,8 @@ class FakeOpenAI:
                              param="previous_response_id", code="previous_response_not_found")
         response_id = "resp_" + _hex(48)
         container = self._resolve_container(params.get("tools"), response_id)
+        if container is not None:
+            self._touch(container)
         input_text = _extract_input_text(params.get("input"))
         marker = input_text.rfind("Question:")
         question = (input_text[marker + len("Question:"):] if marker >= 0 else input_text).strip()

@@ -166,6 +166,7 @@ class _Fault:
     retry_after: float | None
     body: str | None
     content_type: str | None
+    headers: dict[str, str]
 
 
 def _ts_key(ts: str) -> tuple[int, int]:
@@ -402,27 +403,27 @@ class FakeSlack:
 
     def fail_next(
         self, method: str, *, error: str | None = None, status: int = 200, retry_after: float | None = None,
-        times: int = 1, body: str | None = None, content_type: str | None = None,
+        times: int = 1, body: str | None = None, content_type: str | None = None, headers: dict[str, str] | None = None,
     ) -> None:
         """Make the next ``times`` calls of ``method`` fail.
 
         ``method`` is a Web API method (``chat.postMessage``), ``upload`` (the upload URL) or ``download``
         (private file URLs). ``status=200`` gives ``{"ok":false,"error":error}``; ``status=429`` adds
         ``Retry-After`` and defaults ``error`` to ``ratelimited``; ``body`` replaces the body verbatim (e.g. a
-        non-JSON answer).
+        non-JSON answer); ``headers`` are added (e.g. ``{"Location": ...}`` with ``status=302``).
         """
         code = error or ("ratelimited" if status == 429 else "internal_error" if status >= 500 else "fatal_error")
         if status == 429 and retry_after is None:
             retry_after = 1
         for _ in range(times):
-            self._faults[method].append(_Fault(code, status, retry_after, body, content_type))
+            self._faults[method].append(_Fault(code, status, retry_after, body, content_type, dict(headers or {})))
 
     def _fault_response(self, key: str) -> web.Response | None:
         queue = self._faults.get(key)
         if not queue:
             return None
         fault = queue.popleft()
-        headers = {"x-slack-failure": fault.error}
+        headers = {"x-slack-failure": fault.error, **fault.headers}
         if fault.retry_after is not None:
             headers["Retry-After"] = str(int(fault.retry_after)) if float(fault.retry_after).is_integer() \
                 else str(fault.retry_after)
@@ -470,11 +471,9 @@ class FakeSlack:
         if token != self.bot_token:
             raise ApiError("invalid_auth")
 
-    def _check_channel(self, channel: Any) -> str:
-        if not channel:
-            raise ApiError("channel_not_found")
-        channel = str(channel)
-        if channel in self.missing_channels:
+    def _check_channel(self, value: Any) -> str:
+        channel = str(value or "")
+        if not channel or channel in self.missing_channels:
             raise ApiError("channel_not_found")
         if channel in self.non_member_channels:
             raise ApiError("not_in_channel")

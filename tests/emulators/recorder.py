@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,8 @@ class RecordedRequest:
     headers: CIMultiDictProxy[str]
     body: bytes
     params: dict[str, Any] = field(default_factory=dict)
+    received_at: float = field(default_factory=time.perf_counter)
+    """``time.perf_counter()`` when the request arrived (for latency measurements)."""
 
     @property
     def json(self) -> Any:

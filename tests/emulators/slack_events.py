@@ -249,6 +249,7 @@ def signed_headers(signing_secret: str, body: str, *, timestamp: int | None = No
     """``X-Slack-Request-Timestamp`` and ``X-Slack-Signature`` for ``body``, computed by slack_sdk."""
     ts = str(timestamp if timestamp is not None else int(time.time()))
     signature = SignatureVerifier(signing_secret).generate_signature(timestamp=ts, body=body)
+    assert signature is not None
     return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": signature}
 
 

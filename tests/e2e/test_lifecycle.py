@@ -1,0 +1,88 @@
+"""Socket Mode, graceful shutdown and resuming unfinished turns at the next start."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.e2e.conftest import CHANNEL, Harness
+from tests.emulators.fake_openai import ResponseContext, ScriptedTurn, default_script
+from tests.emulators.slack_events import envelope
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_socket_mode_acks_at_once_and_answers_in_the_thread(harness: Harness) -> None:
+    bot = await harness.start(socket_mode=True)
+    assert bot.url == "socket-mode"
+    event = harness.file_event("sales.csv")
+    started = time.monotonic()
+    ack = await harness.slack.socket_send(envelope(event), type="events_api", timeout=3.0)
+    assert time.monotonic() - started < 3
+    assert set(ack) == {"envelope_id"}
+    thread = await harness.wait_done(event["ts"])
+    assert any("Summary of sales.csv" in m.text for m in thread if m.is_bot)
+    assert len(harness.slack.uploads) == 1
+    # a first delivery carries retry_attempt 0, which Bolt turns into x-slack-retry-num: 0; it must not be dropped
+    assert harness.slack.socket_sent[0]["retry_attempt"] == 0
+    assert await bot.shutdown() == 0
+
+
+async def test_socket_mode_acks_ignored_events_too(harness: Harness) -> None:
+    await harness.start(socket_mode=True)
+    reaction = {"type": "reaction_added", "user": "U1", "reaction": "tada", "event_ts": "1.2",
+                "item": {"type": "message", "channel": CHANNEL, "ts": "1.1"}}
+    ack = await harness.slack.socket_send(envelope(reaction), type="events_api", timeout=3.0)
+    assert "envelope_id" in ack
+
+
+async def test_shutdown_leaves_an_unfinished_turn_that_the_next_start_resumes(harness: Harness) -> None:
+    hold = asyncio.Event()
+    calls: list[str] = []
+
+    async def stuck(ctx: ResponseContext) -> ScriptedTurn:
+        calls.append(ctx.question)
+        await hold.wait()
+        return default_script(ctx)
+
+    harness.openai.script = stuck
+    bot = await harness.start(shutdown_grace_seconds=0.3)
+    event = harness.file_event("sales.csv", text="what changed?")
+    ts = event["ts"]
+    await bot.send(event)
+    await harness.wait_for(lambda: calls)
+    started = time.monotonic()
+    assert await bot.shutdown() == 0
+    assert time.monotonic() - started < 5
+    assert not any(m.text.startswith(":white_check_mark:") for m in harness.slack.thread(CHANNEL, ts))
+
+    harness.openai.script = default_script
+    hold.set()
+    await harness.start()
+    thread = await harness.wait_done(ts)
+    status = harness.status_of(CHANNEL, ts)
+    assert status is not None and status.text.startswith(":white_check_mark:")
+    assert len([m for m in thread if m.is_bot and m.text.startswith(":hourglass")]) == 0  # one status message, reused
+    assert len(harness.openai.live_containers()) == 1
+    assert len(harness.openai.live_containers()[0].user_files()) == 1
+    assert harness.openai.live_containers()[0].variables["questions"][-1] == "what changed?"
+
+
+async def test_a_running_turn_finishes_within_the_grace_period(harness: Harness) -> None:
+    gate = asyncio.Event()
+
+    async def slow(ctx: ResponseContext) -> ScriptedTurn:
+        gate.set()
+        await asyncio.sleep(0.3)
+        return default_script(ctx)
+
+    harness.openai.script = slow
+    bot = await harness.start(shutdown_grace_seconds=10)
+    event = harness.file_event("sales.csv")
+    await bot.send(event)
+    await gate.wait()
+    assert await bot.shutdown() == 0
+    status = harness.status_of(CHANNEL, event["ts"])
+    assert status is not None and status.text.startswith(":white_check_mark:")

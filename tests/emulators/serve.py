@@ -1,0 +1,40 @@
+"""Run an emulator on its own until interrupted: ``python -m tests.emulators.serve openai``; prints its URL.
+
+Used by the benchmarks (so emulator work does not share a process with the load generator) and handy for
+pointing a locally running bot at fake services by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from tests.emulators.fake_openai import FakeOpenAI
+from tests.emulators.fake_slack import FakeSlack
+
+
+async def serve(kind: str, key: str) -> None:
+    """Start the emulator on a random loopback port, print its base URL, and serve until SIGTERM/SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if kind == "openai":
+        async with FakeOpenAI(api_key=key) as oai:
+            print(oai.base_url, flush=True)
+            await stop.wait()
+    else:
+        async with FakeSlack(bot_token=key) as slack:
+            print(slack.api_url, flush=True)
+            await stop.wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind", choices=["openai", "slack"])
+    parser.add_argument("--key", default="sk-test")
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(args.kind, args.key))
