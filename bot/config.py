@@ -96,6 +96,24 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         default=30.0, ge=0, description="On SIGTERM, how long running turns may finish before the bot exits."
     )
+    exec_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="Longest one piece of code may run in the local sandbox before it is stopped."
+    )
+    local_pool_size: int = Field(
+        default=2, ge=0, description="Local sandbox: pre-started Python kernels kept warm for new threads."
+    )
+    local_dir: str = Field(
+        default="", description="Local sandbox: where thread working directories live (default: a temp dir)."
+    )
+    local_memory_mb: int = Field(default=2048, ge=256, description="Local sandbox: address-space limit per kernel.")
+    local_cpu_seconds: int = Field(default=600, ge=10, description="Local sandbox: CPU-time limit per kernel.")
+    local_max_file_mb: int = Field(default=1024, ge=1, description="Local sandbox: largest file a kernel may write.")
+    local_max_processes: int = Field(
+        default=64, ge=8, description="Local sandbox: process limit of the kernel's user (fork bombs)."
+    )
+    max_tool_calls: int = Field(
+        default=12, ge=1, description="`chat_tools` analyst: most code runs the model may ask for in one turn."
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
     @field_validator("allowed_channels", "allowed_users", mode="before")

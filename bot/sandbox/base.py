@@ -101,3 +101,32 @@ class SandboxBackend(Protocol):
     async def close(self) -> None:
         """Release clients and sessions."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """What one execution of code in a container produced."""
+
+    stdout: str = ""
+    stderr: str = ""
+    error: str | None = None
+    """``"ZeroDivisionError: division by zero"`` and the traceback, when the code raised."""
+    timed_out: bool = False
+    """The code ran past its timeout and was interrupted."""
+    restarted: bool = False
+    """The interpreter had to be killed and rebuilt: variables are lost, files are kept."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the code ran to its end without raising."""
+        return self.error is None and not self.timed_out
+
+
+class CodeRunner(Protocol):
+    """Backends that can run code directly (the local sandbox); the hosted one runs code only via the model."""
+
+    async def execute(self, container_id: str, code: str, *, timeout: float) -> ExecResult:
+        """Run ``code`` in the container's interpreter (state persists between calls) with its working
+        directory as the current directory. Past ``timeout`` seconds the run is interrupted (state kept); a
+        run that cannot be interrupted is killed and the interpreter rebuilt (``restarted``)."""
+        ...
