@@ -8,13 +8,13 @@ and an aiohttp application serving ``POST /slack/events``, ``GET /healthz`` and 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
-from openai import AsyncOpenAI
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -25,15 +25,14 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.analysts.base import Analyst
-from bot.analysts.responses import ResponsesAnalyst
+from bot.backends import Backends, ConfigurationError, build_backends
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.deps import Deps
 from bot.intake import Intake
+from bot.jobs.periodic import run_periodically
+from bot.jobs.sweeper import build_sweeper
 from bot.poster import Poster
-from bot.sandbox.base import SandboxBackend
-from bot.sandbox.openai import OpenAISandbox
 from bot.slack_gateway import SlackGateway
 from bot.store import make_store
 from bot.store.base import Store
@@ -44,10 +43,6 @@ from handlers import register_handlers
 logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-
-
-class ConfigurationError(Exception):
-    """The settings cannot run the bot as asked; the message names the variable to set."""
 
 
 @dataclass(slots=True)
@@ -61,51 +56,38 @@ class BotApp:
     worker: TurnWorker
     tracker: TaskTracker
     poster: Poster
-    sandbox: SandboxBackend
+    backends: Backends
     clock: Clock
-    openai: AsyncOpenAI | None = None
     slack_session: aiohttp.ClientSession | None = None
     ready: bool = field(default=False)
+    jobs: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         """Open the store and resume the turns a previous process left unfinished."""
         await self.store.open()
+        await self.backends.start()
         resumed = await self.worker.resume_unfinished()
+        sweeper = build_sweeper(self.settings, store=self.store, sandbox=self.backends.sandbox)
+        self.jobs.append(asyncio.create_task(run_periodically(
+            sweeper.run_once, interval=self.settings.sweep_interval_seconds, clock=self.clock, name="sweeper"),
+            name="sweeper"))
         self.ready = True
-        logger.info("bot ready sandbox=%s resumed_turns=%d", self.sandbox.kind, resumed)
+        logger.info("bot ready sandbox=%s resumed_turns=%d", self.backends.sandbox.kind, resumed)
 
     async def stop(self) -> None:
         """Stop taking work, let running turns finish within the grace period, close every client."""
         self.ready = False
+        for job in self.jobs:
+            job.cancel()
+        await asyncio.gather(*self.jobs, return_exceptions=True)
         cancelled = await self.tracker.close(grace=self.settings.shutdown_grace_seconds)
         if cancelled:
             logger.info("shutdown: %d turn(s) interrupted; they resume at the next start", cancelled)
-        await self.sandbox.close()
+        await self.backends.close()
         await self.poster.close()
         if self.slack_session is not None:
             await self.slack_session.close()
-        if self.openai is not None:
-            await self.openai.close()
         await self.store.close()
-
-
-def _openai_client(settings: Settings) -> AsyncOpenAI:
-    if settings.openai_api_key is None:
-        raise ConfigurationError("OPENAI_API_KEY is not set (needed by DATASTORY_SANDBOX=openai)")
-    return AsyncOpenAI(api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url)
-
-
-def _sandbox_and_analyst(settings: Settings, client: AsyncOpenAI) -> tuple[SandboxBackend, Analyst]:
-    match settings.sandbox:
-        case "openai":
-            sandbox = OpenAISandbox(client=client, api_key=client.api_key, base_url=str(client.base_url),
-                                    memory_limit=settings.container_memory)
-            return sandbox, ResponsesAnalyst(client=client, model=settings.model)
-        case "local":
-            raise ConfigurationError(
-                "DATASTORY_SANDBOX=local is not available yet: the local kernel sandbox arrives with its own "
-                "issue. Use DATASTORY_SANDBOX=openai with OPENAI_API_KEY for now."
-            )
 
 
 def build_slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
@@ -129,10 +111,9 @@ def build_slack_client(settings: Settings, session: aiohttp.ClientSession) -> As
 
 
 def build_app(
-    settings: Settings, *, socket_mode: bool = False, clock: Clock | None = None,
-    sandbox: SandboxBackend | None = None, analyst: Analyst | None = None,
+    settings: Settings, *, socket_mode: bool = False, clock: Clock | None = None, backends: Backends | None = None,
 ) -> BotApp:
-    """Build the whole bot. ``sandbox``/``analyst`` replace the configured ones (e.g. ``datastory try``)."""
+    """Build the whole bot; ``backends`` replaces the sandbox and analyst the settings ask for."""
     clock = clock or SystemClock()
     if settings.slack_bot_token is None:
         raise ConfigurationError("SLACK_BOT_TOKEN is not set")
@@ -149,16 +130,13 @@ def build_app(
         raise_error_for_unhandled_request=False,
         logger=logging.getLogger("bot.bolt"),
     )
-    openai_client = None
-    if sandbox is None or analyst is None:
-        openai_client = _openai_client(settings)
-        sandbox, analyst = _sandbox_and_analyst(settings, openai_client)
+    backends = backends or build_backends(settings)
     store = make_store(settings.database_url)
     poster = SlackGateway(client=slack, token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token
                           else "", api_url=settings.slack_api_url)
     tracker = TaskTracker()
     worker = TurnWorker(
-        store=store, sandbox=sandbox, analyst=analyst, poster=poster, clock=clock, tracker=tracker,
+        store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock, tracker=tracker,
         config=WorkerConfig(
             container_prefix=settings.container_prefix,
             container_idle_minutes=settings.container_idle_minutes,
@@ -173,7 +151,7 @@ def build_app(
     )
     register_handlers(bolt, Deps(settings=settings, intake=intake))
     app = BotApp(settings=settings, bolt=bolt, web=web.Application(), store=store, worker=worker, tracker=tracker,
-                 poster=poster, sandbox=sandbox, clock=clock, openai=openai_client, slack_session=session)
+                 poster=poster, backends=backends, clock=clock, slack_session=session)
     _mount_routes(app)
     return app
 

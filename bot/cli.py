@@ -12,21 +12,23 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.app import BotApp, ConfigurationError, build_app, start_socket_mode
+from bot.app import BotApp, build_app, start_socket_mode
+from bot.backends import ConfigurationError, build_backends
 from bot.config import Settings
+from bot.jobs.sweeper import build_sweeper
 from bot.logs import configure_logging
+from bot.store import make_store
 
 logger = logging.getLogger(__name__)
 
 NOT_YET = {
-    "try": "`datastory try` (a console thread with the local sandbox and the offline analyst) arrives with the "
-           "local sandbox issue; until then, run the bot in Slack with `datastory run`.",
-    "sweep": "`datastory sweep` arrives with the container lifecycle issue.",
     "digest": "`datastory digest` arrives with the scheduled digests issue.",
     "doctor": "`datastory doctor` arrives with the operations issue.",
 }
@@ -43,7 +45,7 @@ def parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("try", help="analyse files in a console thread, no Slack needed")
     tr.add_argument("files", nargs="+")
     tr.add_argument("--question", default=None)
-    tr.add_argument("--out", default="datastory-out")
+    tr.add_argument("--out", default="datastory-out", help="where the answer and the charts are written")
     sw = sub.add_parser("sweep", help="delete idle and orphaned containers once and print a report")
     sw.add_argument("--idle-minutes", type=int, default=None)
     sw.add_argument("--dry-run", action="store_true")
@@ -78,7 +80,15 @@ async def amain(
             where = ".".join(str(part) for part in err["loc"]).upper()
             print(f"datastory: setting {where}: {err['msg']}", file=sys.stderr)
         return 2
+    if args.command == "try":
+        configure_logging("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level)
+        from bot.tryout import run_try
+
+        return await run_try(settings, [Path(f) for f in args.files], question=args.question,
+                             out_dir=Path(args.out))
     configure_logging(settings.log_level)
+    if args.command == "sweep":
+        return await _sweep(settings, idle_minutes=args.idle_minutes, dry_run=args.dry_run)
     stop = stop or _stop_on_signals()
     try:
         if args.http or settings.slack_app_token is None:
@@ -88,6 +98,33 @@ async def amain(
     except ConfigurationError as exc:
         print(f"datastory: {exc}", file=sys.stderr)
         return 2
+
+
+async def _sweep(settings: Settings, *, idle_minutes: int | None, dry_run: bool) -> int:
+    """``datastory sweep``: one sweep now; the report on stdout; 0 when it ran (even with failed deletions)."""
+    if settings.sandbox == "local":
+        print("Local kernels live inside the running bot (`datastory run`), whose sweeper runs every "
+              f"{settings.sweep_interval_seconds:.0f} s; there is nothing to sweep from another process.")
+        return 0
+    store = make_store(settings.database_url)
+    backends = build_backends(settings)
+    try:
+        await store.open()
+        sweeper = build_sweeper(settings, store=store, sandbox=backends.sandbox, idle_minutes=idle_minutes)
+        report = await sweeper.run_once(time.time(), dry_run=dry_run)
+    except Exception as exc:  # the sweep could not run at all: say why, fail the cron job
+        print(f"datastory sweep: could not sweep: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await backends.close()
+        await store.close()
+    print(report.summary())
+    for title, ids in (("idle", report.deleted_idle), ("orphaned", report.deleted_orphans),
+                       ("expired", report.deleted_expired), ("busy, skipped", report.skipped_busy),
+                       ("errors", report.errors)):
+        for item in ids:
+            print(f"  {title}: {item}")
+    return 0
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     container_memory: Literal["1g", "4g", "16g", "64g"] = Field(
         default="1g", description="Memory tier of the hosted containers (fixed for a container's life)."
     )
+    sweep_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often `datastory run` sweeps idle and orphaned containers."
+    )
+    orphan_grace_minutes: float = Field(
+        default=10.0, ge=0, description="A prefixed container the store does not own is deleted once this old."
+    )
     max_file_mb: int = Field(default=512, ge=1, description="Larger files are refused, before any download.")
     allowed_channels: CommaList = Field(
         default_factory=list, description="Comma-separated channel ids the bot works in; empty = all."

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from bot.analysts.base import AnalysisRequest, DataFile
+from bot.formatting import human_size
 
 INSTRUCTIONS = """\
 You are a careful data analyst answering questions in a Slack thread about the data files the user shared.
@@ -32,16 +33,6 @@ How to answer:
 - Do not paste the code or long raw outputs into the answer; the user sees the charts you saved.
 """
 """The instructions of the ``responses`` engine, sent on every turn."""
-
-
-def human_size(size: int) -> str:
-    """``1536`` → ``1.5 KB``."""
-    value = float(size)
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"  # pragma: no cover - the loop always returns
 
 
 def describe_file(data_file: DataFile) -> str:

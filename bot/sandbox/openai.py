@@ -148,17 +148,11 @@ class OpenAISandbox:
     async def delete(self, container_id: str) -> None:
         """Delete a container; one that is already gone counts as deleted."""
         try:
-            await self._client.containers.delete(container_id)
-        except openai.NotFoundError as exc:
-            if not isinstance(translate_error(exc), ContainerNotFound):
-                raise
+            with _provider_errors():
+                await self._client.containers.delete(container_id)
+        except ContainerNotFound:
             logger.info("container already gone container=%s", container_id)
             return
-        except openai.OpenAIError as exc:
-            translated = translate_error(exc)
-            if translated is None:
-                raise
-            raise translated from exc
         logger.info("container deleted container=%s", container_id)
 
     async def upload(self, container_id: str, *, name: str, chunks: AsyncIterator[bytes], size: int | None

@@ -140,8 +140,22 @@ class Store(Protocol):
         """Record the thread's (new) container, mark the thread active and forget the response chain."""
         ...
 
-    async def clear_container(self, key: ThreadKey, *, status: ThreadStatus) -> None:
-        """Forget the thread's container (swept or reset); files and turns are kept so a later turn rebuilds."""
+    async def clear_container(
+        self, key: ThreadKey, *, status: ThreadStatus, expected_container_id: str | None = None
+    ) -> bool:
+        """Forget the thread's container (swept or reset); files and turns are kept so a later turn rebuilds.
+
+        With ``expected_container_id``, only when the thread still has that container (a turn may have
+        replaced it meanwhile). Returns whether the thread was changed.
+        """
+        ...
+
+    async def clear_containers(self, items: list[tuple[ThreadKey, str]], *, status: ThreadStatus) -> int:
+        """:meth:`clear_container` with ``expected_container_id`` for many threads in one transaction."""
+        ...
+
+    async def busy_threads(self) -> set[ThreadKey]:
+        """Threads with a queued or running turn (in any replica): the sweeper leaves their containers alone."""
         ...
 
     async def set_last_response(self, key: ThreadKey, response_id: str | None, *, now: float) -> None:

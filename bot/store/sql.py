@@ -286,15 +286,44 @@ class SqlStore:
                 index_elements=[threads.c.team, threads.c.channel, threads.c.thread_ts], set_=values,
             ))
 
-    async def clear_container(self, key: ThreadKey, *, status: ThreadStatus) -> None:
-        """Forget the container and the response chain; the files lose their upload state so a rebuild re-uploads."""
+    async def clear_container(
+        self, key: ThreadKey, *, status: ThreadStatus, expected_container_id: str | None = None
+    ) -> bool:
+        """Forget the container and the response chain; the files lose their upload state so a rebuild re-uploads.
+
+        With ``expected_container_id`` the thread is changed only while it still has that container.
+        """
         async with self._write() as conn:
-            await conn.execute(update(threads).where(*_thread_is(threads, key)).values(
-                container_id=None, container_name=None, last_response_id=None, status=status,
-            ))
-            await conn.execute(update(files).where(*_thread_is(files, key)).values(
-                container_id=None, sandbox_path=None, sandbox_file_id=None,
-            ))
+            return await self._clear(conn, key, status, expected_container_id)
+
+    async def clear_containers(self, items: list[tuple[ThreadKey, str]], *, status: ThreadStatus) -> int:
+        """Clear many threads (each only while it still has the given container) in one transaction."""
+        if not items:
+            return 0
+        async with self._write() as conn:
+            return sum([await self._clear(conn, key, status, container_id) for key, container_id in items])
+
+    async def _clear(self, conn: AsyncConnection, key: ThreadKey, status: ThreadStatus, expected: str | None) -> bool:
+        where = [*_thread_is(threads, key)]
+        if expected is not None:
+            where.append(threads.c.container_id == expected)
+        changed = await conn.execute(update(threads).where(*where).values(
+            container_id=None, container_name=None, last_response_id=None, status=status,
+        ))
+        if changed.rowcount == 0:
+            return False
+        await conn.execute(update(files).where(*_thread_is(files, key)).values(
+            container_id=None, sandbox_path=None, sandbox_file_id=None,
+        ))
+        return True
+
+    async def busy_threads(self) -> set[ThreadKey]:
+        """Threads that have a queued or running turn."""
+        query = select(turns.c.team, turns.c.channel, turns.c.thread_ts).where(
+            turns.c.status.in_(("queued", "running"))).distinct()
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return {_key(row) for row in rows}
 
     async def set_last_response(self, key: ThreadKey, response_id: str | None, *, now: float) -> None:
         """Remember the response to chain on and touch ``last_active_at``."""

@@ -86,3 +86,33 @@ async def test_a_running_turn_finishes_within_the_grace_period(harness: Harness)
     assert await bot.shutdown() == 0
     status = harness.status_of(CHANNEL, event["ts"])
     assert status is not None and status.text.startswith(":white_check_mark:")
+
+
+async def test_sweep_command_deletes_idle_containers_and_the_next_question_rebuilds(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot import cli
+
+    bot = await harness.start()
+    event = harness.file_event("sales.csv")
+    ts = event["ts"]
+    await bot.send(event)
+    await harness.wait_done(ts)
+    [container] = harness.openai.live_containers()
+
+    assert await cli.amain(["sweep", "--idle-minutes", "0", "--dry-run"], settings=bot.settings) == 0
+    assert "would delete 1 idle" in capsys.readouterr().out
+    assert not harness.openai.containers[container.id].deleted
+
+    assert await cli.amain(["sweep", "--idle-minutes", "0"], settings=bot.settings) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("deleted 1 idle, 0 orphaned and 0 expired container(s)")
+    assert f"idle: {container.id}" in out
+    assert harness.openai.containers[container.id].deleted
+
+    await bot.send(harness.reply_event("which region grew fastest?", ts))
+    thread = await harness.wait_done(ts, turns=2)
+    [rebuilt] = harness.openai.live_containers()
+    assert rebuilt.id != container.id and rebuilt.name == container.name
+    assert [f.original_name for f in rebuilt.user_files()] == ["sales.csv"]
+    assert any(m.text.startswith("_The workspace had expired; I reloaded `sales.csv`._") for m in thread if m.is_bot)

@@ -1,0 +1,104 @@
+"""Choosing and building the sandbox backend and the analyst from the settings (shared by ``run`` and ``try``).
+
+| sandbox  | model configured (``OPENAI_API_KEY``)        | no model                          |
+|----------|-----------------------------------------------|-----------------------------------|
+| openai   | hosted containers + Responses code_interpreter | refused: the hosted sandbox needs a key |
+| local    | kernels + ``chat_tools`` on ``DATASTORY_MODEL`` | kernels + the ``offline`` analyst |
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from openai import AsyncOpenAI
+
+from bot.analysts.base import Analyst
+from bot.analysts.responses import ResponsesAnalyst
+from bot.config import Settings
+from bot.sandbox.base import SandboxBackend
+from bot.sandbox.openai import OpenAISandbox
+
+if TYPE_CHECKING:
+    from bot.sandbox.local import LocalSandbox
+
+
+class ConfigurationError(Exception):
+    """The settings cannot run the bot as asked; the message names the variable to set."""
+
+
+@dataclass(slots=True)
+class Backends:
+    """The sandbox, the analyst, and the OpenAI client they share (closed by the owner)."""
+
+    sandbox: SandboxBackend
+    analyst: Analyst
+    openai: AsyncOpenAI | None
+    warm_up: Callable[[], Awaitable[None]] | None = None
+    """Starts the local kernel pool; hosted containers need nothing."""
+
+    async def start(self) -> None:
+        """Warm what needs warming before the first turn."""
+        if self.warm_up is not None:
+            await self.warm_up()
+
+    async def close(self) -> None:
+        """Close the sandbox and the OpenAI client."""
+        await self.sandbox.close()
+        if self.openai is not None:
+            await self.openai.close()
+
+
+def openai_client(settings: Settings) -> AsyncOpenAI | None:
+    """The OpenAI (or compatible) client, or None when no key is configured."""
+    if settings.openai_api_key is None:
+        return None
+    return AsyncOpenAI(api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url)
+
+
+def local_sandbox(settings: Settings, *, pool_size: int | None = None) -> LocalSandbox:
+    """Kernels in working directories under ``DATASTORY_LOCAL_DIR`` (a temp dir by default).
+
+    Imported here, not at the top: a bot on hosted containers never loads jupyter, pandas or matplotlib.
+    """
+    from bot.sandbox.local import LocalSandbox
+
+    base = Path(settings.local_dir) if settings.local_dir else Path(tempfile.gettempdir()) / "datastory-sandboxes"
+    return LocalSandbox(
+        base_dir=base, pool_size=settings.local_pool_size if pool_size is None else pool_size,
+        memory_mb=settings.local_memory_mb, cpu_seconds=settings.local_cpu_seconds,
+        max_file_mb=settings.local_max_file_mb, max_processes=settings.local_max_processes,
+    )
+
+
+def build_backends(
+    settings: Settings, *, sandbox: Literal["openai", "local"] | None = None, pool_size: int | None = None
+) -> Backends:
+    """The sandbox and analyst the settings ask for (``sandbox`` overrides ``DATASTORY_SANDBOX``)."""
+    client = openai_client(settings)
+    match sandbox or settings.sandbox:
+        case "openai":
+            if client is None:
+                raise ConfigurationError(
+                    "OPENAI_API_KEY is not set: the hosted sandbox (DATASTORY_SANDBOX=openai) needs it. "
+                    "Set it, or use DATASTORY_SANDBOX=local to run code on this machine."
+                )
+            hosted = OpenAISandbox(client=client, memory_limit=settings.container_memory)
+            return Backends(sandbox=hosted, analyst=ResponsesAnalyst(client=client, model=settings.model),
+                            openai=client)
+        case "local":
+            from bot.analysts.chat_tools import ChatToolsAnalyst
+            from bot.analysts.offline import OfflineAnalyst
+
+            kernels = local_sandbox(settings, pool_size=pool_size)
+            analyst: Analyst
+            if client is None:
+                analyst = OfflineAnalyst(runner=kernels, timeout=settings.exec_timeout_seconds)
+            else:
+                analyst = ChatToolsAnalyst(client=client, model=settings.model, runner=kernels,
+                                           exec_timeout=settings.exec_timeout_seconds,
+                                           max_tool_calls=settings.max_tool_calls)
+            return Backends(sandbox=kernels, analyst=analyst, openai=client, warm_up=kernels.start)

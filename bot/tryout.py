@@ -1,0 +1,98 @@
+"""``datastory try``: one console thread on embedded defaults, no Slack needed.
+
+The same turn worker that serves Slack runs here, with the local kernel sandbox, the offline analyst (or
+``chat_tools`` when a model is configured), a SQLite store in a temporary directory, and
+:class:`~bot.console.ConsolePoster` in place of Slack: progress on stderr, the narrative on stdout, the answer and
+the charts written to ``--out``.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bot.backends import build_backends
+from bot.clock import SystemClock
+from bot.config import Settings
+from bot.console import ConsolePoster
+from bot.files import rejection_reason
+from bot.poster import SlackFile
+from bot.store import make_store
+from bot.store.base import FileRecord, NewTurn, ThreadKey
+from bot.tasks import TaskTracker
+from bot.turns import TurnWorker, WorkerConfig
+
+logger = logging.getLogger(__name__)
+
+
+def _as_slack_file(path: Path) -> SlackFile:
+    return SlackFile(id=f"local-{uuid.uuid4().hex[:12]}", name=path.name, title=path.name,
+                     mimetype=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+                     filetype=path.suffix.lstrip(".").lower(), size=path.stat().st_size, mode="hosted",
+                     url_private_download=path.resolve().as_uri(), user="you")
+
+
+def check_paths(paths: list[Path], *, max_bytes: int) -> tuple[list[SlackFile], list[str]]:
+    """The files that can be analysed, and a line for each that cannot (missing, wrong type, too large)."""
+    accepted: list[SlackFile] = []
+    problems: list[str] = []
+    for path in paths:
+        if not path.is_file():
+            problems.append(f"{path}: no such file")
+            continue
+        file = _as_slack_file(path)
+        reason = rejection_reason(file, max_bytes=max_bytes)
+        if reason is None:
+            accepted.append(file)
+        else:
+            problems.append(f"{path.name}: {reason.replace('`', '')}")
+    return accepted, problems
+
+
+async def run_try(settings: Settings, paths: list[Path], *, question: str | None, out_dir: Path) -> int:
+    """Analyse ``paths`` in one console thread; returns the exit code (0 answered, 1 failed, 2 bad input)."""
+    accepted, problems = check_paths(paths, max_bytes=settings.max_file_bytes)
+    poster = ConsolePoster(out_dir=out_dir, allowed=[Path(f.url_private_download.removeprefix("file://"))
+                                                     for f in accepted])
+    for line in problems:
+        print(f"datastory: {line}", file=sys.stderr)
+    if not accepted:
+        return 2
+    with tempfile.TemporaryDirectory(prefix="datastory-try-") as tmp:
+        local = settings.model_copy(update={"local_dir": settings.local_dir or str(Path(tmp) / "sandboxes")})
+        backends = build_backends(local, sandbox="local", pool_size=0)
+        store = make_store(f"sqlite:///{Path(tmp) / 'try.db'}")
+        await store.open()
+        tracker = TaskTracker()
+        clock = SystemClock()
+        worker = TurnWorker(
+            store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock,
+            tracker=tracker,
+            config=WorkerConfig(container_prefix=settings.container_prefix, container_idle_minutes=20,
+                                max_concurrent_turns=1, turn_timeout=settings.turn_timeout_seconds),
+        )
+        key = ThreadKey("console", "try", f"{time.time():.6f}")
+        now = clock.now()
+        turn = NewTurn(
+            id=uuid.uuid4().hex, key=key, message_ts=key.thread_ts, user="you", question=question or "",
+            files=tuple(FileRecord(key=key, slack_file_id=f.id, name=f.name, size=f.size, mimetype=f.mimetype,
+                                   filetype=f.filetype, download_url=f.url_private_download,
+                                   message_ts=key.thread_ts, user="you", created_at=now) for f in accepted),
+            created_at=now,
+        )
+        try:
+            await backends.start()
+            await worker.submit(turn, dedupe_keys=(f"try:{turn.id}",))
+            await tracker.join()
+            record = await store.get_turn(turn.id)
+        finally:
+            await tracker.close(grace=0)
+            await backends.close()
+            await store.close()
+    poster.finish()
+    return 0 if record is not None and record.status == "done" else 1
