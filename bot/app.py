@@ -37,7 +37,7 @@ from bot.slack_gateway import SlackGateway
 from bot.store import make_store
 from bot.store.base import Store
 from bot.tasks import TaskTracker
-from bot.turns import TurnWorker, WorkerConfig
+from bot.turns import TurnWorker, worker_config
 from handlers import register_handlers
 
 logger = logging.getLogger(__name__)
@@ -137,17 +137,13 @@ def build_app(
     tracker = TaskTracker()
     worker = TurnWorker(
         store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock, tracker=tracker,
-        config=WorkerConfig(
-            container_prefix=settings.container_prefix,
-            container_idle_minutes=settings.container_idle_minutes,
-            max_concurrent_turns=settings.max_concurrent_turns,
-            turn_timeout=settings.turn_timeout_seconds,
-        ),
+        config=worker_config(settings, backends.sandbox.kind),
     )
     intake = Intake(
         store=store, worker=worker, poster=poster, clock=clock, tracker=tracker,
         max_file_bytes=settings.max_file_bytes,
         allowed_channels=frozenset(settings.allowed_channels), allowed_users=frozenset(settings.allowed_users),
+        daily_budget_usd=settings.daily_budget_usd,
     )
     register_handlers(bolt, Deps(settings=settings, intake=intake))
     app = BotApp(settings=settings, bolt=bolt, web=web.Application(), store=store, worker=worker, tracker=tracker,

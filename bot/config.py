@@ -19,6 +19,16 @@ MAX_CONTAINER_IDLE_MINUTES = 20
 
 CommaList = Annotated[list[str], NoDecode]
 
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4.1": (2.00, 8.00), "gpt-4.1-mini": (0.40, 1.60), "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4o": (2.50, 10.00), "gpt-4o-mini": (0.15, 0.60),
+    "gpt-5": (1.25, 10.00), "gpt-5-mini": (0.25, 2.00), "gpt-5-nano": (0.05, 0.40),
+    "o4-mini": (1.10, 4.40), "offline": (0.0, 0.0),
+}
+"""USD per million input and output tokens (list prices; override with ``DATASTORY_PRICES``)."""
+DEFAULT_SESSION_PRICES: dict[str, float] = {"1g": 0.03, "4g": 0.12, "16g": 0.48, "64g": 1.92}
+"""USD per hosted container session (20 minutes) by memory tier."""
+
 
 class Settings(BaseSettings):
     """Every setting of the bot, read from the environment and ``.env``.
@@ -119,6 +129,21 @@ class Settings(BaseSettings):
     )
     max_tool_calls: int = Field(
         default=12, ge=1, description="`chat_tools` analyst: most code runs the model may ask for in one turn."
+    )
+    prices: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        description="USD per million input and output tokens by model, as JSON: {\"gpt-4.1\": [2.0, 8.0]}.",
+    )
+    container_session_usd: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_SESSION_PRICES),
+        description="USD per hosted container session by memory tier, as JSON: {\"1g\": 0.03}.",
+    )
+    capacity_retry_seconds: float = Field(
+        default=5.0, gt=0, description="First wait when the provider refuses a new container (then doubles)."
+    )
+    cost_footer: bool = Field(default=True, description="End each answer with a footer: time taken and cost.")
+    daily_budget_usd: float | None = Field(
+        default=None, gt=0, description="Daily spending limit per user and per channel (UTC days); empty = none."
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
 

@@ -79,6 +79,10 @@ class ConsolePoster:
             self.answer.append(plain(text))
         return ts
 
+    async def post_ephemeral(self, *, channel: str, user: str, thread_ts: str | None, text: str) -> None:
+        """On a console everything is for the one user: shown as a status line."""
+        self._show_status(text)
+
     async def update(
         self, *, channel: str, ts: str, text: str, blocks: list[dict[str, object]] | None = None
     ) -> None:

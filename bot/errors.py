@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 
 from bot.analysts.base import AnalysisFailed
+from bot.files import FileRejected
 from bot.poster import FileAccessDenied, ForeignFileHost, SlackError
 from bot.sandbox.base import ContainerExpired, ContainerNotFound, SandboxTimeout, SandboxUnavailable
 
@@ -38,6 +39,8 @@ def describe(exc: BaseException) -> str:
         return "The workspace for this thread expired and could not be rebuilt. Ask again to start a fresh one."
     if isinstance(exc, AnalysisFailed):
         return f"The model could not finish the analysis: {exc.reason}"
+    if isinstance(exc, FileRejected):
+        return exc.message
     if isinstance(exc, FileAccessDenied):
         return ("Slack served its sign-in page instead of the file: the app needs the `files:read` scope, "
                 "and the file must be shared in a conversation I'm in.")

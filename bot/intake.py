@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.clock import Clock
+from bot.costs import budget_refusal, day_start
 from bot.files import rejection_reason
 from bot.poster import Poster, SlackError, SlackFile
 from bot.store.base import FileRecord, NewTurn, Store, ThreadKey
@@ -24,8 +25,11 @@ from bot.turns import TurnWorker
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["turn", "duplicate", "rejected", "help", "ignored"]
+Outcome = Literal["turn", "duplicate", "rejected", "refused", "reset", "help", "ignored"]
 
+RESET_WORDS = frozenset({"reset", "start over", "restart"})
+RESET_TEXT = ("Fresh start: I deleted this thread's workspace. Your files are kept; the next question loads them "
+              "into a new one.")
 HELP_TEXT = (
     "Drop a CSV (or several) in a channel I'm in, or in a DM with me, and I'll analyse it in a thread: "
     "a short narrative and charts. Reply in that thread to ask follow-up questions about the same data."
@@ -77,8 +81,9 @@ class Intake:
     def __init__(
         self, *, store: Store, worker: TurnWorker, poster: Poster, clock: Clock, tracker: TaskTracker,
         max_file_bytes: int, allowed_channels: frozenset[str] = frozenset(),
-        allowed_users: frozenset[str] = frozenset(),
+        allowed_users: frozenset[str] = frozenset(), daily_budget_usd: float | None = None,
     ) -> None:
+        self._budget = daily_budget_usd
         self._store = store
         self._tracker = tracker
         self._worker = worker
@@ -107,10 +112,29 @@ class Intake:
         if msg.files:
             return await self._on_files(msg)
         if msg.thread_ts is not None and await self._thread_has_data(msg.key):
+            if msg.question.lower().strip(" .!") in RESET_WORDS:
+                return await self._reset(msg)
             return await self._submit(msg, ())
         if msg.mentions_bot:
             return await self._reply_once(msg, HELP_TEXT, outcome="help")
         return "ignored"
+
+    async def _reset(self, msg: IncomingMessage) -> Outcome:
+        if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):
+            return "duplicate"
+        await self._worker.reset(msg.key, ts=msg.ts)
+        await self._post(msg, RESET_TEXT)
+        return "reset"
+
+    async def reset_channel(self, team: str, channel: str) -> int:
+        """``/datastory reset``: reset every thread of the channel that has a workspace (each after the turns
+        already asked in it); returns how many."""
+        threads = [t for t in await self._store.list_threads()
+                   if t.key.team == team and t.key.channel == channel and t.container_id]
+        now = f"{self._clock.now():.6f}"
+        for thread in threads:
+            await self._worker.reset(thread.key, ts=now)
+        return len(threads)
 
     async def _thread_has_data(self, key: ThreadKey) -> bool:
         return await self._store.get_thread(key) is not None and bool(await self._store.list_files(key))
@@ -148,11 +172,32 @@ class Intake:
     async def _submit(self, msg: IncomingMessage, files: tuple[SlackFile, ...]) -> Outcome:
         """Store and start the turn. A first delivery gets its reaction while the store writes (the fastest
         feedback); a retry reacts only once the store said it is new, so an old answered message is left as is."""
+        if self._budget is not None and (refusal := await self._over_budget(msg, self._budget)):
+            if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):
+                return "duplicate"
+            try:
+                await self._poster.post_ephemeral(channel=msg.channel, user=msg.user, thread_ts=msg.thread_ts or msg.ts,
+                                                  text=refusal)
+            except SlackError as exc:
+                logger.warning("budget refusal not delivered channel=%s error=%s", msg.channel, exc.code)
+            return "refused"
         if msg.is_retry:
             return await self._store_turn(msg, files, reacted=False)
         _, outcome = await asyncio.gather(self._worker.acknowledge(msg.channel, msg.ts),
                                           self._store_turn(msg, files, reacted=True))
         return outcome
+
+    async def _over_budget(self, msg: IncomingMessage, budget: float) -> str | None:
+        """The refusal text when the user's or the channel's spending today reached the daily budget."""
+        now = self._clock.now()
+        since = day_start(now)
+        spent_user = await self._store.spent_since(since, user=msg.user)
+        if spent_user >= budget:
+            return budget_refusal(spent=spent_user, budget=budget, who="for you", now=now)
+        spent_channel = await self._store.spent_since(since, channel=msg.channel)
+        if spent_channel >= budget:
+            return budget_refusal(spent=spent_channel, budget=budget, who="of this channel", now=now)
+        return None
 
     async def _store_turn(self, msg: IncomingMessage, files: tuple[SlackFile, ...], *, reacted: bool) -> Outcome:
         now = self._clock.now()

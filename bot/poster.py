@@ -88,6 +88,10 @@ class Poster(Protocol):
         """Post a message (in a thread when ``thread_ts`` is set); returns its ``ts``."""
         ...
 
+    async def post_ephemeral(self, *, channel: str, user: str, thread_ts: str | None, text: str) -> None:
+        """A message only ``user`` sees (access refusals: allowlists, budgets)."""
+        ...
+
     async def update(
         self, *, channel: str, ts: str, text: str, blocks: list[dict[str, object]] | None = None
     ) -> None:

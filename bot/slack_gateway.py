@@ -113,6 +113,12 @@ class SlackGateway:
         ))
         return str(resp["ts"])
 
+    async def post_ephemeral(self, *, channel: str, user: str, thread_ts: str | None, text: str) -> None:
+        """A message only ``user`` sees (in the thread when ``thread_ts`` is set)."""
+        await self._call("chat.postEphemeral", self._client.chat_postEphemeral(
+            channel=channel, user=user, thread_ts=thread_ts, text=text,
+        ))
+
     async def update(
         self, *, channel: str, ts: str, text: str, blocks: list[dict[str, object]] | None = None
     ) -> None:

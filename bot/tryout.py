@@ -25,7 +25,7 @@ from bot.poster import SlackFile
 from bot.store import make_store
 from bot.store.base import FileRecord, NewTurn, ThreadKey
 from bot.tasks import TaskTracker
-from bot.turns import TurnWorker, WorkerConfig
+from bot.turns import TurnWorker, worker_config
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +73,7 @@ async def run_try(settings: Settings, paths: list[Path], *, question: str | None
         worker = TurnWorker(
             store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock,
             tracker=tracker,
-            config=WorkerConfig(container_prefix=settings.container_prefix, container_idle_minutes=20,
-                                max_concurrent_turns=1, turn_timeout=settings.turn_timeout_seconds),
+            config=worker_config(settings, backends.sandbox.kind, max_concurrent_turns=1),
         )
         key = ThreadKey("console", "try", f"{time.time():.6f}")
         now = clock.now()

@@ -11,32 +11,55 @@ turn, transparently. Failures become one clear line in the thread (``bot.errors`
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
+import itertools
 import logging
+import random
 import time
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
-from bot.analysts.base import AnalysisRequest, AnalysisResult, Analyst, DataFile
+from bot.analysts.base import DEFAULT_QUESTION, AnalysisRequest, AnalysisResult, Analyst, DataFile
 from bot.clock import Clock
+from bot.config import Settings
+from bot.costs import footer, turn_cost
 from bot.errors import TurnTimeout, failure_text, new_ref
+from bot.files import (
+    ACCESS_DENIED_REASON,
+    FOREIGN_HOST_REASON,
+    NOT_FOUND_REASON,
+    FileRejected,
+    FilesRefused,
+    inspect_stream,
+    neutralise_csv,
+    refusals_text,
+)
 from bot.formatting import human_size, names_list, seconds, split_message, to_mrkdwn
-from bot.poster import Poster, SlackError, Upload
-from bot.sandbox.base import ContainerExpired, ContainerNotFound, SandboxBackend, SandboxFile
-from bot.store.base import FileRecord, NewTurn, Store, ThreadKey, TurnRecord
+from bot.poster import FileAccessDenied, ForeignFileHost, Poster, SlackError, Upload
+from bot.sandbox.base import (
+    ContainerExpired,
+    ContainerInfo,
+    ContainerNotFound,
+    SandboxBackend,
+    SandboxFile,
+    SandboxUnavailable,
+)
+from bot.store.base import FileRecord, NewTurn, Store, ThreadKey, TurnOutcomeRecord, TurnRecord
 from bot.tasks import TaskTracker, TrackerClosed
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_QUESTION = (
-    "Give me a first look at this data: what it contains, the main patterns, trends and anything unusual, "
-    "with the charts that show them best."
-)
 MAX_POSTED_FILES = 10
 MAX_POSTED_FILE_BYTES = 50 * 1024 * 1024
 CONTAINER_NAME_MAX = 64
+ANSWER_KEPT = 600
+"""Characters of each answer kept for the thread summary."""
+CODE_KEPT = 6000
+"""Characters of each turn's code kept (the end: where derived tables are built)."""
+HISTORY_TURNS = 8
 WORKING, DONE, FAILED = "eyes", "white_check_mark", "warning"
 
 
@@ -49,6 +72,19 @@ def container_name(prefix: str, key: ThreadKey, *, max_len: int = CONTAINER_NAME
     return name[: max_len - len(digest) - 1] + "-" + digest
 
 
+def thread_summary(turns: list[TurnRecord]) -> str:
+    """Earlier questions, short answers and the code that ran, so a fresh chain in a rebuilt container can
+    rebuild its state (derived tables, cleaned columns) instead of starting from nothing."""
+    parts = []
+    for n, t in enumerate(turns, 1):
+        answer = " ".join((t.answer or "").split())[:300]
+        part = f"Turn {n}. Question: {t.question or DEFAULT_QUESTION}\nAnswer (start): {answer or '(none kept)'}"
+        if t.code:
+            part += f"\nCode that ran:\n```python\n{t.code[-1500:]}\n```"
+        parts.append(part)
+    return "\n\n".join(parts)
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerConfig:
     """The settings the worker needs."""
@@ -57,6 +93,20 @@ class WorkerConfig:
     container_idle_minutes: int
     max_concurrent_turns: int
     turn_timeout: float
+    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    session_usd: float = 0.0
+    """Price of one hosted container session (0 for the local sandbox)."""
+    cost_footer: bool = True
+    capacity_retry_seconds: float = 5.0
+    """First wait when the provider refuses a new container (doubles, with jitter, up to a minute)."""
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one turn accumulates while it runs."""
+
+    sessions: int = 0
+    """Containers created (each a billed session on the hosted backend)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +121,82 @@ class TurnOutcome:
     """Names of earlier files loaded again into a rebuilt container (the thread is told)."""
 
 
+def worker_config(settings: Settings, sandbox_kind: str, **overrides: Any) -> WorkerConfig:
+    """The worker's view of the settings (hosted container sessions cost money; local kernels do not)."""
+    values: dict[str, Any] = {
+        "container_prefix": settings.container_prefix,
+        "container_idle_minutes": settings.container_idle_minutes,
+        "max_concurrent_turns": settings.max_concurrent_turns,
+        "turn_timeout": settings.turn_timeout_seconds,
+        "prices": dict(settings.prices),
+        "session_usd": settings.container_session_usd.get(settings.container_memory, 0.0)
+        if sandbox_kind == "openai" else 0.0,
+        "cost_footer": settings.cost_footer,
+        "capacity_retry_seconds": settings.capacity_retry_seconds,
+    }
+    values.update(overrides)
+    return WorkerConfig(**values)
+
+
+_REFUSED = "!refused:"
+"""Prefix of a file record's ``facts`` when the file was refused: ``!refused:<turn id>:<reason>``."""
+
+
+def _refusal(facts: str) -> str | None:
+    """The reason a file was refused, from its record's facts; ``None`` for a file that was not."""
+    return facts[len(_REFUSED):].partition(":")[2] if facts.startswith(_REFUSED) else None
+
+
+def _needs_upload(f: FileRecord, container_id: str | None, turn: TurnRecord) -> bool:
+    """Not in the container yet, and not refused (a refused file is tried again only when shared again)."""
+    if container_id and f.container_id == container_id and f.sandbox_path:
+        return False
+    if _refusal(f.facts) is not None:
+        return f.message_ts == turn.message_ts and not f.facts.startswith(f"{_REFUSED}{turn.id}:")
+    return True
+
+
+def _replaces(f: FileRecord, files: list[FileRecord]) -> bool:
+    """Whether an earlier, readable file of the thread has the same name as ``f``."""
+    return any(g.name == f.name and g.slack_file_id != f.slack_file_id and g.message_ts != f.message_ts
+               and g.created_at <= f.created_at and _refusal(g.facts) is None for g in files)
+
+
+def newest_versions(files: list[FileRecord], *, loaded_only: bool = True) -> list[FileRecord]:
+    """The newest readable version of each file name (``files`` oldest first, as the store lists them); with
+    ``loaded_only`` only among versions in a container. A same-name upload later in a thread is the new version;
+    the older one stays in the container but is not given to the analysis."""
+    latest: dict[str, FileRecord] = {}
+    for f in files:
+        if _refusal(f.facts) is None and (f.sandbox_path or not loaded_only):
+            latest[f.name] = f
+    return list(latest.values())
+
+
+def _refusal_reason(exc: Exception) -> str | None:
+    """The thread's reason for a download or inspection failure that refuses the file; ``None`` when the failure
+    is not about the file (a connection error...), so the turn fails instead."""
+    if isinstance(exc, FileRejected):
+        return exc.reason
+    if isinstance(exc, FileAccessDenied):
+        return ACCESS_DENIED_REASON
+    if isinstance(exc, ForeignFileHost):
+        return FOREIGN_HOST_REASON
+    if isinstance(exc, SlackError) and exc.code == "file_not_found":
+        return NOT_FOUND_REASON
+    return None
+
+
+def _neutralised(name: str, data: bytes) -> bytes:
+    """CSV/TSV outputs with spreadsheet formulas defused (:func:`bot.files.neutralise_csv`); others as they are."""
+    lower = name.lower()
+    if lower.endswith(".csv"):
+        return neutralise_csv(data)
+    if lower.endswith((".tsv", ".tab")):
+        return neutralise_csv(data, delimiter="\t")
+    return data
+
+
 class StatusMessage:
     """The bot's status reply in a thread: posted once, then updated (throttled, identical text skipped)."""
 
@@ -82,9 +208,13 @@ class StatusMessage:
         self._text = ""
         self._last = 0.0
         self._min_interval = min_interval
+        self.details: list[str] = []
+        """Lines kept under every status line from now on (the preview of the files loaded this turn)."""
 
     async def set(self, text: str, *, force: bool = True) -> None:
         """Show ``text``; with ``force=False`` an update within ``min_interval`` of the last one is skipped."""
+        if self.details:
+            text = "\n".join([text, *self.details])
         if text == self._text or (not force and time.monotonic() - self._last < self._min_interval):
             return
         self._text, self._last = text, time.monotonic()
@@ -101,34 +231,61 @@ class StatusMessage:
         await self.set(f":hourglass_flowing_sand: {line[:1].upper()}{line[1:]}", force=False)
 
 
-class KeyedLocks:
-    """One FIFO asyncio lock per thread, forgotten when nobody holds or waits for it."""
+Ticket = tuple[tuple[int, int], int]
+"""A place in a thread's line: the asking message's ``ts`` as (seconds, microseconds), then arrival order."""
+
+
+def ts_order(ts: str) -> tuple[int, int]:
+    """``"1700000000.000100"`` → ``(1700000000, 100)``: Slack ts compared exactly (floats lose microseconds)."""
+    seconds, _, micros = ts.partition(".")
+    try:
+        return int(seconds), int(micros.ljust(6, "0")[:6])
+    except ValueError:
+        return 0, 0
+
+
+class ThreadQueue:
+    """One turn per thread at a time, in the order of the messages that asked (their ``ts``), whatever order
+    their background tasks reach the queue in. A turn joins the line synchronously, waits until it is first and
+    the thread is free, and holds the thread until it ends."""
 
     def __init__(self) -> None:
-        self._locks: dict[ThreadKey, tuple[asyncio.Lock, int]] = {}
+        self._pending: dict[ThreadKey, list[Ticket]] = {}
+        self._busy: set[ThreadKey] = set()
+        self._changed = asyncio.Condition()
+        self._arrivals = itertools.count()
 
-    def waiting(self, key: ThreadKey) -> int:
-        """How many turns hold or wait for the thread's lock."""
-        return self._locks.get(key, (None, 0))[1]
+    def join(self, key: ThreadKey, ts: str) -> Ticket:
+        """Take a place in the thread's line (no await: call it before anything else can run)."""
+        ticket = (ts_order(ts), next(self._arrivals))
+        bisect.insort(self._pending.setdefault(key, []), ticket)
+        return ticket
 
-    @contextmanager
-    def _ref(self, key: ThreadKey) -> Iterator[asyncio.Lock]:
-        lock, count = self._locks.get(key) or (asyncio.Lock(), 0)
-        self._locks[key] = (lock, count + 1)
+    def ahead(self, key: ThreadKey, ticket: Ticket) -> int:
+        """How many turns go before ``ticket``, the one running included."""
+        pending = self._pending.get(key, [])
+        return (pending.index(ticket) if ticket in pending else 0) + (key in self._busy)
+
+    @asynccontextmanager
+    async def turn(self, key: ThreadKey, ticket: Ticket) -> AsyncIterator[None]:
+        """Wait for ``ticket``'s turn, then hold the thread until the block ends (or is cancelled)."""
+        taken = False
         try:
-            yield lock
+            async with self._changed:
+                await self._changed.wait_for(lambda: key not in self._busy and self._pending[key][0] == ticket)
+                self._pending[key].pop(0)
+                self._busy.add(key)
+                taken = True
+            yield
         finally:
-            lock, count = self._locks[key]
-            if count <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, count - 1)
-
-    @contextmanager
-    def hold(self, key: ThreadKey) -> Iterator[asyncio.Lock]:
-        """Register interest in the thread's lock; acquire the yielded lock with ``async with``."""
-        with self._ref(key) as lock:
-            yield lock
+            async with self._changed:
+                if taken:
+                    self._busy.discard(key)
+                elif ticket in self._pending.get(key, []):
+                    self._pending[key].remove(ticket)
+                if not self._pending.get(key):
+                    self._pending.pop(key, None)
+                self._changed.notify_all()
 
 
 class TurnWorker:
@@ -145,9 +302,11 @@ class TurnWorker:
         self._clock = clock
         self._tracker = tracker
         self._config = config
-        self._locks = KeyedLocks()
+        self._queue = ThreadQueue()
         self._slots = asyncio.Semaphore(config.max_concurrent_turns)
         self._running = 0
+        self._waiting: list[object] = []
+        """Turns waiting for the provider to accept a new container, in order."""
 
     @property
     def running(self) -> int:
@@ -178,6 +337,21 @@ class TurnWorker:
         except TrackerClosed:
             logger.info("shutting down; turn stays queued turn=%s", turn_id)
 
+    async def reset(self, key: ThreadKey, *, ts: str) -> bool:
+        """Delete the thread's container (in line with the thread's turns: after those asked before ``ts``) and
+        forget the response chain; the files stay, so the next question starts a fresh workspace. False when the
+        thread is unknown."""
+        ticket = self._queue.join(key, ts)
+        async with self._queue.turn(key, ticket):
+            thread = await self._store.get_thread(key)
+            if thread is None:
+                return False
+            if thread.container_id and thread.backend == self._sandbox.kind:
+                await self._sandbox.delete(thread.container_id)
+            await self._store.clear_container(key, status="reset")
+        logger.info("thread reset thread=%s", key)
+        return True
+
     async def resume_unfinished(self) -> int:
         """Start every turn a previous process left queued or running; returns how many."""
         turns = await self._store.unfinished_turns()
@@ -191,12 +365,16 @@ class TurnWorker:
         turn = await self._store.get_turn(turn_id)
         if turn is None or turn.status in ("done", "failed"):
             return
+        ticket = self._queue.join(turn.key, turn.message_ts)
         files = [f.name for f in await self._store.list_files(turn.key) if f.message_ts == turn.message_ts]
-        await self._run(turn, files)
+        await self._run(turn, files, ticket=ticket)
 
-    async def _run(self, turn: TurnRecord, files: list[str], *, reacted: bool = False) -> None:
+    async def _run(
+        self, turn: TurnRecord, files: list[str], *, reacted: bool = False, ticket: Ticket | None = None
+    ) -> None:
         """Show feedback at once (no store read first), then wait for the thread and a slot, then work."""
         key = turn.key
+        ticket = ticket or self._queue.join(key, turn.message_ts)
         status = StatusMessage(poster=self._poster, channel=key.channel, thread_ts=key.thread_ts, ts=turn.status_ts)
         first = (f":hourglass_flowing_sand: Reading {names_list(files)}…" if files
                  else ":hourglass_flowing_sand: Working on it…")
@@ -206,13 +384,11 @@ class TurnWorker:
             await asyncio.gather(self.acknowledge(key.channel, turn.message_ts), status.set(first))
         if status.ts and status.ts != turn.status_ts:
             await self._store.set_status_ts(turn.id, status.ts)
-        with self._locks.hold(key) as lock:
-            if lock.locked():
-                ahead = self._locks.waiting(key) - 1
-                await status.set(f":hourglass: Queued behind {ahead} earlier question{'s' * (ahead > 1)} "
-                                 "in this thread; I'll answer in order.")
-            async with lock:
-                await self._run_locked(turn, status)
+        if ahead := self._queue.ahead(key, ticket):
+            await status.set(f":hourglass: Queued behind {ahead} earlier question{'s' * (ahead > 1)} "
+                             "in this thread; I'll answer in order.")
+        async with self._queue.turn(key, ticket):
+            await self._run_locked(turn, status)
 
     async def _run_locked(self, turn: TurnRecord, status: StatusMessage) -> None:
         if self._slots.locked():
@@ -228,9 +404,10 @@ class TurnWorker:
         key = turn.key
         started = self._clock.now()
         await self._store.start_turn(turn.id, now=started)
+        run = _Run()
         try:
             async with asyncio.timeout(self._config.turn_timeout):
-                outcome = await self._answer(turn, status)
+                outcome = await self._answer(turn, status, run)
         except TimeoutError:
             await self._fail(turn, status, TurnTimeout(self._config.turn_timeout))
             return
@@ -240,38 +417,45 @@ class TurnWorker:
         except Exception as exc:
             await self._fail(turn, status, exc)
             return
-        await self._post_answer(turn, outcome)
         elapsed = self._clock.now() - started
+        usage = outcome.result.usage
+        cost = turn_cost(model=outcome.result.model, usage=usage, prices=self._config.prices,
+                         sessions=run.sessions, session_usd=self._config.session_usd)
+        await self._post_answer(turn, outcome, footer(elapsed, cost) if self._config.cost_footer else "")
         charts = len(outcome.uploads)
         what = f"analysed {names_list(list(outcome.loaded))}" if outcome.loaded else "answered"
         extra = f" ({charts} file{'s' * (charts != 1)} attached)" if charts else ""
         await self._swap_reaction(key.channel, turn.message_ts, DONE)
         await status.set(f":white_check_mark: Done: {what} in {seconds(elapsed)}{extra}.")
-        usage = outcome.result.usage
-        await self._store.finish_turn(
-            turn.id, status="done", now=self._clock.now(), response_id=outcome.result.response_id,
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-        )
-        logger.info("turn done turn=%s thread=%s seconds=%.1f files=%d in_tokens=%d out_tokens=%d",
-                    turn.id, key, elapsed, charts, usage.input_tokens, usage.output_tokens)
+        await self._store.finish_turn(turn.id, status="done", now=self._clock.now(), outcome=TurnOutcomeRecord(
+            response_id=outcome.result.response_id, input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens, answer=outcome.result.text[:ANSWER_KEPT] or None,
+            code="\n\n".join(outcome.result.code)[-CODE_KEPT:] or None, model=outcome.result.model or None,
+            cost_usd=cost or 0.0,
+        ))
+        logger.info("turn done turn=%s thread=%s seconds=%.1f files=%d in_tokens=%d out_tokens=%d cost=%s",
+                    turn.id, key, elapsed, charts, usage.input_tokens, usage.output_tokens,
+                    "unknown" if cost is None else f"{cost:.4f}")
 
-    async def _answer(self, turn: TurnRecord, status: StatusMessage) -> TurnOutcome:
+    async def _answer(self, turn: TurnRecord, status: StatusMessage, run: _Run) -> TurnOutcome:
         key = turn.key
         for attempt in (1, 2):
             thread = await self._store.get_thread(key)
             fresh = thread is None or not thread.container_id or thread.backend != self._sandbox.kind
             try:
-                container_id = await self._ensure_container(key, None if fresh or thread is None
-                                                            else thread.container_id)
-                loaded = await self._load_files(key, container_id, status)
+                container_id, loaded = await self._load_files(
+                    turn, None if fresh or thread is None else thread.container_id, status,
+                    create=lambda: self._ensure_container(key, None, run, status),
+                )
                 files = await self._store.list_files(key)
-                own = [f.name for f in files if f.message_ts == turn.message_ts]
+                own = [f.name for f in files if f.message_ts == turn.message_ts and f.sandbox_path]
                 request = AnalysisRequest(
                     question=turn.question or DEFAULT_QUESTION,
                     container_id=container_id,
-                    files=tuple(self._data_file(f) for f in files if f.sandbox_path),
+                    files=tuple(self._data_file(f) for f in newest_versions(files)),
                     new_files=tuple(loaded),
                     previous_response_id=None if fresh or attempt > 1 or thread is None else thread.last_response_id,
+                    history=await self._history(turn) if fresh or attempt > 1 else "",
                 )
                 await status.set(f":hourglass_flowing_sand: Analysing {names_list(own)}…" if own
                                  else ":hourglass_flowing_sand: Thinking…")
@@ -291,29 +475,128 @@ class TurnWorker:
                 await status.set(":recycle: The workspace had expired; rebuilding it and reloading the files…")
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _ensure_container(self, key: ThreadKey, container_id: str | None) -> str:
+    async def _history(self, turn: TurnRecord) -> str:
+        """A compact summary of the thread's earlier turns, for a fresh response chain (rebuilt container)."""
+        earlier = [t for t in await self._store.list_turns(turn.key) if t.status == "done" and t.id != turn.id]
+        return thread_summary(earlier[-HISTORY_TURNS:])
+
+    async def _ensure_container(
+        self, key: ThreadKey, container_id: str | None, run: _Run, status: StatusMessage
+    ) -> str:
         if container_id:
             return container_id
         name = container_name(self._config.container_prefix, key)
-        info = await self._sandbox.create(name=name, idle_minutes=self._config.container_idle_minutes)
+        info = await self._create_when_possible(name, status)
+        run.sessions += 1 if self._config.session_usd else 0
         await self._store.set_container(key, container_id=info.id, name=name, backend=self._sandbox.kind,
                                         now=self._clock.now())
         logger.info("container created container=%s thread=%s", info.id, key)
         return info.id
 
-    async def _load_files(self, key: ThreadKey, container_id: str, status: StatusMessage) -> list[str]:
+    async def _create_when_possible(self, name: str, status: StatusMessage) -> ContainerInfo:
+        """Create the container; while the provider refuses (rate limit, capacity), wait with growing, jittered
+        delays and tell the thread its place in line. The question is never dropped (the turn timeout bounds it)."""
+        delay = self._config.capacity_retry_seconds
+        ticket = object()
+        try:
+            while True:
+                try:
+                    return await self._sandbox.create(name=name, idle_minutes=self._config.container_idle_minutes)
+                except SandboxUnavailable:
+                    if ticket not in self._waiting:
+                        self._waiting.append(ticket)
+                    place = self._waiting.index(ticket) + 1
+                    wait = delay * random.uniform(0.8, 1.2)
+                    await status.set(f":hourglass: The code sandbox provider is at capacity. Your question is "
+                                     f"number {place} in line; I'll try again in {wait:.0f} s.")
+                    logger.info("container create refused, retrying in %.1f s place=%d", wait, place)
+                    await self._clock.sleep(wait)
+                    delay = min(delay * 2, 60.0)
+        finally:
+            if ticket in self._waiting:
+                self._waiting.remove(ticket)
+
+    async def _load_files(
+        self, turn: TurnRecord, container_id: str | None, status: StatusMessage,
+        *, create: Callable[[], Awaitable[str]],
+    ) -> tuple[str, list[str]]:
+        """Stream the files the container lacks from Slack into it; returns the container and the names loaded.
+
+        This turn's own files come first. Each download is inspected before its upload starts
+        (:func:`bot.files.inspect_stream`): a refused file (sign-in page, binary, empty...) is recorded and named
+        in the thread while the others are analysed; the container is created (``create``) only when the first
+        file has passed. When every file of the turn is refused, or the thread has nothing readable at all, the
+        turn ends with :class:`bot.files.FilesRefused` and no container is created for it. Earlier files are
+        reloaded (a rebuilt container) in their newest version per name only.
+        """
+        key = turn.key
         loaded: list[str] = []
-        for f in await self._store.list_files(key):
-            if f.container_id == container_id and f.sandbox_path:
-                continue
-            await status.set(f":inbox_tray: Loading `{f.name}` ({human_size(f.size)}) into the sandbox…")
-            stored = await self._sandbox.upload(
-                container_id, name=f.name, chunks=self._poster.download(f.download_url), size=f.size or None,
-            )
-            await self._store.mark_uploaded(key, f.slack_file_id, container_id=container_id,
-                                            sandbox_path=stored.path, sandbox_file_id=stored.id, facts=f.facts)
-            loaded.append(f.name)
-        return loaded
+        refused: list[tuple[str, str]] = []
+        files = await self._store.list_files(key)
+        for f in files:
+            if f.message_ts == turn.message_ts and _needs_upload(f, container_id, turn):
+                container_id, refusal = await self._load_one(turn, f, container_id, status, create,
+                                                             replaces=_replaces(f, files))
+                if refusal:
+                    refused.append((f.name, refusal))
+                else:
+                    loaded.append(f.name)
+        files = await self._store.list_files(key)
+        own = [f for f in files if f.message_ts == turn.message_ts]
+        if own and not any(f.sandbox_path for f in own):
+            raise FilesRefused(refused or [(f.name, reason) for f in own if (reason := _refusal(f.facts))])
+        for f in newest_versions(files, loaded_only=False):
+            if f.message_ts != turn.message_ts and _needs_upload(f, container_id, turn):
+                container_id, refusal = await self._load_one(turn, f, container_id, status, create)
+                if refusal:
+                    refused.append((f.name, refusal))
+                else:
+                    loaded.append(f.name)
+        if refused:
+            await self._say(key, refusals_text(refused))
+        if container_id is None:
+            raise FilesRefused([(f.name, reason) for f in files if (reason := _refusal(f.facts))])
+        return container_id, loaded
+
+    async def _load_one(
+        self, turn: TurnRecord, f: FileRecord, container_id: str | None, status: StatusMessage,
+        create: Callable[[], Awaitable[str]], *, replaces: bool = False,
+    ) -> tuple[str | None, str | None]:
+        """Inspect one file's download and stream it into the container (created now if needed); returns the
+        container and, for a refused file, the reason (recorded in the store so later turns skip the file)."""
+        key = turn.key
+        await status.set(f":inbox_tray: Loading `{f.name}` ({human_size(f.size)}) into the sandbox…")
+        try:
+            profile, stream = await inspect_stream(self._poster.download(f.download_url), name=f.name, size=f.size)
+        except (FileRejected, SlackError) as exc:
+            reason = _refusal_reason(exc)
+            if reason is None:
+                raise
+            logger.info("file refused thread=%s file=%s reason=%s", key, f.slack_file_id, type(exc).__name__)
+            await self._store.mark_uploaded(key, f.slack_file_id, container_id="", sandbox_path="",
+                                            sandbox_file_id="", facts=f"{_REFUSED}{turn.id}:{reason}")
+            return container_id, reason
+        try:
+            if container_id is None:
+                container_id = await create()
+            stored = await self._sandbox.upload(container_id, name=f.name, chunks=stream, size=f.size or None)
+        finally:
+            await stream.aclose()
+        await self._store.mark_uploaded(key, f.slack_file_id, container_id=container_id, sandbox_path=stored.path,
+                                        sandbox_file_id=stored.id, facts=profile.facts(stored.path))
+        if f.message_ts == turn.message_ts:
+            lines = [":page_facing_up: " + profile.preview(f.name, f.size)]
+            if replaces:
+                lines.append(f":arrows_counterclockwise: `{f.name}` replaces the version shared earlier.")
+            status.details.extend(line for line in lines if line not in status.details)  # a rebuild loads again
+            await status.set(f":inbox_tray: Loaded `{f.name}`.")
+        return container_id, None
+
+    async def _say(self, key: ThreadKey, text: str) -> None:
+        try:
+            await self._poster.post(channel=key.channel, thread_ts=key.thread_ts, text=text)
+        except SlackError as exc:
+            logger.warning("reply failed channel=%s error=%s", key.channel, exc.code)
 
     @staticmethod
     def _data_file(f: FileRecord) -> DataFile:
@@ -322,7 +605,8 @@ class TurnWorker:
     async def _read_outputs(
         self, container_id: str, created: list[SandboxFile], cited: tuple[str, ...]
     ) -> tuple[Upload, ...]:
-        """Read the files the code wrote (cited ones first, then by creation), within count and size limits."""
+        """Read the files the code wrote (cited ones first, then by creation), within count and size limits;
+        CSV/TSV files get their spreadsheet formulas defused before they are posted."""
         order = {file_id: i for i, file_id in enumerate(cited)}
         created.sort(key=lambda f: (order.get(f.id, len(order)), f.created_at, f.path))
         uploads: list[Upload] = []
@@ -330,13 +614,15 @@ class TurnWorker:
             if f.size > MAX_POSTED_FILE_BYTES:
                 logger.info("output too large to post file=%s bytes=%d", f.name, f.size)
                 continue
-            data = await self._sandbox.read_file(container_id, f.id)
+            data = _neutralised(f.name, await self._sandbox.read_file(container_id, f.id))
             uploads.append(Upload(filename=f.name, data=data, title=f.name))
         return tuple(uploads)
 
-    async def _post_answer(self, turn: TurnRecord, outcome: TurnOutcome) -> None:
+    async def _post_answer(self, turn: TurnRecord, outcome: TurnOutcome, tail: str) -> None:
         key = turn.key
         text = to_mrkdwn(outcome.result.text) or "_The analysis produced no narrative._"
+        if tail:
+            text += "\n\n" + tail
         if outcome.reloaded:
             text = f"_The workspace had expired; I reloaded {names_list(list(outcome.reloaded))}._\n\n" + text
         for part in split_message(text):
@@ -351,7 +637,7 @@ class TurnWorker:
         await self._swap_reaction(turn.key.channel, turn.message_ts, FAILED)
         await status.set(failure_text(exc, ref))
         await self._store.finish_turn(turn.id, status="failed", now=self._clock.now(),
-                                      error=f"{type(exc).__name__} ref={ref}")
+                                      outcome=TurnOutcomeRecord(error=f"{type(exc).__name__} ref={ref}"))
 
     async def _react(self, channel: str, ts: str, name: str) -> None:
         try:

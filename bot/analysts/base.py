@@ -15,6 +15,13 @@ Progress = Callable[[str], Awaitable[None]]
 """A callback the engine may call with a short status line (\"running code\", \"writing the answer\")."""
 
 
+DEFAULT_QUESTION = (
+    "Give me a first look at this data: what it contains, the main patterns, trends and anything unusual, "
+    "with the charts that show them best."
+)
+"""The question of a turn whose message had no text: a first look at the data."""
+
+
 @dataclass(frozen=True, slots=True)
 class DataFile:
     """A data file the thread has loaded into its container, as the analysis should know it."""

@@ -87,6 +87,52 @@ class TurnRecord:
     error: str | None = None
     input_tokens: int = 0
     output_tokens: int = 0
+    answer: str | None = None
+    """The start of the narrative (for the thread summary a rebuilt container starts from)."""
+    code: str | None = None
+    """The code that ran (truncated), so a rebuilt container can rebuild derived tables."""
+    model: str | None = None
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcomeRecord:
+    """What a finished turn produced, as the store keeps it."""
+
+    response_id: str | None = None
+    error: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    answer: str | None = None
+    code: str | None = None
+    model: str | None = None
+    cost_usd: float = 0.0
+
+
+DigestStatus = Literal["active", "paused", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRecord:
+    """A thread's analysis re-run on a schedule and posted to the channel."""
+
+    id: str
+    key: ThreadKey
+    """The source thread: its files and its channel."""
+    owner: str
+    question: str
+    cron: str
+    tz: str
+    label: str
+    created_at: float
+    next_run_at: float
+    status: DigestStatus = "active"
+    skip_unchanged: bool = True
+    last_run_at: float | None = None
+    last_outcome: str | None = None
+    last_hash: str | None = None
+    last_data_at: float | None = None
+    failures: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,10 +236,17 @@ class Store(Protocol):
         ...
 
     async def finish_turn(
-        self, turn_id: str, *, status: TurnStatus, now: float, response_id: str | None = None,
-        error: str | None = None, input_tokens: int = 0, output_tokens: int = 0,
+        self, turn_id: str, *, status: TurnStatus, now: float, outcome: TurnOutcomeRecord | None = None
     ) -> None:
         """Mark a turn done or failed with its outcome."""
+        ...
+
+    async def list_turns(self, key: ThreadKey) -> list[TurnRecord]:
+        """The thread's turns, oldest first."""
+        ...
+
+    async def spent_since(self, since: float, *, user: str | None = None, channel: str | None = None) -> float:
+        """Dollars spent by turns that started at or after ``since`` (of one user, or in one channel)."""
         ...
 
     async def unfinished_turns(self) -> list[TurnRecord]:
@@ -202,4 +255,38 @@ class Store(Protocol):
 
     async def list_threads(self) -> list[ThreadRecord]:
         """Every thread (for the sweeper and diagnostics)."""
+        ...
+
+    async def add_digest(self, digest: DigestRecord) -> None:
+        """Store a new digest."""
+        ...
+
+    async def get_digest(self, digest_id: str) -> DigestRecord | None:
+        """One digest by id."""
+        ...
+
+    async def list_digests(self, *, team: str | None = None, channel: str | None = None) -> list[DigestRecord]:
+        """Digests that are not cancelled (of one channel when given), by next run."""
+        ...
+
+    async def due_digests(self, now: float) -> list[DigestRecord]:
+        """Active digests whose next run is at or before ``now``."""
+        ...
+
+    async def claim_digest(self, digest_id: str, *, due_at: float, next_run_at: float, now: float) -> bool:
+        """Take the run due at ``due_at``: one conditional update, so of several replicas exactly one wins.
+
+        Moves ``next_run_at`` to ``next_run_at`` (past every missed slot, so missed runs collapse into one).
+        """
+        ...
+
+    async def finish_digest_run(
+        self, digest_id: str, *, now: float, outcome: str, content_hash: str | None, data_changed_at: float | None,
+        failures: int, status: DigestStatus,
+    ) -> None:
+        """Record a run's outcome (hash and data time kept when ``None``)."""
+        ...
+
+    async def cancel_digest(self, digest_id: str) -> bool:
+        """Cancel an active or paused digest; False when there was none to cancel."""
         ...

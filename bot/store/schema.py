@@ -5,8 +5,11 @@ bound). The applied versions live in ``schema_version``; ``open()`` applies the 
 same transaction as its version row, under a lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL)
 so replicas starting together migrate once.
 
-To change the schema later: append a ``Migration`` with the next version whose step alters what exists (never edit
-an applied step), and freeze version 1 by giving it its own copy of the version-1 tables instead of ``METADATA``.
+To change the schema: append a ``Migration`` with the next version whose step alters what exists (never edit an
+applied step). Version 1 creates the tables from their current definitions, so a later step must be idempotent:
+adding nullable columns goes through ``_add_missing_columns``, which adds only what a database lacks (an old
+database gets the columns, a new one already has them). A step that is not additive (a type change, a drop) must
+first freeze version 1 with its own copy of the version-1 tables.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    inspect,
+    text,
 )
+from sqlalchemy.schema import CreateColumn
 
 METADATA = MetaData()
 
@@ -100,6 +106,11 @@ turns = Table(
     Column("error", Text, nullable=True),
     Column("input_tokens", BigInteger, nullable=False, default=0),
     Column("output_tokens", BigInteger, nullable=False, default=0),
+    # version 2: what the turn produced, for the thread summary after a rebuild, and what it cost
+    Column("answer", Text, nullable=True),
+    Column("code", Text, nullable=True),
+    Column("model", Text, nullable=True),
+    Column("cost_usd", Float, nullable=True),
     ForeignKeyConstraint(
         ["team", "channel", "thread_ts"], ["threads.team", "threads.channel", "threads.thread_ts"],
         name="fk_turns_thread", ondelete="CASCADE",
@@ -114,6 +125,31 @@ dedupe = Table(
     Column("key", Text, primary_key=True),
     Column("created_at", Float, nullable=False),
     Index("ix_dedupe_created_at", "created_at"),
+)
+
+digests = Table(
+    "digests",
+    METADATA,
+    Column("id", Text, primary_key=True),
+    Column("team", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("thread_ts", Text, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("question", Text, nullable=False),
+    Column("cron", Text, nullable=False),
+    Column("tz", Text, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("next_run_at", Float, nullable=False),
+    Column("status", Text, nullable=False),  # active | paused | cancelled
+    Column("skip_unchanged", Integer, nullable=False, default=1),
+    Column("last_run_at", Float, nullable=True),
+    Column("last_outcome", Text, nullable=True),
+    Column("last_hash", Text, nullable=True),
+    Column("last_data_at", Float, nullable=True),  # when the data last changed (for "no new data since ...")
+    Column("failures", Integer, nullable=False, default=0),
+    Index("ix_digests_due", "status", "next_run_at"),
+    Index("ix_digests_channel", "team", "channel"),
 )
 
 VERSION_1_TABLES = (threads, files, turns, dedupe)
@@ -132,8 +168,33 @@ def _create_version_1(conn: Connection) -> None:
     METADATA.create_all(conn, tables=list(VERSION_1_TABLES), checkfirst=True)
 
 
+def _add_missing_columns(table: Table) -> Callable[[Connection], None]:
+    """A step that adds the columns of ``table`` the database lacks (all nullable, so ``ADD COLUMN`` works on
+    SQLite and PostgreSQL alike); a database created after the columns were defined needs nothing."""
+
+    def apply(conn: Connection) -> None:
+        present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                ddl = CreateColumn(column).compile(dialect=conn.dialect)
+                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
+
+    return apply
+
+
+def _create(table: Table) -> Callable[[Connection], None]:
+    """A step that creates ``table`` (and its indexes) when missing."""
+
+    def apply(conn: Connection) -> None:
+        table.create(conn, checkfirst=True)
+
+    return apply
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="create threads, files, turns, dedupe", apply=_create_version_1),
+    Migration(version=2, description="turns: answer, code, model, cost_usd", apply=_add_missing_columns(turns)),
+    Migration(version=3, description="create digests", apply=_create(digests)),
 )
 """Ordered by version, starting at 1, without gaps."""
 

@@ -21,7 +21,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import RowMapping, Table, case, delete, event, func, select, text, update
+from sqlalchemy import RowMapping, Table, case, delete, event, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, make_url
@@ -29,8 +29,29 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from bot.store.base import FileRecord, NewTurn, ThreadKey, ThreadRecord, ThreadStatus, TurnRecord, TurnStatus
-from bot.store.schema import LATEST_VERSION, METADATA, MIGRATIONS, dedupe, files, schema_version, threads, turns
+from bot.store.base import (
+    DigestRecord,
+    DigestStatus,
+    FileRecord,
+    NewTurn,
+    ThreadKey,
+    ThreadRecord,
+    ThreadStatus,
+    TurnOutcomeRecord,
+    TurnRecord,
+    TurnStatus,
+)
+from bot.store.schema import (
+    LATEST_VERSION,
+    METADATA,
+    MIGRATIONS,
+    dedupe,
+    digests,
+    files,
+    schema_version,
+    threads,
+    turns,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -378,15 +399,99 @@ class SqlStore:
             await conn.execute(update(turns).where(turns.c.id == turn_id).values(status="running", started_at=now))
 
     async def finish_turn(
-        self, turn_id: str, *, status: TurnStatus, now: float, response_id: str | None = None,
-        error: str | None = None, input_tokens: int = 0, output_tokens: int = 0,
+        self, turn_id: str, *, status: TurnStatus, now: float, outcome: TurnOutcomeRecord | None = None
     ) -> None:
         """Record the turn's outcome."""
+        o = outcome or TurnOutcomeRecord()
         async with self._write() as conn:
             await conn.execute(update(turns).where(turns.c.id == turn_id).values(
-                status=status, finished_at=now, response_id=response_id, error=error, input_tokens=input_tokens,
-                output_tokens=output_tokens,
+                status=status, finished_at=now, response_id=o.response_id, error=o.error,
+                input_tokens=o.input_tokens, output_tokens=o.output_tokens, answer=o.answer, code=o.code,
+                model=o.model, cost_usd=o.cost_usd,
             ))
+
+    # -- digests ---------------------------------------------------------------------------------------------
+
+    async def add_digest(self, digest: DigestRecord) -> None:
+        """Store a new digest."""
+        async with self._write() as conn:
+            await conn.execute(insert(digests).values(
+                id=digest.id, team=digest.key.team, channel=digest.key.channel, thread_ts=digest.key.thread_ts,
+                owner=digest.owner, question=digest.question, cron=digest.cron, tz=digest.tz, label=digest.label,
+                created_at=digest.created_at, next_run_at=digest.next_run_at, status=digest.status,
+                skip_unchanged=int(digest.skip_unchanged), last_run_at=digest.last_run_at,
+                last_outcome=digest.last_outcome, last_hash=digest.last_hash, last_data_at=digest.last_data_at,
+                failures=digest.failures,
+            ))
+
+    async def get_digest(self, digest_id: str) -> DigestRecord | None:
+        """One digest by id."""
+        async with self._read() as conn:
+            row = (await conn.execute(select(digests).where(digests.c.id == digest_id))).mappings().first()
+        return _digest(row) if row else None
+
+    async def list_digests(self, *, team: str | None = None, channel: str | None = None) -> list[DigestRecord]:
+        """Digests that are not cancelled, by next run."""
+        query = select(digests).where(digests.c.status != "cancelled")
+        if team is not None:
+            query = query.where(digests.c.team == team)
+        if channel is not None:
+            query = query.where(digests.c.channel == channel)
+        async with self._read() as conn:
+            rows = (await conn.execute(query.order_by(digests.c.next_run_at, digests.c.id))).mappings().all()
+        return [_digest(row) for row in rows]
+
+    async def due_digests(self, now: float) -> list[DigestRecord]:
+        """Active digests due at or before ``now``, oldest due first."""
+        query = (select(digests).where(digests.c.status == "active", digests.c.next_run_at <= now)
+                 .order_by(digests.c.next_run_at, digests.c.id))
+        async with self._read() as conn:
+            return [_digest(row) for row in (await conn.execute(query)).mappings().all()]
+
+    async def claim_digest(self, digest_id: str, *, due_at: float, next_run_at: float, now: float) -> bool:
+        """``UPDATE ... WHERE next_run_at = due_at AND status = 'active'``: the first replica's update matches."""
+        async with self._write() as conn:
+            result = await conn.execute(update(digests).where(
+                digests.c.id == digest_id, digests.c.next_run_at == due_at, digests.c.status == "active",
+            ).values(next_run_at=next_run_at, last_run_at=now))
+            return result.rowcount == 1
+
+    async def finish_digest_run(
+        self, digest_id: str, *, now: float, outcome: str, content_hash: str | None, data_changed_at: float | None,
+        failures: int, status: DigestStatus,
+    ) -> None:
+        """Record a run's outcome."""
+        values: dict[str, Any] = {"last_outcome": outcome, "failures": failures, "last_run_at": now}
+        if content_hash is not None:
+            values["last_hash"] = content_hash
+        if data_changed_at is not None:
+            values["last_data_at"] = data_changed_at
+        async with self._write() as conn:
+            await conn.execute(update(digests).where(digests.c.id == digest_id, digests.c.status != "cancelled")
+                               .values(status=status, **values))
+
+    async def cancel_digest(self, digest_id: str) -> bool:
+        """Cancel a digest that is active or paused."""
+        async with self._write() as conn:
+            result = await conn.execute(update(digests).where(
+                digests.c.id == digest_id, digests.c.status != "cancelled").values(status="cancelled"))
+            return result.rowcount == 1
+
+    async def list_turns(self, key: ThreadKey) -> list[TurnRecord]:
+        """The thread's turns, oldest first."""
+        query = select(turns).where(*_thread_is(turns, key)).order_by(turns.c.created_at, turns.c.id)
+        async with self._read() as conn:
+            return [_turn(row) for row in (await conn.execute(query)).mappings()]
+
+    async def spent_since(self, since: float, *, user: str | None = None, channel: str | None = None) -> float:
+        """Sum of ``cost_usd`` of the turns started at or after ``since``, filtered by user and/or channel."""
+        query = select(func.coalesce(func.sum(turns.c.cost_usd), 0.0)).where(turns.c.started_at >= since)
+        if user is not None:
+            query = query.where(turns.c.user_id == user)
+        if channel is not None:
+            query = query.where(turns.c.channel == channel)
+        async with self._read() as conn:
+            return float((await conn.execute(query)).scalar_one())
 
     async def unfinished_turns(self) -> list[TurnRecord]:
         """Queued or running turns, oldest first."""
@@ -473,13 +578,23 @@ def _file(row: RowMapping) -> FileRecord:
     )
 
 
+def _digest(row: RowMapping) -> DigestRecord:
+    return DigestRecord(
+        id=row["id"], key=_key(row), owner=row["owner"], question=row["question"], cron=row["cron"], tz=row["tz"],
+        label=row["label"], created_at=row["created_at"], next_run_at=row["next_run_at"], status=row["status"],
+        skip_unchanged=bool(row["skip_unchanged"]), last_run_at=row["last_run_at"], last_outcome=row["last_outcome"],
+        last_hash=row["last_hash"], last_data_at=row["last_data_at"], failures=row["failures"],
+    )
+
+
 def _turn(row: RowMapping) -> TurnRecord:
     return TurnRecord(
         id=row["id"], key=_key(row), message_ts=row["message_ts"], user=row["user_id"], question=row["question"],
         file_ids=tuple(json.loads(row["file_ids"])), status=row["status"], created_at=row["created_at"],
         status_ts=row["status_ts"], started_at=row["started_at"], finished_at=row["finished_at"],
         response_id=row["response_id"], error=row["error"], input_tokens=row["input_tokens"],
-        output_tokens=row["output_tokens"],
+        output_tokens=row["output_tokens"], answer=row["answer"], code=row["code"], model=row["model"],
+        cost_usd=row["cost_usd"] or 0.0,
     )
 
 

@@ -1,16 +1,20 @@
 """The sandbox contract: one suite every :class:`bot.sandbox.base.SandboxBackend` must pass.
 
-The ``backend`` fixture is parametrized by backend kind (only ``openai`` against FakeOpenAI for now). A new
-backend adds a param that builds a :class:`Harness`: the backend plus the few hooks the suite needs to look
-behind it (the bytes as stored, making a container expire). Tests named ``test_openai_*`` at the end check
-the wire details of the ``openai`` backend only.
+The ``backend`` fixture is parametrized by backend kind: ``openai`` against FakeOpenAI, and ``local`` (real
+kernels in working directories under a temp dir, one warm kernel in the pool). A new backend adds a param that
+builds a :class:`Harness`: the backend plus the few hooks the suite needs to look behind it (the bytes as stored,
+making a container expire). Tests named ``test_openai_*`` at the end check the wire details of the ``openai``
+backend only; the local backend's own behaviour is in ``tests/unit/test_local_sandbox.py``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -25,6 +29,7 @@ from bot.sandbox.base import (
     SandboxTimeout,
     SandboxUnavailable,
 )
+from bot.sandbox.local import LocalSandbox
 from bot.sandbox.openai import OpenAISandbox, translate_error
 from tests.emulators.fake_openai import FakeOpenAI, ManualClock
 
@@ -52,7 +57,7 @@ async def chunked(data: bytes, size: int = 7) -> AsyncIterator[bytes]:
         yield data[i : i + size]
 
 
-@pytest.fixture(params=["openai"])
+@pytest.fixture(params=["openai", "local"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     if request.param == "openai":
         clock = ManualClock()
@@ -68,6 +73,16 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
                               stored_bytes=lambda cid, fid: oai.containers[cid].files[fid].data)
             finally:
                 await backend.close()
+    elif request.param == "local":
+        base = Path(tempfile.mkdtemp(prefix="dstest-local-"))
+        local = LocalSandbox(base_dir=base, pool_size=1)
+        await local.start()
+        try:
+            yield Harness(kind="local", backend=local, expire=None,
+                          stored_bytes=lambda cid, fid: (base / cid / fid).read_bytes())
+        finally:
+            await local.close()
+            shutil.rmtree(base, ignore_errors=True)
     else:  # pragma: no cover - a new backend adds its branch here
         raise AssertionError(request.param)
 

@@ -26,6 +26,11 @@ SALES_CSV = (b"region,month,revenue\nNorth,2025-01,100\nSouth,2025-01,80\nNorth,
              b"South,2025-02,82\nEast,2025-01,40\nEast,2025-02,95\n")
 
 
+def no_work_at(oai: FakeOpenAI) -> bool:
+    """True when the bot asked FakeOpenAI for nothing but reads (the sweeper lists containers at start-up)."""
+    return all(r.method == "GET" for r in oai.recorder.requests) and not oai.containers and not oai.responses
+
+
 @dataclass(slots=True)
 class RunningBot:
     """A bot started with ``datastory run --http`` and the sender that speaks Slack's Events API to it."""

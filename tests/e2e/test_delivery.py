@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.e2e.conftest import CHANNEL, SIGNING_SECRET, USER, Harness
+from tests.e2e.conftest import CHANNEL, SIGNING_SECRET, USER, Harness, no_work_at
 from tests.emulators import slack_events as ev
 from tests.emulators.slack_events import SlackSender, envelope
 
@@ -72,7 +72,7 @@ async def test_a_bad_signature_is_rejected_and_nothing_happens(harness: Harness)
     stale = await bot.send(event, timestamp=1_500_000_000)
     assert stale.status == 401
     await bot.shutdown()
-    assert harness.openai.recorder.requests == []
+    assert no_work_at(harness.openai)
     assert not harness.slack.recorder.calls("chat.postMessage")
 
 
@@ -104,7 +104,7 @@ async def test_noise_is_acknowledged_and_ignored(harness: Harness) -> None:
     await bot.shutdown()
     assert not harness.slack.recorder.calls("chat.postMessage")
     assert not harness.slack.recorder.calls("reactions.add")
-    assert harness.openai.recorder.requests == []
+    assert no_work_at(harness.openai)
 
 
 async def test_every_event_the_manifest_subscribes_to_is_acknowledged(harness: Harness) -> None:
@@ -138,7 +138,7 @@ async def test_the_bots_own_upload_does_not_start_an_analysis(harness: Harness) 
     assert (await bot.send(own)).status == 200
     assert (await bot.send(ev.file_shared(csv["id"], CHANNEL, "UBOT"))).status == 200
     await bot.shutdown()
-    assert harness.openai.recorder.requests == []
+    assert no_work_at(harness.openai)
     assert not harness.slack.recorder.calls("chat.postMessage")
 
 

@@ -12,10 +12,17 @@ Built from ``/work/shared/reference/openai-containers-and-responses.md`` (§1, �
 - ``POST /v1/responses`` (JSON or SSE with the event order of §3.7), ``GET/DELETE /v1/responses/{id}``: the
   "model" is a *script* (:attr:`FakeOpenAI.script`) that returns the code it ran, the text it answers and the
   files it wrote; files are stored in the container with ``source: "assistant"`` and cited.
+- ``POST /v1/chat/completions`` (JSON or SSE chunks ending with ``data: [DONE]``, reference §4): the "model" is a
+  *chat script* (:attr:`FakeOpenAI.chat_script`) that takes the request body and returns a :class:`ChatReply`:
+  tool calls or a final text. The emulator checks the message sequence like the API does (every assistant
+  ``tool_calls`` answered by ``tool`` messages, no stray ``tool`` message) and answers 404 ``model_not_found``
+  for a model outside :attr:`FakeOpenAI.chat_models` when that set is given.
 - Everything else: 404 ``Invalid URL (METHOD /v1/…)``. ``Authorization: Bearer <api_key>`` is required.
 
 The default script (:func:`default_script`) describes the user files in the container, keeps per-container
-variables (``turns``, ``questions``) so tests can prove state persists, and writes a real PNG bar chart.
+variables (``turns``, ``questions``) so tests can prove state persists, and writes a real PNG bar chart. The
+default chat script (:func:`default_chat_script`) first calls the function tool with pandas code that reads the
+data file paths named in the messages and saves a chart, then answers in Markdown quoting the tool output.
 """
 
 from __future__ import annotations
@@ -360,6 +367,96 @@ def default_script(ctx: ResponseContext) -> ScriptedTurn:
                         logs="\n".join(logs) + "\n")
 
 
+# --------------------------------------------------------------------------------------------------- chat script
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    """What a chat script returns: tool calls (``{"name", "arguments"}`` with arguments as a dict or a JSON
+    string) or a final text, and optionally the usage and the finish reason."""
+
+    text: str | None = None
+    tool_calls: Sequence[dict[str, Any]] = ()
+    usage: ScriptUsage | None = None
+    """``None``: counted from the lengths of the messages and the reply."""
+    finish_reason: str | None = None
+    """``None``: ``tool_calls`` when there are tool calls, else ``stop``."""
+
+
+ChatScript = Callable[[dict[str, Any]], "ChatReply | dict[str, Any] | Awaitable[ChatReply | dict[str, Any]]"]
+
+_PATH_RE = re.compile(r"\bpath[:=]?\s+`?([^\s`;,()]*[/\\][^\s`;,()]*)")
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """The text of a chat message (a string content, or the text parts of a list content)."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def data_paths(messages: Sequence[dict[str, Any]]) -> list[str]:
+    """The data file paths named (``path /x/y.csv``; a path has a slash) in the system and user messages, in
+    order, once each."""
+    found: list[str] = []
+    for message in messages:
+        if message.get("role") in ("system", "developer", "user"):
+            for match in _PATH_RE.finditer(message_text(message)):
+                path = match.group(1).rstrip(".:")
+                if path not in found:
+                    found.append(path)
+    return found
+
+
+def default_chat_script(body: dict[str, Any]) -> ChatReply:
+    """A useful fake model for the chat tool loop.
+
+    When the last message is a user message and a function tool is offered (and ``tool_choice`` is not ``none``),
+    it calls the first tool with ``{"code": ...}``: pandas code that reads every data file path named in the
+    system/user messages, prints its shape and columns, the total of its first numeric column, and saves a bar
+    chart ``chart_<n>.png`` in the current directory (``n`` counts the tool results so far, so names never repeat
+    in a conversation). Otherwise it answers in Markdown, quoting the tool outputs since the last user message.
+    """
+    messages: list[dict[str, Any]] = list(body.get("messages") or [])
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == "function"]
+    last = messages[-1] if messages else {}
+    user_turns = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+    question = message_text(messages[user_turns[-1]]).strip() if user_turns else ""
+    question = question[question.rfind("Question:") + len("Question:"):].strip() if "Question:" in question \
+        else question
+    if last.get("role") == "user" and tools and body.get("tool_choice") != "none":
+        n = sum(1 for m in messages if m.get("role") == "tool") + 1
+        code = "\n".join([
+            "import pandas as pd",
+            "import matplotlib",
+            "matplotlib.use('Agg')",
+            "import matplotlib.pyplot as plt",
+            f"for path in {data_paths(messages)!r}:",
+            "    df = pd.read_csv(path, sep=None, engine='python')",
+            "    name = path.replace('\\\\', '/').rsplit('/', 1)[-1]",
+            "    print(f'{name}: {len(df)} rows x {len(df.columns)} columns: {\", \".join(map(str, df.columns))}')",
+            "    numeric = df.select_dtypes('number')",
+            "    if not numeric.empty:",
+            "        col = numeric.columns[0]",
+            "        print(f'{col} total: {numeric[col].sum():.2f}')",
+            "        fig, ax = plt.subplots()",
+            "        numeric[col].head(24).plot(kind='bar', ax=ax, title=f'{col} in {name}')",
+            f"        fig.savefig('chart_{n}.png')",
+            "        plt.close(fig)",
+        ])
+        name = str(tools[0].get("function", {}).get("name", "run_python"))
+        return ChatReply(tool_calls=[{"name": name, "arguments": {"code": code}}])
+    start = user_turns[-1] if user_turns else 0
+    outputs = [message_text(m).strip() for m in messages[start:] if m.get("role") == "tool"]
+    quoted = "\n\n".join(f"```\n{o}\n```" for o in outputs if o)
+    text = f"**Answer** to: {question}"
+    text += f"\n\nWhat the code printed:\n\n{quoted}" if quoted else "\n\nI ran no code for this."
+    return ChatReply(text=text)
+
+
 # --------------------------------------------------------------------------------------------------- helpers
 
 
@@ -471,10 +568,16 @@ class FakeOpenAI:
     """The emulator. ``async with FakeOpenAI(api_key=...) as oai`` starts it on a random loopback port."""
 
     def __init__(self, *, api_key: str = "sk-test", clock: Callable[[], float] | Any = None,
-                 script: Script | None = None) -> None:
+                 script: Script | None = None, chat_script: ChatScript | None = None) -> None:
         self.api_key = api_key
         self._clock = clock
         self.script: Script = script or default_script
+        self.chat_script: ChatScript = chat_script or default_chat_script
+        """The "model" of ``POST /v1/chat/completions``: request body → :class:`ChatReply` (settable)."""
+        self.chat_models: set[str] | None = None
+        """When set, a chat request for another model gets 404 ``model_not_found``."""
+        self.chat_completions: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        """Every ``(request body, completion object)`` the chat endpoint answered, in order."""
         self.recorder = Recorder()
         self.containers: dict[str, ContainerState] = {}
         self.responses: dict[str, ResponseRecord] = {}
@@ -622,6 +725,7 @@ class FakeOpenAI:
             ("DELETE", r"/v1/containers/([^/]+)/files/([^/]+)", self._delete_file),
             ("GET", r"/v1/containers/([^/]+)/files/([^/]+)/content", self._file_content),
             ("POST", r"/v1/responses", lambda: self._create_response(request, body)),
+            ("POST", r"/v1/chat/completions", lambda: self._create_chat_completion(request, body)),
             ("GET", r"/v1/responses/([^/]+)", lambda rid: self._retrieve_response(request, rid)),
             ("DELETE", r"/v1/responses/([^/]+)", self._delete_response),
         ]
@@ -1035,3 +1139,125 @@ class FakeOpenAI:
         if self.responses.pop(response_id, None) is None:
             raise _error(404, f"Response with id '{response_id}' not found.", param="response_id")
         return web.json_response({"id": response_id, "object": "response.deleted", "deleted": True})
+
+    # -- chat completions ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_messages(messages: Any) -> None:
+        """Reject what the API rejects: no messages, unknown roles, unanswered or stray tool calls."""
+        if not isinstance(messages, list) or not messages:
+            raise _error(400, "Missing required parameter: 'messages'.", param="messages",
+                         code="missing_required_parameter")
+        pending: list[str] = []
+        for index, message in enumerate(messages):
+            role = message.get("role") if isinstance(message, dict) else None
+            if role not in ("system", "developer", "user", "assistant", "tool"):
+                raise _error(400, f"Invalid value: '{role}'. Supported values are: 'system', 'assistant', 'user', "
+                                  "'function', 'tool', and 'developer'.", param=f"messages[{index}].role",
+                             code="invalid_value")
+            if role == "tool":
+                call_id = message.get("tool_call_id")
+                if call_id not in pending:
+                    raise _error(400, "Invalid parameter: messages with role 'tool' must be a response to a "
+                                      "preceeding message with 'tool_calls'.", param=f"messages.[{index}].role")
+                pending.remove(call_id)
+                continue
+            if pending:
+                raise _error(400, "An assistant message with 'tool_calls' must be followed by tool messages "
+                                  "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                                  f"response messages: {', '.join(pending)}", param=f"messages.[{index}].role")
+            if role == "assistant":
+                pending = [str(c.get("id")) for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+        if pending:
+            raise _error(400, "An assistant message with 'tool_calls' must be followed by tool messages responding "
+                              f"to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+                              f"{', '.join(pending)}", param="messages")
+
+    async def _create_chat_completion(self, request: web.Request, body: bytes) -> web.StreamResponse:
+        params = self._json(body)
+        model = params.get("model")
+        if not model:
+            raise _error(400, "you must provide a model parameter", param="model")
+        if self.chat_models is not None and model not in self.chat_models:
+            raise _error(404, f"The model `{model}` does not exist or you do not have access to it.",
+                         code="model_not_found")
+        self._check_messages(params.get("messages"))
+        produced = self.chat_script(params)
+        reply = await produced if inspect.isawaitable(produced) else produced
+        if isinstance(reply, dict):
+            reply = ChatReply(text=reply.get("text"), tool_calls=reply.get("tool_calls") or (),
+                              usage=reply.get("usage"), finish_reason=reply.get("finish_reason"))
+        completion = self._build_completion(params, reply)
+        self.chat_completions.append((params, completion))
+        await self.recorder.notify()
+        if params.get("stream"):
+            include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
+            return await self._stream_chat(request, completion, include_usage)
+        return web.json_response(completion)
+
+    def _build_completion(self, params: dict[str, Any], reply: ChatReply) -> dict[str, Any]:
+        calls = [] if params.get("tool_choice") == "none" else list(reply.tool_calls)
+        tool_calls: list[dict[str, Any]] = []
+        for call in calls:
+            arguments = call.get("arguments", {})
+            tool_calls.append({"id": str(call.get("id") or "call_" + _hex(24)), "type": "function",
+                               "function": {"name": str(call.get("name", "run_python")),
+                                            "arguments": arguments if isinstance(arguments, str)
+                                            else json.dumps(arguments)}})
+        text = reply.text
+        if not tool_calls and text is None:
+            text = ""
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None, "annotations": []}
+        if tool_calls:
+            message["tool_calls"] = tool_calls
+        finish = reply.finish_reason or ("tool_calls" if tool_calls else "stop")
+        produced = len(text or "") + sum(len(c["function"]["arguments"]) for c in tool_calls)
+        usage = reply.usage or ScriptUsage(input_tokens=max(1, len(json.dumps(params.get("messages"))) // 4),
+                                           output_tokens=max(1, produced // 4))
+        return {
+            "id": "chatcmpl-" + _hex(30), "object": "chat.completion", "created": int(self.now()),
+            "model": params["model"], "service_tier": "default", "system_fingerprint": None,
+            "choices": [{"index": 0, "finish_reason": finish, "logprobs": None, "message": message}],
+            "usage": {"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens,
+                      "total_tokens": usage.input_tokens + usage.output_tokens,
+                      "prompt_tokens_details": {"cached_tokens": usage.cached_tokens, "audio_tokens": 0},
+                      "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                                    "accepted_prediction_tokens": 0,
+                                                    "rejected_prediction_tokens": 0}},
+        }
+
+    async def _stream_chat(self, request: web.Request, completion: dict[str, Any],
+                           include_usage: bool) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
+                                           "Cache-Control": "no-cache", "x-request-id": "req_" + _hex(32)})
+        await resp.prepare(request)
+        choice = completion["choices"][0]
+        message = choice["message"]
+
+        async def send(delta: dict[str, Any] | None, finish: str | None = None, usage: Any = None) -> None:
+            chunk = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+                     "model": completion["model"], "service_tier": "default", "system_fingerprint": None,
+                     "choices": [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None,
+                                                           "finish_reason": finish}],
+                     "usage": usage}
+            await resp.write(f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n".encode())
+
+        try:
+            await send({"role": "assistant", "content": "" if message["content"] is not None else None,
+                        "refusal": None})
+            for piece in _chunks(message["content"] or "") if message["content"] else []:
+                await send({"content": piece})
+            for index, call in enumerate(message.get("tool_calls") or []):
+                await send({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                            "function": {"name": call["function"]["name"], "arguments": ""}}]})
+                for piece in _chunks(call["function"]["arguments"]):
+                    await send({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+            await send({}, finish=choice["finish_reason"])
+            if include_usage:
+                await send(None, usage=completion["usage"])
+            await resp.write(b"data: [DONE]\n\n")
+            await resp.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            logger.debug("chat stream client went away completion=%s", completion["id"])
+            raise
+        return resp

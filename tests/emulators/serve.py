@@ -1,5 +1,8 @@
 """Run an emulator on its own until interrupted: ``python -m tests.emulators.serve openai``; prints its URL.
 
+``python -m tests.emulators.serve slack --file PATH`` also hosts ``PATH`` (served from disk in chunks) and prints
+the file's ``url_private_download`` on a second line.
+
 Used by the benchmarks (so emulator work does not share a process with the load generator) and handy for
 pointing a locally running bot at fake services by hand.
 """
@@ -10,12 +13,13 @@ import argparse
 import asyncio
 import contextlib
 import signal
+from pathlib import Path
 
 from tests.emulators.fake_openai import FakeOpenAI
 from tests.emulators.fake_slack import FakeSlack
 
 
-async def serve(kind: str, key: str) -> None:
+async def serve(kind: str, key: str, file: Path | None = None) -> None:
     """Start the emulator on a random loopback port, print its base URL, and serve until SIGTERM/SIGINT."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -28,6 +32,9 @@ async def serve(kind: str, key: str) -> None:
     else:
         async with FakeSlack(bot_token=key) as slack:
             print(slack.api_url, flush=True)
+            if file is not None:
+                hosted = slack.add_file(name=file.name, content=file)
+                print(hosted["url_private_download"], flush=True)
             await stop.wait()
 
 
@@ -35,6 +42,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("kind", choices=["openai", "slack"])
     parser.add_argument("--key", default="sk-test")
+    parser.add_argument("--file", type=Path, default=None, help="slack only: host this file")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.kind, args.key))
+        asyncio.run(serve(args.kind, args.key, args.file))

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from bot.store import SqlStore, make_store
-from bot.store.base import FileRecord, NewTurn, ThreadKey
+from bot.store.base import FileRecord, NewTurn, ThreadKey, TurnOutcomeRecord
 from bot.store.schema import LATEST_VERSION, schema_version
 from bot.store.sql import async_url, describe_url
 
@@ -54,6 +54,26 @@ def a_turn(turn_id: str = "turn-1", *, key: ThreadKey = KEY, files: tuple[FileRe
 # -- lifecycle -----------------------------------------------------------------------------------------------
 
 
+async def test_a_version_1_database_is_migrated_to_the_latest(db_url: str) -> None:
+    store = SqlStore(url=db_url)
+    await store.open()
+    await store.submit_turn(a_turn("t1", question=""), dedupe_keys=("k1",))
+    async with store._require().begin() as conn:  # take the database back to version 1
+        for column in ("answer", "code", "model", "cost_usd"):
+            await conn.execute(text(f"ALTER TABLE turns DROP COLUMN {column}"))
+        await conn.execute(text("DROP TABLE digests"))
+        await conn.execute(text("DELETE FROM schema_version WHERE version >= 2"))
+    await store.close()
+    await store.open()
+    try:
+        await store.finish_turn("t1", status="done", now=2.0, outcome=TurnOutcomeRecord(answer="kept", cost_usd=0.5))
+        turn = await store.get_turn("t1")
+        assert turn is not None and (turn.answer, turn.cost_usd, turn.question) == ("kept", 0.5, "")
+        assert await store.list_digests() == []  # version 3 was applied again too
+    finally:
+        await store.close()
+
+
 async def test_open_twice_is_idempotent(db_url: str) -> None:
     first, second = SqlStore(url=db_url), SqlStore(url=db_url)
     await asyncio.gather(first.open(), second.open())  # replicas starting together migrate once
@@ -62,7 +82,7 @@ async def test_open_twice_is_idempotent(db_url: str) -> None:
         engine = first._require()
         async with engine.connect() as conn:
             versions = (await conn.execute(select(schema_version.c.version))).scalars().all()
-        assert versions == [LATEST_VERSION] == [1]
+        assert sorted(versions) == list(range(1, LATEST_VERSION + 1)) == [1, 2, 3]
         assert await first.claim("k", now=1.0)
         assert not await second.claim("k", now=1.0)
     finally:
@@ -279,15 +299,22 @@ async def test_turn_lifecycle(store: SqlStore) -> None:
     assert running is not None
     assert (running.status, running.started_at, running.status_ts) == ("running", 12.0, "1700000000.000555")
 
-    await store.finish_turn("ok", status="done", now=20.0, response_id="resp_1", input_tokens=1200,
-                            output_tokens=345)
+    await store.finish_turn("ok", status="done", now=20.0, outcome=TurnOutcomeRecord(
+        response_id="resp_1", input_tokens=1200, output_tokens=345, answer="North grew most.", code="df.sum()",
+        model="gpt-4.1", cost_usd=0.0052))
     done = await store.get_turn("ok")
     assert done is not None
     assert (done.status, done.finished_at, done.response_id, done.error, done.input_tokens, done.output_tokens) == (
         "done", 20.0, "resp_1", None, 1200, 345)
+    assert (done.answer, done.code, done.model, done.cost_usd) == ("North grew most.", "df.sum()", "gpt-4.1", 0.0052)
+    assert [t.id for t in await store.list_turns(done.key)] == [t.id for t in await store.list_turns(done.key)]
+    assert await store.spent_since(12.0) == pytest.approx(0.0052)
+    assert await store.spent_since(12.0, user="nobody") == 0.0
+    assert await store.spent_since(12.5) == 0.0
 
     await store.start_turn("bad", now=13.0)
-    await store.finish_turn("bad", status="failed", now=14.0, error="SandboxTimeout ref=abc123")
+    await store.finish_turn("bad", status="failed", now=14.0,
+                             outcome=TurnOutcomeRecord(error="SandboxTimeout ref=abc123"))
     failed = await store.get_turn("bad")
     assert failed is not None and (failed.status, failed.error, failed.input_tokens) == (
         "failed", "SandboxTimeout ref=abc123", 0)

@@ -1,0 +1,56 @@
+"""What a turn cost, the footer that says so, and the daily budget windows (UTC days).
+
+A turn costs its tokens at the model's price (``DATASTORY_PRICES``, USD per million input and output tokens;
+cached input tokens are billed as input, so the figure errs high) plus one hosted container session for each
+container the turn had to create (``DATASTORY_CONTAINER_SESSION_USD`` by memory tier; the provider bills sessions
+of up to 20 minutes, with a container expiring after 20 idle minutes, so a new container is a new session). A
+model missing from the table has an unknown cost: the footer says so instead of inventing a number.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot.analysts.base import Usage
+from bot.formatting import seconds
+
+DAY = 86_400.0
+
+
+def token_cost(model: str, usage: Usage, prices: dict[str, tuple[float, float]]) -> float | None:
+    """USD for ``usage`` at ``model``'s price; a dated model name (``gpt-4.1-2025-04-14``) uses its family's."""
+    price = prices.get(model) or next((p for name, p in sorted(prices.items(), key=lambda kv: -len(kv[0]))
+                                       if model.startswith(name + "-")), None)
+    if price is None:
+        return None
+    return (usage.input_tokens * price[0] + usage.output_tokens * price[1]) / 1_000_000
+
+
+def turn_cost(
+    *, model: str, usage: Usage, prices: dict[str, tuple[float, float]], sessions: int, session_usd: float
+) -> float | None:
+    """Tokens plus container sessions; None when the model's price is unknown."""
+    tokens = token_cost(model, usage, prices)
+    return None if tokens is None else tokens + sessions * session_usd
+
+
+def footer(elapsed: float, cost: float | None) -> str:
+    """``_⏱ 12.3 s · ≈ $0.0123_`` (or ``cost unknown``)."""
+    money = "cost unknown" if cost is None else (f"≈ ${cost:.4f}" if cost < 1 else f"≈ ${cost:.2f}")
+    return f"_⏱ {seconds(elapsed)} · {money}_"
+
+
+def day_start(now: float) -> float:
+    """00:00 UTC of the day of ``now``."""
+    moment = datetime.fromtimestamp(now, UTC)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+def budget_refusal(*, spent: float, budget: float, who: str, now: float) -> str:
+    """The message a person gets when a daily budget is used up, with when it resets."""
+    reset = day_start(now) + DAY
+    left = timedelta(seconds=int(reset - now))
+    hours, rest = divmod(left.seconds, 3600)
+    when = datetime.fromtimestamp(reset, UTC).strftime("%H:%M UTC")
+    return (f"The daily analysis budget {who} is used up (${spent:.2f} of ${budget:.2f}). It resets at {when}, "
+            f"in {hours} h {rest // 60} min (`DATASTORY_DAILY_BUDGET_USD`).")

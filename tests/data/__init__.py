@@ -1,0 +1,1 @@
+"""Test data: the generated file corpus (:mod:`tests.data.generate`)."""
