@@ -2,8 +2,9 @@
 
 This is the one place objects are constructed (no module-level clients anywhere). It builds the single
 ``AsyncWebClient`` that Bolt and the gateway share, pointed at ``SLACK_API_URL`` (slack_sdk reads no base-URL
-variable of its own), the OpenAI client, the sandbox backend, the analyst, the store, the worker and the intake,
-and an aiohttp application serving ``POST /slack/events``, ``GET /healthz`` and ``GET /metrics``.
+variable of its own), the OpenAI client, the sandbox backend, the analyst, the store, the worker, the intake and
+the digests, and an aiohttp application serving ``POST /slack/events``, ``GET /healthz`` and ``GET /metrics``.
+:func:`build_digest_runner` builds the smaller graph ``datastory digest run-due`` needs (no Bolt, no HTTP).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from bot.backends import Backends, ConfigurationError, build_backends
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.deps import Deps
+from bot.digests import Digests
 from bot.intake import Intake
+from bot.jobs.digests import DigestJob, build_digest_job
 from bot.jobs.periodic import run_periodically
 from bot.jobs.sweeper import build_sweeper
 from bot.poster import Poster
@@ -59,6 +62,7 @@ class BotApp:
     backends: Backends
     clock: Clock
     slack_session: aiohttp.ClientSession | None = None
+    digest_job: DigestJob | None = None
     ready: bool = field(default=False)
     jobs: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -71,6 +75,10 @@ class BotApp:
         self.jobs.append(asyncio.create_task(run_periodically(
             sweeper.run_once, interval=self.settings.sweep_interval_seconds, clock=self.clock, name="sweeper"),
             name="sweeper"))
+        if self.digest_job is not None:  # the first pass runs now: digests missed while the bot was down, once
+            self.jobs.append(asyncio.create_task(run_periodically(
+                self.digest_job.run_once, interval=self.settings.digest_interval_seconds, clock=self.clock,
+                name="digests"), name="digests"))
         self.ready = True
         logger.info("bot ready sandbox=%s resumed_turns=%d", self.backends.sandbox.kind, resumed)
 
@@ -132,24 +140,77 @@ def build_app(
     )
     backends = backends or build_backends(settings)
     store = make_store(settings.database_url)
-    poster = SlackGateway(client=slack, token=settings.slack_bot_token.get_secret_value() if settings.slack_bot_token
-                          else "", api_url=settings.slack_api_url)
+    poster = _gateway(settings, slack)
     tracker = TaskTracker()
     worker = TurnWorker(
         store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock, tracker=tracker,
         config=worker_config(settings, backends.sandbox.kind),
     )
+    digests = Digests(store=store, poster=poster, clock=clock)
     intake = Intake(
         store=store, worker=worker, poster=poster, clock=clock, tracker=tracker,
         max_file_bytes=settings.max_file_bytes,
         allowed_channels=frozenset(settings.allowed_channels), allowed_users=frozenset(settings.allowed_users),
-        daily_budget_usd=settings.daily_budget_usd,
+        daily_budget_usd=settings.daily_budget_usd, digests=digests,
     )
-    register_handlers(bolt, Deps(settings=settings, intake=intake))
+    register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests))
     app = BotApp(settings=settings, bolt=bolt, web=web.Application(), store=store, worker=worker, tracker=tracker,
-                 poster=poster, backends=backends, clock=clock, slack_session=session)
+                 poster=poster, backends=backends, clock=clock, slack_session=session,
+                 digest_job=build_digest_job(settings, store=store, poster=poster, worker=worker))
     _mount_routes(app)
     return app
+
+
+def _gateway(settings: Settings, slack: AsyncWebClient) -> SlackGateway:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    return SlackGateway(client=slack, token=token, api_url=settings.slack_api_url)
+
+
+@dataclass(slots=True)
+class DigestRunner:
+    """What ``datastory digest run-due`` runs: the digest job over the store, the backends and a Slack poster."""
+
+    job: DigestJob
+    store: Store
+    backends: Backends
+    poster: Poster
+    tracker: TaskTracker
+    session: aiohttp.ClientSession
+
+    async def open(self, *, warm: bool = True) -> None:
+        """Open the store and (unless ``warm`` is False, as in a dry run) warm the sandbox."""
+        await self.store.open()
+        if warm:
+            await self.backends.start()
+
+    async def close(self) -> None:
+        """Close every client."""
+        await self.tracker.close(grace=0)
+        await self.backends.close()
+        await self.poster.close()
+        await self.session.close()
+        await self.store.close()
+
+
+def build_digest_runner(
+    settings: Settings, *, clock: Clock | None = None, backends: Backends | None = None
+) -> DigestRunner:
+    """The object graph of a one-shot digest pass (cron, Kubernetes CronJob); needs ``SLACK_BOT_TOKEN``."""
+    if settings.slack_bot_token is None:
+        raise ConfigurationError("SLACK_BOT_TOKEN is not set: digests read the threads' files from Slack and post "
+                                 "there")
+    clock = clock or SystemClock()
+    backends = backends or build_backends(settings)
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=15))
+    poster = _gateway(settings, build_slack_client(settings, session))
+    store = make_store(settings.database_url)
+    tracker = TaskTracker()
+    worker = TurnWorker(
+        store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock, tracker=tracker,
+        config=worker_config(settings, backends.sandbox.kind),
+    )
+    return DigestRunner(job=build_digest_job(settings, store=store, poster=poster, worker=worker), store=store,
+                        backends=backends, poster=poster, tracker=tracker, session=session)
 
 
 def _mount_routes(app: BotApp) -> None:

@@ -14,12 +14,13 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.app import BotApp, build_app, start_socket_mode
+from bot.app import BotApp, build_app, build_digest_runner, start_socket_mode
 from bot.backends import ConfigurationError, build_backends
 from bot.config import Settings
 from bot.jobs.sweeper import build_sweeper
@@ -29,7 +30,6 @@ from bot.store import make_store
 logger = logging.getLogger(__name__)
 
 NOT_YET = {
-    "digest": "`datastory digest` arrives with the scheduled digests issue.",
     "doctor": "`datastory doctor` arrives with the operations issue.",
 }
 
@@ -52,9 +52,9 @@ def parser() -> argparse.ArgumentParser:
     dg = sub.add_parser("digest", help="scheduled digests")
     dsub = dg.add_subparsers(dest="digest_command", required=True)
     dsub.add_parser("list", help="print every digest")
-    due = dsub.add_parser("run-due", help="run the digests due at an instant")
-    due.add_argument("--now", default=None)
-    due.add_argument("--dry-run", action="store_true")
+    due = dsub.add_parser("run-due", help="run the digests due at an instant (default now), once")
+    due.add_argument("--now", default=None, help="the instant, ISO-8601 (2025-06-16T09:00:00Z); naive means UTC")
+    due.add_argument("--dry-run", action="store_true", help="list what would run; claim and run nothing")
     sub.add_parser("doctor", help="check tokens, scopes, endpoints, database and sandbox")
     return p
 
@@ -89,6 +89,10 @@ async def amain(
     configure_logging(settings.log_level)
     if args.command == "sweep":
         return await _sweep(settings, idle_minutes=args.idle_minutes, dry_run=args.dry_run)
+    if args.command == "digest":
+        if args.digest_command == "list":
+            return await _digest_list(settings)
+        return await _digest_run_due(settings, now=args.now, dry_run=args.dry_run)
     stop = stop or _stop_on_signals()
     try:
         if args.http or settings.slack_app_token is None:
@@ -122,6 +126,69 @@ async def _sweep(settings: Settings, *, idle_minutes: int | None, dry_run: bool)
     for title, ids in (("idle", report.deleted_idle), ("orphaned", report.deleted_orphans),
                        ("expired", report.deleted_expired), ("busy, skipped", report.skipped_busy),
                        ("errors", report.errors)):
+        for item in ids:
+            print(f"  {title}: {item}")
+    return 0
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_instant(text: str) -> float:
+    """ISO-8601 (``2025-06-16T09:00:00Z``, ``2025-06-16T09:00+02:00``; naive means UTC) as Unix seconds."""
+    moment = datetime.fromisoformat(text.strip())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+async def _digest_list(settings: Settings) -> int:
+    """``datastory digest list``: one line per digest that is not cancelled."""
+    store = make_store(settings.database_url)
+    try:
+        await store.open()
+        digests = await store.list_digests()
+    except Exception as exc:
+        print(f"datastory digest list: could not read the store: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    if not digests:
+        print("no digests")
+        return 0
+    print("id	channel	schedule	tz	next run	status	last outcome")
+    for d in digests:
+        last = f"{d.last_outcome} at {_iso(d.last_run_at)}" if d.last_outcome and d.last_run_at else "never ran"
+        print(f"{d.id}	{d.key.channel}	{d.label} ({d.cron})	{d.tz}	{_iso(d.next_run_at)}	{d.status}	{last}")
+    return 0
+
+
+async def _digest_run_due(settings: Settings, *, now: str | None, dry_run: bool) -> int:
+    """``datastory digest run-due``: one pass of the digest job at ``now``; the report on stdout."""
+    try:
+        instant = time.time() if now is None else parse_instant(now)
+    except ValueError:
+        print(f"datastory digest run-due: --now {now!r} is not an ISO-8601 time (e.g. 2025-06-16T09:00:00Z)",
+              file=sys.stderr)
+        return 2
+    try:
+        runner = build_digest_runner(settings)
+    except ConfigurationError as exc:
+        print(f"datastory digest run-due: {exc}", file=sys.stderr)
+        return 2
+    try:
+        await runner.open(warm=not dry_run)
+        report = await runner.job.run_once(instant, dry_run=dry_run)
+    except Exception as exc:  # the pass could not run at all: say why, fail the cron job
+        print(f"datastory digest run-due: could not run: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await runner.close()
+    print(f"at {_iso(instant)}: {report.summary()}")
+    for title, ids in (("would run", report.would_run), ("ran", report.ran),
+                       ("skipped, no new data", report.skipped_unchanged), ("failed", report.failed),
+                       ("paused", report.paused), ("taken by another runner", report.taken)):
         for item in ids:
             print(f"  {title}: {item}")
     return 0

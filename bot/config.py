@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     orphan_grace_minutes: float = Field(
         default=10.0, ge=0, description="A prefixed container the store does not own is deleted once this old."
     )
+    digest_interval_seconds: float = Field(
+        default=30.0, gt=0, description="How often `datastory run` looks for due digests (the first look is at start)."
+    )
     max_file_mb: int = Field(default=512, ge=1, description="Larger files are refused, before any download.")
     allowed_channels: CommaList = Field(
         default_factory=list, description="Comma-separated channel ids the bot works in; empty = all."

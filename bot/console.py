@@ -20,7 +20,7 @@ from bot.poster import ForeignFileHost, SlackFile, Upload
 CHUNK = 1024 * 1024
 EMOJI = {
     ":hourglass_flowing_sand:": "⏳", ":hourglass:": "⌛", ":white_check_mark:": "✅", ":warning:": "⚠️",
-    ":inbox_tray:": "📥", ":recycle:": "♻️",
+    ":inbox_tray:": "📥", ":recycle:": "♻️", ":page_facing_up:": "📄", ":arrows_counterclockwise:": "🔄",
 }
 _EMOJI = re.compile("|".join(re.escape(code) for code in EMOJI))
 
@@ -46,19 +46,27 @@ class ConsolePoster:
         self.answer: list[str] = []
         self.written: list[Path] = []
         self.status = ""
+        self._details: set[str] = set()
 
     def _next_ts(self) -> str:
         self._count += 1
         return f"{self._count}.000000"
 
     def _show_status(self, text: str) -> None:
-        self.status = plain(text)
+        """The first line is the live status (rewritten in place on a terminal); the lines under it (previews)
+        are printed once each."""
+        first, *details = plain(text).splitlines() or [""]
+        self.status = first
+        for line in details:
+            if line not in self._details:
+                self._details.add(line)
+                self._err.write(("\r\033[K" if self._live else "") + line + "\n")
         if self._live:
-            self._err.write("\r\033[K" + self.status)
+            self._err.write("\r\033[K" + first)
             if text.startswith((":white_check_mark:", ":warning:")):
                 self._err.write("\n")
         else:
-            self._err.write(self.status + "\n")
+            self._err.write(first + "\n")
         self._err.flush()
 
     async def react(self, *, channel: str, ts: str, name: str) -> None:
@@ -111,6 +119,14 @@ class ConsolePoster:
     async def file_info(self, file_id: str) -> SlackFile:
         """Console files come with their metadata; there is nothing to look up."""
         raise ForeignFileHost("not_supported", method="files.info")
+
+    async def permalink(self, *, channel: str, ts: str) -> str:
+        """A console thread has no link."""
+        return ""
+
+    async def user_tz(self, user: str) -> str:
+        """The console user's zone is not known; UTC."""
+        return "UTC"
 
     async def download(self, url: str) -> AsyncIterator[bytes]:
         """Stream a file the user named (``file://`` URL); anything else is refused."""

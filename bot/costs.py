@@ -36,7 +36,12 @@ def turn_cost(
 
 def footer(elapsed: float, cost: float | None) -> str:
     """``_⏱ 12.3 s · ≈ $0.0123_`` (or ``cost unknown``)."""
-    money = "cost unknown" if cost is None else (f"≈ ${cost:.4f}" if cost < 1 else f"≈ ${cost:.2f}")
+    if cost is None:
+        money = "cost unknown"
+    elif cost == 0:
+        money = "no model cost"
+    else:
+        money = f"≈ ${cost:.4f}" if cost < 1 else f"≈ ${cost:.2f}"
     return f"_⏱ {seconds(elapsed)} · {money}_"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.config import Settings
+from bot.digests import Digests
 from bot.intake import Intake
 
 
@@ -14,3 +15,4 @@ class Deps:
 
     settings: Settings
     intake: Intake
+    digests: Digests

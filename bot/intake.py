@@ -2,6 +2,8 @@
 
 Handlers translate Slack events (``message``, ``file_share``, ``app_mention``) into :class:`IncomingMessage`
 and call :meth:`Intake.on_message`; every rule about which messages start work lives here, Slack-independent.
+A thread message that starts with ``digest`` schedules a digest (:class:`bot.digests.Digests`) instead of
+asking a question.
 The same post can arrive as several events (``message`` and ``app_mention``; Slack retries): one dedupe key per
 ``(team, channel, ts)`` makes exactly one of them act, across restarts too, because the key is stored.
 """
@@ -17,6 +19,7 @@ from typing import Literal
 
 from bot.clock import Clock
 from bot.costs import budget_refusal, day_start
+from bot.digests import NO_DATA_TEXT, Digests, is_digest_command
 from bot.files import rejection_reason
 from bot.poster import Poster, SlackError, SlackFile
 from bot.store.base import FileRecord, NewTurn, Store, ThreadKey
@@ -25,7 +28,7 @@ from bot.turns import TurnWorker
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["turn", "duplicate", "rejected", "refused", "reset", "help", "ignored"]
+Outcome = Literal["turn", "duplicate", "rejected", "refused", "reset", "help", "digest", "ignored"]
 
 RESET_WORDS = frozenset({"reset", "start over", "restart"})
 RESET_TEXT = ("Fresh start: I deleted this thread's workspace. Your files are kept; the next question loads them "
@@ -82,8 +85,10 @@ class Intake:
         self, *, store: Store, worker: TurnWorker, poster: Poster, clock: Clock, tracker: TaskTracker,
         max_file_bytes: int, allowed_channels: frozenset[str] = frozenset(),
         allowed_users: frozenset[str] = frozenset(), daily_budget_usd: float | None = None,
+        digests: Digests | None = None,
     ) -> None:
         self._budget = daily_budget_usd
+        self._digests = digests
         self._store = store
         self._tracker = tracker
         self._worker = worker
@@ -114,8 +119,12 @@ class Intake:
         if msg.thread_ts is not None and await self._thread_has_data(msg.key):
             if msg.question.lower().strip(" .!") in RESET_WORDS:
                 return await self._reset(msg)
+            if self._digests is not None and is_digest_command(msg.question):
+                return await self._digest(msg, self._digests)
             return await self._submit(msg, ())
         if msg.mentions_bot:
+            if self._digests is not None and is_digest_command(msg.question):
+                return await self._reply_once(msg, NO_DATA_TEXT, outcome="help")
             return await self._reply_once(msg, HELP_TEXT, outcome="help")
         return "ignored"
 
@@ -125,6 +134,14 @@ class Intake:
         await self._worker.reset(msg.key, ts=msg.ts)
         await self._post(msg, RESET_TEXT)
         return "reset"
+
+    async def _digest(self, msg: IncomingMessage, digests: Digests) -> Outcome:
+        """``digest <schedule>: <question>`` in a thread with data: schedule it, or say why not (with examples)."""
+        if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):
+            return "duplicate"
+        reply = await digests.create(key=msg.key, user=msg.user, text=msg.question)
+        await self._post(msg, reply.text, blocks=reply.blocks)
+        return "digest"
 
     async def reset_channel(self, team: str, channel: str) -> int:
         """``/datastory reset``: reset every thread of the channel that has a workspace (each after the turns
@@ -223,8 +240,8 @@ class Intake:
         await self._post(msg, text)
         return outcome
 
-    async def _post(self, msg: IncomingMessage, text: str) -> None:
+    async def _post(self, msg: IncomingMessage, text: str, *, blocks: list[dict[str, object]] | None = None) -> None:
         try:
-            await self._poster.post(channel=msg.channel, thread_ts=msg.thread_ts or msg.ts, text=text)
+            await self._poster.post(channel=msg.channel, thread_ts=msg.thread_ts or msg.ts, text=text, blocks=blocks)
         except SlackError as exc:
             logger.warning("reply failed channel=%s error=%s", msg.channel, exc.code)

@@ -108,6 +108,14 @@ class Poster(Protocol):
         """``files.info`` for a file id."""
         ...
 
+    async def permalink(self, *, channel: str, ts: str) -> str:
+        """``chat.getPermalink``: a link to the message ``ts`` (a thread's root links to the thread)."""
+        ...
+
+    async def user_tz(self, user: str) -> str:
+        """The user's IANA time zone from ``users.info`` (``users:read``); ``"UTC"`` when it cannot be read."""
+        ...
+
     def download(self, url: str) -> AsyncIterator[bytes]:
         """Stream a private file's bytes in chunks with the bot token.
 

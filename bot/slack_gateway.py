@@ -147,6 +147,22 @@ class SlackGateway:
             raise SlackError("file_not_found", method="files.info")
         return SlackFile.from_payload(payload)
 
+    async def permalink(self, *, channel: str, ts: str) -> str:
+        """``chat.getPermalink`` for the message ``ts`` in ``channel``."""
+        resp = await self._call("chat.getPermalink", self._client.chat_getPermalink(channel=channel, message_ts=ts))
+        return str(resp.get("permalink") or "")
+
+    async def user_tz(self, user: str) -> str:
+        """The user's ``tz`` from ``users.info``; ``"UTC"`` when the call fails or the profile has none."""
+        try:
+            resp = await self._call("users.info", self._client.users_info(user=user))
+        except SlackError as exc:
+            logger.warning("users.info failed, using UTC user=%s error=%s", user, exc.code)
+            return "UTC"
+        profile = resp.get("user")
+        tz = profile.get("tz") if isinstance(profile, dict) else None
+        return tz if isinstance(tz, str) and tz else "UTC"
+
     # ------------------------------------------------------------------ downloads
 
     def _http(self) -> aiohttp.ClientSession:

@@ -64,8 +64,8 @@ async def run_try(settings: Settings, paths: list[Path], *, question: str | None
     if not accepted:
         return 2
     with tempfile.TemporaryDirectory(prefix="datastory-try-") as tmp:
-        local = settings.model_copy(update={"local_dir": settings.local_dir or str(Path(tmp) / "sandboxes")})
-        backends = build_backends(local, sandbox="local", pool_size=0)
+        # kernels work under DATASTORY_LOCAL_DIR (default: a shared temp dir their unprivileged user can reach)
+        backends = build_backends(settings, sandbox="local", pool_size=0)
         store = make_store(f"sqlite:///{Path(tmp) / 'try.db'}")
         await store.open()
         tracker = TaskTracker()

@@ -6,6 +6,10 @@ updated), takes the thread lock (one turn per thread at a time, in arrival order
 Slack into it, runs the analyst, diffs the container's file list to find what the code wrote, and posts the
 narrative and those files into the thread. A container that turns out to be gone or expired is rebuilt once per
 turn, transparently. Failures become one clear line in the thread (``bot.errors``), never silence.
+
+:meth:`TurnWorker.run_batch` runs the same machinery (container creation with the capacity back-off, streaming
+upload with inspection, the analyst, the output diff and CSV neutralising) for a one-off question in a fresh,
+short-lived container that is deleted as soon as the run ends: what a scheduled digest runs.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +48,7 @@ from bot.sandbox.base import (
     ContainerInfo,
     ContainerNotFound,
     SandboxBackend,
+    SandboxError,
     SandboxFile,
     SandboxUnavailable,
 )
@@ -121,6 +126,25 @@ class TurnOutcome:
     """Names of earlier files loaded again into a rebuilt container (the thread is told)."""
 
 
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What a one-off run in a fresh container (:meth:`TurnWorker.run_batch`) produced, ready to post."""
+
+    result: AnalysisResult
+    uploads: tuple[Upload, ...]
+    loaded: tuple[str, ...]
+    """Names of the files the analysis had."""
+    refused: tuple[tuple[str, str], ...]
+    """``(name, reason)`` of files the inspection refused (the others were analysed)."""
+    container_id: str
+    """The batch container (already deleted when the outcome is returned)."""
+    elapsed: float
+    cost_usd: float | None
+    """Tokens plus the container session; None when the model's price is unknown."""
+    footer: str
+    """``_⏱ time · ≈ $cost_``, or empty when the cost footer is off."""
+
+
 def worker_config(settings: Settings, sandbox_kind: str, **overrides: Any) -> WorkerConfig:
     """The worker's view of the settings (hosted container sessions cost money; local kernels do not)."""
     values: dict[str, Any] = {
@@ -138,28 +162,19 @@ def worker_config(settings: Settings, sandbox_kind: str, **overrides: Any) -> Wo
     return WorkerConfig(**values)
 
 
-_REFUSED = "!refused:"
-"""Prefix of a file record's ``facts`` when the file was refused: ``!refused:<turn id>:<reason>``."""
-
-
-def _refusal(facts: str) -> str | None:
-    """The reason a file was refused, from its record's facts; ``None`` for a file that was not."""
-    return facts[len(_REFUSED):].partition(":")[2] if facts.startswith(_REFUSED) else None
-
-
 def _needs_upload(f: FileRecord, container_id: str | None, turn: TurnRecord) -> bool:
     """Not in the container yet, and not refused (a refused file is tried again only when shared again)."""
     if container_id and f.container_id == container_id and f.sandbox_path:
         return False
-    if _refusal(f.facts) is not None:
-        return f.message_ts == turn.message_ts and not f.facts.startswith(f"{_REFUSED}{turn.id}:")
+    if f.refused_reason is not None:
+        return f.message_ts == turn.message_ts and f.refused_turn != turn.id
     return True
 
 
 def _replaces(f: FileRecord, files: list[FileRecord]) -> bool:
     """Whether an earlier, readable file of the thread has the same name as ``f``."""
     return any(g.name == f.name and g.slack_file_id != f.slack_file_id and g.message_ts != f.message_ts
-               and g.created_at <= f.created_at and _refusal(g.facts) is None for g in files)
+               and g.created_at <= f.created_at and g.refused_reason is None for g in files)
 
 
 def newest_versions(files: list[FileRecord], *, loaded_only: bool = True) -> list[FileRecord]:
@@ -168,7 +183,7 @@ def newest_versions(files: list[FileRecord], *, loaded_only: bool = True) -> lis
     the older one stays in the container but is not given to the analysis."""
     latest: dict[str, FileRecord] = {}
     for f in files:
-        if _refusal(f.facts) is None and (f.sandbox_path or not loaded_only):
+        if f.refused_reason is None and (f.sandbox_path or not loaded_only):
             latest[f.name] = f
     return list(latest.values())
 
@@ -200,8 +215,11 @@ def _neutralised(name: str, data: bytes) -> bytes:
 class StatusMessage:
     """The bot's status reply in a thread: posted once, then updated (throttled, identical text skipped)."""
 
-    def __init__(self, *, poster: Poster, channel: str, thread_ts: str, ts: str | None, min_interval: float = 1.0):
+    def __init__(self, *, poster: Poster, channel: str, thread_ts: str, ts: str | None, min_interval: float = 1.0,
+                 quiet: bool = False):
         self._poster = poster
+        self._quiet = quiet
+        """Nobody is watching (a batch run): the text is kept and logged, never posted."""
         self._channel = channel
         self._thread_ts = thread_ts
         self.ts = ts
@@ -218,6 +236,9 @@ class StatusMessage:
         if text == self._text or (not force and time.monotonic() - self._last < self._min_interval):
             return
         self._text, self._last = text, time.monotonic()
+        if self._quiet:
+            logger.debug("batch status: %s", text.splitlines()[0][:200])
+            return
         try:
             if self.ts is None:
                 self.ts = await self._poster.post(channel=self._channel, thread_ts=self._thread_ts, text=text)
@@ -459,11 +480,7 @@ class TurnWorker:
                 )
                 await status.set(f":hourglass_flowing_sand: Analysing {names_list(own)}…" if own
                                  else ":hourglass_flowing_sand: Thinking…")
-                before = {f.id for f in await self._sandbox.list_files(container_id)}
-                result = await self._analyst.run(request, progress=status.progress)
-                created = [f for f in await self._sandbox.list_files(container_id)
-                           if f.id not in before and f.source != "user"]
-                uploads = await self._read_outputs(container_id, created, result.cited_file_ids)
+                result, uploads = await self._analyse(request, status)
                 await self._store.set_last_response(key, result.response_id, now=self._clock.now())
                 reloaded = tuple(name for name in loaded if name not in own)
                 return TurnOutcome(result=result, uploads=uploads, loaded=tuple(own), reloaded=reloaded)
@@ -474,6 +491,94 @@ class TurnWorker:
                 await self._store.clear_container(key, status="swept")
                 await status.set(":recycle: The workspace had expired; rebuilding it and reloading the files…")
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _analyse(
+        self, request: AnalysisRequest, status: StatusMessage
+    ) -> tuple[AnalysisResult, tuple[Upload, ...]]:
+        """Run the analyst in the request's container; the files it wrote are what the container's file list gained
+        (not the uploads), read within limits and with CSV formulas defused."""
+        container_id = request.container_id
+        before = {f.id for f in await self._sandbox.list_files(container_id)}
+        result = await self._analyst.run(request, progress=status.progress)
+        created = [f for f in await self._sandbox.list_files(container_id) if f.id not in before and f.source != "user"]
+        return result, await self._read_outputs(container_id, created, result.cited_file_ids)
+
+    async def run_batch(
+        self, files: Sequence[FileRecord], question: str, *, name: str, idle_minutes: int
+    ) -> BatchOutcome:
+        """Answer ``question`` about ``files`` in a fresh container named ``name`` (``expires_after`` anchored on
+        ``last_active_at`` with ``idle_minutes``), deleted as soon as the run ends, whatever the outcome.
+
+        The files are streamed from Slack with inspection, as a turn does, but nothing is written to the store
+        (the thread's own container and file records are left alone). The run takes a worker slot and is bounded
+        by the turn timeout. Raises what a turn would fail with (:class:`bot.files.FilesRefused` when no file
+        could be read, :class:`bot.errors.TurnTimeout`, sandbox and analyst errors).
+        """
+        status = StatusMessage(poster=self._poster, channel="", thread_ts="", ts=None, quiet=True)
+        run = _Run()
+        created: list[str] = []
+
+        async def create() -> str:
+            info = await self._create_when_possible(name, status, idle_minutes=idle_minutes)
+            created.append(info.id)
+            run.sessions += 1 if self._config.session_usd else 0
+            logger.info("batch container created container=%s name=%s", info.id, name)
+            return info.id
+
+        started = self._clock.now()
+        async with self._slots:
+            self._running += 1
+            try:
+                async with asyncio.timeout(self._config.turn_timeout):
+                    container_id, data, refused = await self._load_batch(files, create, status)
+                    request = AnalysisRequest(question=question, container_id=container_id, files=tuple(data),
+                                              new_files=tuple(d.name for d in data))
+                    result, uploads = await self._analyse(request, status)
+            except TimeoutError:
+                raise TurnTimeout(self._config.turn_timeout) from None
+            finally:
+                self._running -= 1
+                for cid in created:
+                    await self._delete_now(cid)
+        elapsed = self._clock.now() - started
+        cost = turn_cost(model=result.model, usage=result.usage, prices=self._config.prices, sessions=run.sessions,
+                         session_usd=self._config.session_usd)
+        return BatchOutcome(result=result, uploads=uploads, loaded=tuple(d.name for d in data),
+                            refused=tuple(refused), container_id=container_id, elapsed=elapsed, cost_usd=cost,
+                            footer=footer(elapsed, cost) if self._config.cost_footer else "")
+
+    async def _load_batch(
+        self, files: Sequence[FileRecord], create: Callable[[], Awaitable[str]], status: StatusMessage
+    ) -> tuple[str, list[DataFile], list[tuple[str, str]]]:
+        """Stream ``files`` into a container created once the first one passed inspection."""
+        container_id: str | None = None
+        data: list[DataFile] = []
+        refused: list[tuple[str, str]] = []
+        for f in files:
+            await status.set(f":inbox_tray: Loading `{f.name}` ({human_size(f.size)}) into the sandbox…")
+            try:
+                profile, stream = await inspect_stream(self._poster.download(f.download_url), name=f.name,
+                                                       size=f.size)
+            except (FileRejected, SlackError) as exc:
+                reason = _refusal_reason(exc)
+                if reason is None:
+                    raise
+                logger.info("batch file refused file=%s reason=%s", f.slack_file_id, type(exc).__name__)
+                refused.append((f.name, reason))
+                continue
+            container_id, stored = await self._upload(f, stream, container_id, create)
+            data.append(DataFile(name=f.name, path=stored.path, size=f.size, facts=profile.facts(stored.path)))
+        if container_id is None:
+            raise FilesRefused(refused)
+        return container_id, data, refused
+
+    async def _delete_now(self, container_id: str) -> None:
+        """Delete a batch container; a failure is logged and left to the sweeper (the name carries the prefix)."""
+        try:
+            await self._sandbox.delete(container_id)
+        except SandboxError as exc:
+            logger.warning("batch container not deleted, the sweeper will container=%s error=%s", container_id,
+                           type(exc).__name__)
 
     async def _history(self, turn: TurnRecord) -> str:
         """A compact summary of the thread's earlier turns, for a fresh response chain (rebuilt container)."""
@@ -493,15 +598,19 @@ class TurnWorker:
         logger.info("container created container=%s thread=%s", info.id, key)
         return info.id
 
-    async def _create_when_possible(self, name: str, status: StatusMessage) -> ContainerInfo:
-        """Create the container; while the provider refuses (rate limit, capacity), wait with growing, jittered
-        delays and tell the thread its place in line. The question is never dropped (the turn timeout bounds it)."""
+    async def _create_when_possible(
+        self, name: str, status: StatusMessage, *, idle_minutes: int | None = None
+    ) -> ContainerInfo:
+        """Create the container (idle TTL ``idle_minutes``, default the thread TTL); while the provider refuses
+        (rate limit, capacity), wait with growing, jittered delays and tell the thread its place in line. The
+        question is never dropped (the turn timeout bounds it)."""
+        minutes = self._config.container_idle_minutes if idle_minutes is None else idle_minutes
         delay = self._config.capacity_retry_seconds
         ticket = object()
         try:
             while True:
                 try:
-                    return await self._sandbox.create(name=name, idle_minutes=self._config.container_idle_minutes)
+                    return await self._sandbox.create(name=name, idle_minutes=minutes)
                 except SandboxUnavailable:
                     if ticket not in self._waiting:
                         self._waiting.append(ticket)
@@ -544,7 +653,7 @@ class TurnWorker:
         files = await self._store.list_files(key)
         own = [f for f in files if f.message_ts == turn.message_ts]
         if own and not any(f.sandbox_path for f in own):
-            raise FilesRefused(refused or [(f.name, reason) for f in own if (reason := _refusal(f.facts))])
+            raise FilesRefused(refused or [(f.name, f.refused_reason) for f in own if f.refused_reason])
         for f in newest_versions(files, loaded_only=False):
             if f.message_ts != turn.message_ts and _needs_upload(f, container_id, turn):
                 container_id, refusal = await self._load_one(turn, f, container_id, status, create)
@@ -555,7 +664,7 @@ class TurnWorker:
         if refused:
             await self._say(key, refusals_text(refused))
         if container_id is None:
-            raise FilesRefused([(f.name, reason) for f in files if (reason := _refusal(f.facts))])
+            raise FilesRefused([(f.name, f.refused_reason) for f in files if f.refused_reason])
         return container_id, loaded
 
     async def _load_one(
@@ -573,15 +682,9 @@ class TurnWorker:
             if reason is None:
                 raise
             logger.info("file refused thread=%s file=%s reason=%s", key, f.slack_file_id, type(exc).__name__)
-            await self._store.mark_uploaded(key, f.slack_file_id, container_id="", sandbox_path="",
-                                            sandbox_file_id="", facts=f"{_REFUSED}{turn.id}:{reason}")
+            await self._store.mark_refused(key, f.slack_file_id, turn_id=turn.id, reason=reason)
             return container_id, reason
-        try:
-            if container_id is None:
-                container_id = await create()
-            stored = await self._sandbox.upload(container_id, name=f.name, chunks=stream, size=f.size or None)
-        finally:
-            await stream.aclose()
+        container_id, stored = await self._upload(f, stream, container_id, create)
         await self._store.mark_uploaded(key, f.slack_file_id, container_id=container_id, sandbox_path=stored.path,
                                         sandbox_file_id=stored.id, facts=profile.facts(stored.path))
         if f.message_ts == turn.message_ts:
@@ -591,6 +694,19 @@ class TurnWorker:
             status.details.extend(line for line in lines if line not in status.details)  # a rebuild loads again
             await status.set(f":inbox_tray: Loaded `{f.name}`.")
         return container_id, None
+
+    async def _upload(
+        self, f: FileRecord, stream: AsyncGenerator[bytes, None], container_id: str | None,
+        create: Callable[[], Awaitable[str]],
+    ) -> tuple[str, SandboxFile]:
+        """Stream an inspected download into the container, creating it first when there is none yet."""
+        try:
+            if container_id is None:
+                container_id = await create()
+            stored = await self._sandbox.upload(container_id, name=f.name, chunks=stream, size=f.size or None)
+        finally:
+            await stream.aclose()
+        return container_id, stored
 
     async def _say(self, key: ThreadKey, text: str) -> None:
         try:

@@ -1,4 +1,8 @@
-"""The ``/datastory`` slash command: acknowledged at once with an answer only the caller sees."""
+"""The ``/datastory`` slash command: acknowledged at once with an answer only the caller sees.
+
+``help`` and ``reset``, and the digest commands: ``digests`` lists the channel's digests (each with a Cancel
+button), ``digest cancel ID`` cancels one. The work is in :class:`bot.intake.Intake` and :class:`bot.digests.Digests`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ from bot.intake import HELP_TEXT
 
 COMMAND = "/datastory"
 COMMANDS_HELP = ("Commands: `/datastory help`; `/datastory reset` deletes the workspaces of this channel's threads "
-                 "(or reply `reset` in one thread to reset just that one).")
+                 "(or reply `reset` in one thread to reset just that one); `/datastory digests` lists this "
+                 "channel's scheduled digests and `/datastory digest cancel ID` cancels one (schedule one by "
+                 "replying in a thread with data: `@datastory digest every monday 09:00: <question>`).")
 
 
 class CommandHandlers:
@@ -25,15 +31,32 @@ class CommandHandlers:
     async def on_command(self, ack: AsyncAck, respond: AsyncRespond, command: dict[str, Any]) -> None:
         """Answer ``/datastory [help]``; other subcommands are explained, not silently dropped."""
         words = str(command.get("text") or "").split()
-        if not words or words[0].lower() == "help":
+        team = str(command.get("team_id") or "")
+        channel = str(command.get("channel_id") or "")
+        sub = words[0].lower() if words else "help"
+        if sub == "help":
             await ack(text=f"{HELP_TEXT}\n\n{COMMANDS_HELP}")
             return
-        if words[0].lower() == "reset":
+        if sub == "reset":
             await ack(text="Resetting the workspaces of this channel's threads…")
-            count = await self._deps.intake.reset_channel(str(command.get("team_id") or ""),
-                                                          str(command.get("channel_id") or ""))
+            count = await self._deps.intake.reset_channel(team, channel)
             await respond(text=f"Reset {count} thread workspace{'s' * (count != 1)} in this channel. "
                                "Files are kept; the next question in a thread starts a fresh workspace.")
+            return
+        if sub == "digests" or (sub == "digest" and len(words) == 1):
+            await ack()
+            listing = await self._deps.digests.list_channel(team=team, channel=channel)
+            await respond(text=listing.text, blocks=listing.blocks)
+            return
+        if sub == "digest" and words[1].lower() == "cancel" and len(words) == 3:
+            await ack()
+            result = await self._deps.digests.cancel(words[2], by=str(command.get("user_id") or ""), team=team,
+                                                     channel=channel)
+            await respond(text=result.text)
+            return
+        if sub == "digest":
+            await ack(text="Use `/datastory digests` to list this channel's digests and `/datastory digest cancel "
+                           "ID` to cancel one.")
             return
         await ack(text=f"I don't know `/datastory {words[0]}` yet. Try `/datastory help`.")
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -73,7 +74,7 @@ WARMUP_CODE = (
     "matplotlib.use('Agg')\n"
     "import matplotlib.pyplot as plt\n"
     "_ds_w = pd.read_csv(__import__('io').StringIO('a,b\\n1,x\\n2,y\\n'))\n"
-    "_ds_w.describe(); _ds_w.groupby('b').a.sum(); _ds_w.plot(x='a', y='a')\n"
+    "_ds_w.describe(); _ds_w.groupby('b').a.sum(); _ds_w.plot(y='a')\n"
     "plt.gcf().savefig(__import__('io').BytesIO(), format='png'); plt.close('all'); del _ds_w\n"
 )
 """Run in every kernel before it joins the pool (or serves a thread when started cold): the imports, plus one tiny
@@ -207,25 +208,73 @@ class _RunOutcome:
 
 
 class _UidPool:
-    """Per-kernel uids/gids from a range that no account uses (root only)."""
+    """Per-kernel uids/gids from a range no account uses (root only), shared safely between bot processes.
 
-    def __init__(self, base: int, span: int) -> None:
+    A uid is ours while we hold an ``flock`` on ``<lock_dir>/<uid>``: two bots on one host (``datastory run`` and
+    ``datastory try``, or replicas) never hand out the same uid, so one's kill sweep never hits the other's
+    kernel. The lock dies with the process, so a crashed bot's uids become free again.
+    """
+
+    def __init__(self, base: int, span: int, lock_dir: Path) -> None:
         taken = {p.pw_uid for p in pwd.getpwall()}
         with contextlib.suppress(OSError):
             import grp
 
             taken |= {g.gr_gid for g in grp.getgrall()}
-        self._free = deque(u for u in range(base, base + span) if u not in taken)
+        self._candidates = [u for u in range(base, base + span) if u not in taken]
+        self._cursor = secrets.randbelow(len(self._candidates))
+        self._held: dict[int, int] = {}
+        self._lock_dir = lock_dir
         self.base = base
         self.span = span
 
     def allocate(self) -> int:
-        if not self._free:
-            raise SandboxUnavailable("No free sandbox uid left: too many local kernels at once.")
-        return self._free.popleft()
+        for _ in range(len(self._candidates)):
+            uid = self._candidates[self._cursor % len(self._candidates)]
+            self._cursor += 1
+            if uid in self._held:
+                continue
+            fd = os.open(self._lock_dir / str(uid), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            self._held[uid] = fd
+            return uid
+        raise SandboxUnavailable("No free sandbox uid left: too many local kernels at once.")
 
     def release(self, uid: int) -> None:
-        self._free.append(uid)
+        fd = self._held.pop(uid, None)
+        if fd is not None:
+            os.close(fd)
+
+    def close(self) -> None:
+        for uid in list(self._held):
+            self.release(uid)
+
+
+def _uid_lock_dir() -> Path:
+    """A root-only directory for the uid locks, the same for every bot process on the host."""
+    for parent in (Path("/run"), Path(tempfile.gettempdir())):
+        path = parent / "datastory-sandbox-uids"
+        try:
+            path.mkdir(mode=0o700, exist_ok=True)
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o077:
+            return path
+    raise SandboxUnavailable("No safe directory for sandbox uid locks (/run or the temp dir).")
+
+
+def _uid_has_processes(uid: int) -> bool:
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if entry.stat().st_uid == uid:
+                    return True
+    return False
 
 
 def _id_range_mapped(path: str, lo: int, hi: int) -> bool:
@@ -399,6 +448,7 @@ class LocalSandbox:
         self._fixed_user: tuple[int, int, str] | None = None
         self._root = os.geteuid() == 0
         self._kernel_count = 0
+        self._pool_failures = 0
 
     # ------------------------------------------------------------------------------------------- lifecycle
 
@@ -517,7 +567,7 @@ class LocalSandbox:
             hi = _UID_BASE + _UID_SPAN
             if _id_range_mapped("/proc/self/uid_map", _UID_BASE, hi) and \
                     _id_range_mapped("/proc/self/gid_map", _UID_BASE, hi):
-                self._uids = _UidPool(_UID_BASE, _UID_SPAN)
+                self._uids = _UidPool(_UID_BASE, _UID_SPAN, _uid_lock_dir())
                 return
             user = "nobody"
         else:
@@ -591,6 +641,8 @@ class LocalSandbox:
             await asyncio.to_thread(shutil.rmtree, self._runtime, True)
         if self._own_base and self._base is not None:
             await asyncio.to_thread(shutil.rmtree, self._base, True)
+        if self._uids is not None:
+            self._uids.close()
         if self._zmq is not None:
             self._zmq.destroy(linger=0)
             self._zmq = None
@@ -611,7 +663,24 @@ class LocalSandbox:
         if self._closed:
             return
         while len(self._pool) < self._pool_size:
-            self._pool.append(asyncio.create_task(self._start_kernel(pooled=True)))
+            task = asyncio.create_task(self._start_kernel(pooled=True))
+            task.add_done_callback(self._pool_task_done)
+            self._pool.append(task)
+
+    def _pool_task_done(self, task: asyncio.Task[_Kernel]) -> None:
+        """Drop a pool start that failed and retry later, backing off while it keeps failing."""
+        if task.cancelled():
+            return
+        if task.exception() is None:
+            self._pool_failures = 0
+            return
+        if task in self._pool:
+            self._pool.remove(task)
+        self._pool_failures += 1
+        if not self._closed:
+            delay = min(60.0, 0.5 * 2 ** self._pool_failures)
+            logger.warning("pool kernel failed to start, retrying in %.1f s failures=%d", delay, self._pool_failures)
+            asyncio.get_running_loop().call_later(delay, self._refill)
 
     def _take_ready(self) -> _Kernel | None:
         """A warm kernel from the pool if one is ready now (never waits)."""
@@ -718,7 +787,7 @@ class LocalSandbox:
                         os.chown(kernel.workdir, kernel.uid, kernel.gid)
                     codes.append(f"__import__('os').chdir({str(kernel.workdir)!r})")
                 for code in codes:
-                    outcome = await self._run(kernel, code, timeout=self._start_timeout, silent=True)
+                    outcome = await self._run(kernel, code, timeout=self._start_timeout)
                     if outcome.state != "done" or outcome.output.error:
                         raise SandboxUnavailable(f"The kernel warm-up failed: {outcome.state} {outcome.output.error}")
                 if kernel.niced:
@@ -726,7 +795,7 @@ class LocalSandbox:
                     kernel.niced = False
             except BaseException as exc:
                 if not isinstance(exc, asyncio.CancelledError):
-                    self._log_kernel_failure(kernel)
+                    self._log_kernel_failure(kernel, exc)
                 await asyncio.shield(self._kill(kernel))
                 raise
             self._save_mpl_template(kernel)
@@ -736,6 +805,8 @@ class LocalSandbox:
     async def _launch(self, *, niced: bool) -> _Kernel:
         assert self._runtime is not None and self._zmq is not None
         uid, gid, own_uid = self._kernel_user()
+        if own_uid and uid is not None and gid is not None and _uid_has_processes(uid):
+            await self._kill_uid(uid, gid)  # left behind by a bot that died without cleaning up
         self._kernel_count += 1
         private = self._runtime / f"k{self._kernel_count}{secrets.token_hex(3)}"
         try:
@@ -814,11 +885,13 @@ class LocalSandbox:
                     shutil.copyfile(item, staging / item.name)
             staging.rename(template)
 
-    def _log_kernel_failure(self, kernel: _Kernel) -> None:
-        log = kernel.private.with_name(f"{kernel.private.name}.log")
+    def _log_kernel_failure(self, kernel: _Kernel, exc: BaseException) -> None:
+        """Warn with the reason and the kernel's own log (written before any user code ran)."""
+        tail = ""
         with contextlib.suppress(OSError):
-            tail = log.read_bytes()[-1500:].decode(errors="replace")
-            logger.warning("kernel failed to start pid=%d log_tail=%r", kernel.pid, tail)
+            tail = kernel.private.with_name(f"{kernel.private.name}.log").read_bytes()[-1500:].decode(errors="replace")
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        logger.warning("kernel failed to start pid=%d reason=%r log_tail=%r", kernel.pid, reason[:300], tail)
 
     async def _kill(self, kernel: _Kernel) -> None:
         """Kill the kernel, every process it left behind (own uid) or its process group, and its files."""
@@ -1003,11 +1076,14 @@ class LocalSandbox:
         container = self._get(container_id)
         parts = _check_file_id(file_id)
         kernel = container.kernel
-        allowed_uid = kernel.uid if kernel is not None else None
-        return await asyncio.to_thread(self._read, container.dir, parts, file_id, allowed_uid)
+        dropped = self._uids is not None or self._fixed_user is not None
+        owner = kernel.uid if kernel is not None else os.geteuid()
+        return await asyncio.to_thread(self._read, container.dir, parts, file_id, owner if dropped else None)
 
     @staticmethod
     def _read(root: Path, parts: list[str], file_id: str, kernel_uid: int | None) -> bytes:
+        """Read without following symlinks; with a kernel user (``kernel_uid``), a file with several links must be
+        that user's (a hard link to a file the bot may read but the kernel may not is refused)."""
         try:
             fd = _open_beneath(root, parts)
         except OSError as exc:
@@ -1016,7 +1092,7 @@ class LocalSandbox:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
                 raise SandboxError(f"Not a regular file: {file_id!r}")
-            if st.st_nlink > 1 and st.st_uid != kernel_uid:
+            if kernel_uid is not None and st.st_nlink > 1 and st.st_uid != kernel_uid:
                 raise SandboxError(f"Refusing a hard link the sandbox does not own: {file_id!r}")
             with os.fdopen(os.dup(fd), "rb") as fh:
                 return fh.read()
@@ -1035,8 +1111,8 @@ class LocalSandbox:
             kernel = container.kernel
             if kernel is None or not kernel.alive():
                 if kernel is not None:
-                    logger.warning("kernel died, rebuilding container=%s code=%s", container_id,
-                                   kernel.proc.returncode)
+                    logger.warning("kernel died, rebuilding container=%s pid=%d code=%s", container_id,
+                                   kernel.pid, kernel.proc.returncode)
                     container.kernel = None
                     await self._kill(kernel)
                     restarted = True
@@ -1057,7 +1133,8 @@ class LocalSandbox:
                                   error=f"TimeoutError: the code ran longer than {timeout:g} s and was interrupted "
                                         "(variables are kept).")
             self._get(container_id)  # a delete during the run killed the kernel: not a crash
-            logger.warning("kernel %s, rebuilding container=%s", outcome.state, container_id)
+            logger.warning("kernel %s, rebuilding container=%s pid=%d code=%s", outcome.state, container_id,
+                           kernel.pid, kernel.proc.returncode)
             container.kernel = None
             await self._kill(kernel)
             await self._attach(container, await self._acquire(), walk=True)

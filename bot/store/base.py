@@ -63,6 +63,10 @@ class FileRecord:
     sandbox_file_id: str | None = None
     facts: str = ""
     """What the checks detected (encoding, delimiter, ...), told to the analysis."""
+    refused_reason: str | None = None
+    """Why the file was refused while streaming (sign-in page, binary, empty...); later turns skip it."""
+    refused_turn: str | None = None
+    """The turn that refused it (the same file shared again is tried again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +225,10 @@ class Store(Protocol):
         facts: str = "",
     ) -> None:
         """Record that a file now lives in ``container_id`` at ``sandbox_path``."""
+        ...
+
+    async def mark_refused(self, key: ThreadKey, slack_file_id: str, *, turn_id: str, reason: str) -> None:
+        """Record that a turn refused the file, and why."""
         ...
 
     async def get_turn(self, turn_id: str) -> TurnRecord | None:

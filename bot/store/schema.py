@@ -79,6 +79,9 @@ files = Table(
     Column("sandbox_path", Text, nullable=True),
     Column("sandbox_file_id", Text, nullable=True),
     Column("facts", Text, nullable=False, default=""),
+    # version 4: a file refused while streaming (sign-in page, binary, empty...): why, and by which turn
+    Column("refused_reason", Text, nullable=True),
+    Column("refused_turn", Text, nullable=True),
     PrimaryKeyConstraint("team", "channel", "thread_ts", "slack_file_id", name="pk_files"),
     ForeignKeyConstraint(
         ["team", "channel", "thread_ts"], ["threads.team", "threads.channel", "threads.thread_ts"],
@@ -195,6 +198,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="create threads, files, turns, dedupe", apply=_create_version_1),
     Migration(version=2, description="turns: answer, code, model, cost_usd", apply=_add_missing_columns(turns)),
     Migration(version=3, description="create digests", apply=_create(digests)),
+    Migration(version=4, description="files: refused_reason, refused_turn", apply=_add_missing_columns(files)),
 )
 """Ordered by version, starting at 1, without gaps."""
 

@@ -380,6 +380,13 @@ class SqlStore:
                 *_thread_is(files, key), files.c.slack_file_id == slack_file_id,
             ).values(**values))
 
+    async def mark_refused(self, key: ThreadKey, slack_file_id: str, *, turn_id: str, reason: str) -> None:
+        """Record that ``turn_id`` refused the file, and why."""
+        async with self._write() as conn:
+            await conn.execute(update(files).where(
+                *_thread_is(files, key), files.c.slack_file_id == slack_file_id,
+            ).values(refused_reason=reason, refused_turn=turn_id))
+
     # -- turns -----------------------------------------------------------------------------------------------
 
     async def get_turn(self, turn_id: str) -> TurnRecord | None:
@@ -574,7 +581,7 @@ def _file(row: RowMapping) -> FileRecord:
         mimetype=row["mimetype"], filetype=row["filetype"], download_url=row["download_url"],
         message_ts=row["message_ts"], user=row["user_id"], created_at=row["created_at"],
         container_id=row["container_id"], sandbox_path=row["sandbox_path"], sandbox_file_id=row["sandbox_file_id"],
-        facts=row["facts"],
+        facts=row["facts"], refused_reason=row["refused_reason"], refused_turn=row["refused_turn"],
     )
 
 

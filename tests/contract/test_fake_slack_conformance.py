@@ -152,6 +152,18 @@ async def test_users_info_has_time_zone(slack: FakeSlack, client: AsyncWebClient
     assert slack.recorder.calls("users.info")[0].method == "GET"
 
 
+async def test_chat_get_permalink_with_the_sdk(slack: FakeSlack, client: AsyncWebClient) -> None:
+    root = slack.add_message(channel="C1", user="U1", text="root")
+    reply = slack.add_message(channel="C1", user="U1", text="reply", thread_ts=root.ts)
+    resp = await client.chat_getPermalink(channel="C1", message_ts=root.ts)
+    assert resp["channel"] == "C1" and resp["permalink"].endswith(f"/archives/C1/p{root.ts.replace('.', '')}")
+    threaded = await client.chat_getPermalink(channel="C1", message_ts=reply.ts)
+    assert threaded["permalink"].endswith(f"?thread_ts={root.ts}&cid=C1")
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_getPermalink(channel="C1", message_ts="1.000001")
+    assert err.value.response["error"] == "message_not_found"
+
+
 async def test_files_info_and_download_urls(slack: FakeSlack, client: AsyncWebClient) -> None:
     f = slack.add_file(name="sales.csv", content=b"region,amount\nnorth,3\n", user="U1")
     resp = await client.files_info(file=f["id"])

@@ -231,6 +231,7 @@ class FakeSlack:
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "conversations.replies": self._conversations_replies,
@@ -539,6 +540,24 @@ class FakeSlack:
         self.ephemerals.append({"channel": channel, "user": str(p["user"]), "text": text, "blocks": blocks,
                                 "thread_ts": p.get("thread_ts"), "message_ts": ts})
         return {"message_ts": ts}
+
+    def permalink(self, channel: str, ts: str) -> str:
+        """The permalink ``chat.getPermalink`` gives for a message (a reply links with its thread)."""
+        link = f"https://test-workspace.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        msg = self.find_message(channel, ts)
+        if msg is not None and msg.thread_ts and msg.thread_ts != ts:
+            link += f"?thread_ts={msg.thread_ts}&cid={channel}"
+        return link
+
+    async def _chat_get_permalink(self, rec: RecordedRequest) -> Json:
+        p = rec.params
+        channel = self._check_channel(p.get("channel"))
+        ts = str(p.get("message_ts") or "")
+        if not ts:
+            raise ApiError("invalid_arguments")
+        if self.find_message(channel, ts) is None:
+            raise ApiError("message_not_found")
+        return {"channel": channel, "permalink": self.permalink(channel, ts)}
 
     def _reaction_target(self, p: Json) -> tuple[tuple[str, str], str]:
         if not p.get("timestamp") or not p.get("channel"):

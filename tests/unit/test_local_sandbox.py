@@ -127,8 +127,8 @@ async def chunks_of(total: int, size: int = 64 * 1024) -> AsyncIterator[bytes]:
 async def test_state_persists_and_errors_are_clean(sandbox: LocalSandbox, cid: str) -> None:
     assert await ok(sandbox, cid, "x = 21\nprint('set')") == "set\n"
     assert await ok(sandbox, cid, "x * 2") == "42\n"
-    assert await ok(sandbox, cid, "df = pd.DataFrame({'a': [1, 2, 3]})\nprint(int(df.a.sum()), plt.get_backend().lower())") \
-        == "6 agg\n"
+    code = "df = pd.DataFrame({'a': [1, 2, 3]})\nprint(int(df.a.sum()), plt.get_backend().lower())"
+    assert await ok(sandbox, cid, code) == "6 agg\n"
     failed = await run(sandbox, cid, "import sys\nprint('before')\nprint('oops', file=sys.stderr)\n1/0")
     assert failed.stdout == "before\n" and failed.stderr == "oops\n"
     assert failed.error is not None and failed.error.startswith("ZeroDivisionError: division by zero")
@@ -191,8 +191,8 @@ async def test_symlinks_planted_by_code_are_never_followed(sandbox: LocalSandbox
     secret.chmod(0o600)
     victim = tmp_path / "victim.txt"
     victim.write_text("untouched")
-    await ok(sandbox, cid, f"import os\nos.symlink({str(secret)!r}, 'leak.txt')\nos.symlink({str(victim)!r}, 'data.csv')"
-                           f"\nos.symlink('/etc', 'etc')")
+    await ok(sandbox, cid, f"import os\nos.symlink({str(secret)!r}, 'leak.txt')\n"
+                           f"os.symlink({str(victim)!r}, 'data.csv')\nos.symlink('/etc', 'etc')")
     assert [f.id for f in await sandbox.list_files(cid)] == []
     for file_id in ("leak.txt", "etc/hostname"):
         with pytest.raises(SandboxError):
@@ -302,7 +302,7 @@ async def test_working_directories_must_be_outside_the_project() -> None:
 async def test_environment_holds_no_bot_secrets(sandbox: LocalSandbox, cid: str) -> None:
     assert os.environ["SLACK_BOT_TOKEN"] == SECRETS["SLACK_BOT_TOKEN"]
     out = await ok(sandbox, cid, "import os\nprint(sorted(os.environ))\nprint(repr(dict(os.environ)))")
-    names = eval(out.splitlines()[0])  # noqa: S307 - our own kernel's output
+    names = eval(out.splitlines()[0])  # a list literal printed by our own kernel
     assert not [n for n in names if n.startswith(("SLACK_", "OPENAI_", "DATASTORY_"))]
     assert not any(value in out for value in SECRETS.values())
     if "runs as its own unprivileged uid" in report(sandbox):
@@ -332,10 +332,10 @@ async def test_no_network(sandbox: LocalSandbox, cid: str) -> None:
                 "    print('connected')\nexcept OSError as exc:\n    print('refused', type(exc).__name__)")
         out = await ok(sandbox, cid, code)
         assert out.startswith("refused")
-        out = await ok(sandbox, cid, "import socket\ntry:\n    socket.getaddrinfo('slack.com', 443)\n    print('resolved')"
-                                     "\nexcept OSError:\n    print('no dns')")
+        out = await ok(sandbox, cid, "import socket\ntry:\n    socket.getaddrinfo('slack.com', 443)\n"
+                                     "    print('resolved')\nexcept OSError:\n    print('no dns')")
         assert out == "no dns\n"
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)  # the bot's own network still works
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)  # the bot's own network still works
         writer.close()
         await eventually(lambda: connections == 1, timeout=5)
     finally:

@@ -9,7 +9,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCOPES = {"app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "files:read",
-          "files:write", "chat:write", "reactions:write", "commands"}
+          "files:write", "chat:write", "reactions:write", "commands", "users:read"}
 EVENTS = {"app_mention", "file_shared", "message.channels", "message.groups", "message.im", "message.mpim"}
 
 
@@ -25,3 +25,9 @@ def test_scopes_and_events_are_exactly_what_the_bot_needs() -> None:
     assert m["settings"]["socket_mode_enabled"] is True
     assert [c["command"] for c in m["features"]["slash_commands"]] == ["/datastory"]
     assert m["features"]["app_home"]["messages_tab_enabled"] is True  # DMs with the bot
+
+
+def test_interactivity_is_on_for_the_digest_cancel_button_and_nothing_else_is_added() -> None:
+    m = manifest()
+    assert m["settings"]["interactivity"] == {"is_enabled": True}
+    assert "shortcuts" not in m["features"] and "workflow_steps" not in m["features"]

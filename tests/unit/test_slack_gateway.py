@@ -198,3 +198,22 @@ def test_host_policy() -> None:
               "https://a@files.slack.com/x", "ftp://files.slack.com/x", "https://slack-gov.com.evil/x"]
     assert [u for u in allowed if not is_slack_host(URL(u), api)] == []
     assert [u for u in denied if is_slack_host(URL(u), api)] == []
+
+
+async def test_permalink_of_a_thread_root(slack: FakeSlack, gateway: SlackGateway) -> None:
+    root = slack.add_message(channel="C1", user="U1", text="data")
+    link = await gateway.permalink(channel="C1", ts=root.ts)
+    assert link == f"https://test-workspace.slack.com/archives/C1/p{root.ts.replace('.', '')}"
+    [call] = slack.recorder.calls("chat.getPermalink")
+    assert call.params["message_ts"] == root.ts
+    with pytest.raises(SlackError) as err:
+        await gateway.permalink(channel="C1", ts=fresh_ts())
+    assert err.value.code == "message_not_found"
+
+
+async def test_user_tz_reads_users_info_and_falls_back_to_utc(slack: FakeSlack, gateway: SlackGateway) -> None:
+    slack.add_user("U7", tz="Europe/Paris", tz_offset=3600)
+    assert await gateway.user_tz("U7") == "Europe/Paris"
+    assert await gateway.user_tz("Bnot-a-user") == "UTC"  # users.info: user_not_found
+    slack.fail_next("users.info", error="missing_scope")
+    assert await gateway.user_tz("U7") == "UTC"

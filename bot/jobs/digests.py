@@ -1,0 +1,214 @@
+"""The digest job: runs the scheduled digests that are due, each once, on one replica.
+
+One pass (``run_once(now)``), for every active digest whose next run is at or before ``now``:
+
+1. **Claim** the run in the store with a conditional update (``claim_digest``): of several replicas exactly one
+   wins, and ``next_run_at`` moves to the schedule's first slot after ``now``, so runs missed while the bot was
+   down collapse into this one.
+2. **Hash** the newest version of each of the thread's files, streamed from Slack (SHA-256, constant memory, no
+   container). With "skip when unchanged" (the default) and the same hash as the last run, the channel gets one
+   line, "No new data since ...", and nothing else happens: no container, no model cost.
+3. Otherwise **run** the saved question with the turn worker's batch mode (:meth:`bot.turns.TurnWorker.run_batch`)
+   in a fresh container named ``{prefix}digest-{id}-{YYYYmmddHHMM}`` with the short ``DATASTORY_BATCH_TTL_MINUTES``
+   idle TTL, deleted as soon as the run ends (a crash leaves an orphan the sweeper removes), and **post** a
+   top-level message in the channel: the narrative, the charts, and a link to the source thread.
+4. A **failure** is told to the owner in the source thread, with the reason and a reference; after
+   :data:`MAX_FAILURES` in a row the digest pauses itself and says so.
+
+A run is claimed before it starts, so a crash in the middle loses that run rather than repeating it (at most once).
+``dry_run`` lists what is due without claiming or running anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bot.config import Settings
+from bot.digests import at
+from bot.errors import describe, new_ref
+from bot.files import FilesRefused, refusals_text
+from bot.formatting import split_message, to_mrkdwn
+from bot.poster import Poster, SlackError
+from bot.schedules import Schedule, utc
+from bot.store.base import DigestRecord, FileRecord, Store
+from bot.turns import BatchOutcome, TurnWorker, newest_versions
+
+logger = logging.getLogger(__name__)
+
+MAX_FAILURES = 3
+"""Failures in a row after which a digest pauses itself."""
+CONCURRENCY = 4
+"""Digests run at once in one pass (each also takes a worker slot)."""
+
+
+@dataclass(slots=True)
+class DigestReport:
+    """What one pass did (or, in a dry run, would do)."""
+
+    ran: list[str] = field(default_factory=list)
+    """Digests that ran and posted."""
+    skipped_unchanged: list[str] = field(default_factory=list)
+    """Digests whose data had not changed: one line posted, nothing run."""
+    failed: list[str] = field(default_factory=list)
+    """Digests whose run failed (the owner was told in the thread); paused ones included."""
+    paused: list[str] = field(default_factory=list)
+    """Digests paused by this pass after :data:`MAX_FAILURES` failures in a row."""
+    would_run: list[str] = field(default_factory=list)
+    """Digests due (dry run only)."""
+    taken: list[str] = field(default_factory=list)
+    """Due digests another runner claimed first."""
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        """One line for logs and the CLI."""
+        if self.dry_run:
+            return f"would run {len(self.would_run)} digest(s)"
+        return (f"ran {len(self.ran)}, skipped {len(self.skipped_unchanged)} unchanged, {len(self.failed)} failed "
+                f"({len(self.paused)} paused), {len(self.taken)} taken by another runner")
+
+
+def batch_name(prefix: str, digest_id: str, now: float) -> str:
+    """``{prefix}digest-{id}-{YYYYmmddHHMM}`` (UTC): our prefix, so the sweeper owns a leftover."""
+    return f"{prefix}digest-{digest_id}-{utc(now):%Y%m%d%H%M}"
+
+
+class DigestJob:
+    """Runs due digests; see the module docstring."""
+
+    def __init__(
+        self, *, store: Store, poster: Poster, worker: TurnWorker, prefix: str, batch_ttl_minutes: int,
+        concurrency: int = CONCURRENCY,
+    ) -> None:
+        self._store = store
+        self._poster = poster
+        self._worker = worker
+        self._prefix = prefix
+        self._ttl = batch_ttl_minutes
+        self._gate = asyncio.Semaphore(concurrency)
+
+    async def run_once(self, now: float, *, dry_run: bool = False) -> DigestReport:
+        """Run every digest due at the instant ``now`` (Unix seconds), once each."""
+        report = DigestReport(dry_run=dry_run)
+        due = await self._store.due_digests(now)
+        if dry_run:
+            report.would_run = [d.id for d in due]
+            return report
+        await asyncio.gather(*(self._claim_and_run(d, now, report) for d in due))
+        if due:
+            logger.info("digests: %s", report.summary())
+        return report
+
+    async def _claim_and_run(self, d: DigestRecord, now: float, report: DigestReport) -> None:
+        try:
+            next_run = Schedule(cron=d.cron, tz=d.tz, label=d.label).next_run(after=now)
+        except Exception as exc:  # a schedule the store holds but croniter no longer reads
+            logger.error("digest schedule unreadable digest=%s error=%s", d.id, type(exc).__name__)
+            await self._store.finish_digest_run(d.id, now=now, outcome="failed: unreadable schedule",
+                                                content_hash=None, data_changed_at=None, failures=d.failures + 1,
+                                                status="paused")
+            report.failed.append(d.id)
+            report.paused.append(d.id)
+            return
+        if not await self._store.claim_digest(d.id, due_at=d.next_run_at, next_run_at=next_run, now=now):
+            report.taken.append(d.id)
+            return
+        async with self._gate:
+            await self._run(d, now, report)
+
+    async def _run(self, d: DigestRecord, now: float, report: DigestReport) -> None:
+        try:
+            files = newest_versions(await self._store.list_files(d.key), loaded_only=False)
+            if not files:
+                raise FilesRefused([])
+            content_hash = await self.content_hash(files)
+            if d.skip_unchanged and d.last_hash is not None and content_hash == d.last_hash:
+                await self._post_unchanged(d)
+                await self._store.finish_digest_run(d.id, now=now, outcome="skipped: no new data", content_hash=None,
+                                                    data_changed_at=None, failures=0, status="active")
+                report.skipped_unchanged.append(d.id)
+                logger.info("digest skipped, data unchanged digest=%s", d.id)
+                return
+            outcome = await self._worker.run_batch(files, d.question, name=batch_name(self._prefix, d.id, now),
+                                                   idle_minutes=self._ttl)
+            await self._post_digest(d, outcome)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._fail(d, now, exc, report)
+            return
+        await self._store.finish_digest_run(
+            d.id, now=now, outcome="ran", content_hash=content_hash,
+            data_changed_at=now if content_hash != d.last_hash else None, failures=0, status="active",
+        )
+        report.ran.append(d.id)
+        logger.info("digest ran digest=%s channel=%s files=%d charts=%d seconds=%.1f", d.id, d.key.channel,
+                    len(outcome.loaded), len(outcome.uploads), outcome.elapsed)
+
+    async def content_hash(self, files: Sequence[FileRecord]) -> str:
+        """SHA-256 over each file's name and content hash, streamed from Slack chunk by chunk (constant memory)."""
+        total = hashlib.sha256()
+        for f in sorted(files, key=lambda f: (f.name, f.slack_file_id)):
+            one = hashlib.sha256()
+            async for chunk in self._poster.download(f.download_url):
+                one.update(chunk)
+            total.update(f"{f.name}\0{one.hexdigest()}\n".encode())
+        return total.hexdigest()
+
+    async def _post_unchanged(self, d: DigestRecord) -> None:
+        since = d.last_data_at or d.last_run_at or d.created_at
+        await self._poster.post(channel=d.key.channel, thread_ts=None,
+                                text=f":zzz: No new data since {at(since, d.tz)} for digest `{d.id}` ({d.label}).")
+
+    async def _post_digest(self, d: DigestRecord, outcome: BatchOutcome) -> None:
+        """The narrative (split when long) as top-level messages, then the charts, in the digest's channel."""
+        channel = d.key.channel
+        parts = [f":newspaper: *Digest* `{d.id}` · {d.label}\n" + "\n".join(">" + line for line in
+                                                                           d.question.splitlines()),
+                 to_mrkdwn(outcome.result.text) or "_The analysis produced no narrative._"]
+        if outcome.refused:
+            parts.append(refusals_text(list(outcome.refused)))
+        link = await self._link(d)
+        parts.append(f"<{link}|Source thread> · {outcome.footer}" if link and outcome.footer
+                     else f"<{link}|Source thread>" if link else outcome.footer)
+        for part in split_message("\n\n".join(p for p in parts if p)):
+            await self._poster.post(channel=channel, thread_ts=None, text=part)
+        if outcome.uploads:
+            await self._poster.upload_files(channel=channel, thread_ts=None, files=outcome.uploads)
+
+    async def _link(self, d: DigestRecord) -> str:
+        try:
+            return await self._poster.permalink(channel=d.key.channel, ts=d.key.thread_ts)
+        except SlackError as exc:
+            logger.warning("no permalink for the digest's thread digest=%s error=%s", d.id, exc.code)
+            return ""
+
+    async def _fail(self, d: DigestRecord, now: float, exc: Exception, report: DigestReport) -> None:
+        failures = d.failures + 1
+        paused = failures >= MAX_FAILURES
+        ref = new_ref()
+        logger.error("digest failed digest=%s thread=%s ref=%s failures=%d error=%s", d.id, d.key, ref, failures,
+                     type(exc).__name__, exc_info=exc)
+        text = f":warning: <@{d.owner}> Digest `{d.id}` ({d.label}) failed: {describe(exc)} (ref `{ref}`)"
+        if paused:
+            text += (f"\n:double_vertical_bar: Digest `{d.id}` is paused after {MAX_FAILURES} failures in a row; "
+                     "fix the cause and schedule it again.")
+        try:
+            await self._poster.post(channel=d.key.channel, thread_ts=d.key.thread_ts, text=text)
+        except SlackError as post_exc:
+            logger.warning("digest failure not told digest=%s error=%s", d.id, post_exc.code)
+        await self._store.finish_digest_run(d.id, now=now, outcome=f"failed: {type(exc).__name__} ref={ref}",
+                                            content_hash=None, data_changed_at=None, failures=failures,
+                                            status="paused" if paused else "active")
+        report.failed.append(d.id)
+        if paused:
+            report.paused.append(d.id)
+
+
+def build_digest_job(settings: Settings, *, store: Store, poster: Poster, worker: TurnWorker) -> DigestJob:
+    """The digest job for this deployment's prefix and batch TTL."""
+    return DigestJob(store=store, poster=poster, worker=worker, prefix=settings.container_prefix,
+                     batch_ttl_minutes=settings.batch_ttl_minutes)
