@@ -7,9 +7,12 @@ run created by diffing the container's file list; an analyst only reports what i
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], Awaitable[None]]
 """A callback the engine may call with a short status line (\"running code\", \"writing the answer\")."""
@@ -92,3 +95,13 @@ class Analyst(Protocol):
         ``progress`` (optional) is awaited with short status lines while the engine works.
         """
         ...
+
+
+async def report_progress(progress: Progress | None, line: str) -> None:
+    """Call ``progress``; a failing callback never breaks the analysis."""
+    if progress is None:
+        return
+    try:
+        await progress(line)
+    except Exception:
+        logger.warning("progress callback failed line=%r", line, exc_info=True)

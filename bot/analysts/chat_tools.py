@@ -26,7 +26,7 @@ import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, ChatCompletionToolParam
 
-from bot.analysts.base import AnalysisFailed, AnalysisRequest, AnalysisResult, Progress, Usage
+from bot.analysts.base import AnalysisFailed, AnalysisRequest, AnalysisResult, Progress, Usage, report_progress
 from bot.analysts.prompts import describe_files
 from bot.sandbox.base import CodeRunner, ExecResult
 
@@ -264,7 +264,7 @@ class ChatToolsAnalyst:
         while True:
             final = turn.runs >= self._max_tool_calls
             if final:
-                await _report(progress, WRITING_ANSWER)
+                await report_progress(progress, WRITING_ANSWER)
             completion = await self._complete(turn.messages, final=final)
             turn.add_usage(completion)
             if not completion.choices:
@@ -278,7 +278,7 @@ class ChatToolsAnalyst:
                     raise AnalysisFailed(_empty_reason(choice.finish_reason, message.refusal, final=final,
                                                        limit=self._max_tool_calls))
                 if not final:
-                    await _report(progress, WRITING_ANSWER)
+                    await report_progress(progress, WRITING_ANSWER)
                 if choice.finish_reason in _FINISH_REASONS:
                     text += f"\n\n_(The answer may be cut short: {_FINISH_REASONS[choice.finish_reason]}.)_"
                 turn.messages.append({"role": "assistant", "content": text})
@@ -307,7 +307,7 @@ class ChatToolsAnalyst:
         if code is None:
             return ('Error: the arguments must be a JSON object with a "code" string, e.g. '
                     '{"code": "print(1 + 1)"}.')
-        await _report(progress, RUNNING_CODE)
+        await report_progress(progress, RUNNING_CODE)
         turn.code.append(code)
         result = await self._runner.execute(request.container_id, code, timeout=self._exec_timeout)
         if not result.ok:
@@ -384,11 +384,3 @@ def _api_reason(exc: openai.OpenAIError, model: str) -> str:
     return f"The model service returned an answer that could not be read: {type(exc).__name__}."
 
 
-async def _report(progress: Progress | None, line: str) -> None:
-    """Call ``progress``; a failing callback never breaks the analysis."""
-    if progress is None:
-        return
-    try:
-        await progress(line)
-    except Exception:
-        logger.warning("progress callback failed line=%r", line, exc_info=True)

@@ -33,6 +33,7 @@ from bot.analysts.base import (
     DataFile,
     Progress,
     Usage,
+    report_progress,
 )
 from bot.sandbox.base import CodeRunner
 
@@ -403,7 +404,7 @@ class OfflineAnalyst:
         new = set(request.new_files)
         files = [f for f in request.files if f.name in new] or list(request.files)
         code = profile_code(files)
-        await _report(progress, RUNNING_CODE)
+        await report_progress(progress, RUNNING_CODE)
         result = await self._runner.execute(request.container_id, code, timeout=self._timeout)
         if result.timed_out:
             logger.warning("offline profile timed out container=%s timeout=%s", request.container_id, self._timeout)
@@ -414,7 +415,7 @@ class OfflineAnalyst:
                            _last_line(result.error))
             raise AnalysisFailed(f"The data profile failed: {_last_line(result.error)}")
         report = parse_report(result.stdout)
-        await _report(progress, WRITING_ANSWER)
+        await report_progress(progress, WRITING_ANSWER)
         text = narrative(report, question_note=note)
         charts = sum(len(f.get("charts", [])) for f in report["files"])
         logger.info("offline profile done container=%s files=%d charts=%d", request.container_id,
@@ -428,11 +429,3 @@ def _last_line(error: str) -> str:
     return (lines[-1] if lines else "unknown error")[:300]
 
 
-async def _report(progress: Progress | None, line: str) -> None:
-    """Call ``progress``; a failing callback never breaks the analysis."""
-    if progress is None:
-        return
-    try:
-        await progress(line)
-    except Exception:
-        logger.warning("progress callback failed line=%r", line, exc_info=True)

@@ -16,7 +16,7 @@ import openai
 from openai import AsyncOpenAI, AsyncStream, omit
 from openai.types.responses import Response, ResponseStreamEvent
 
-from bot.analysts.base import AnalysisFailed, AnalysisRequest, AnalysisResult, Progress, Usage
+from bot.analysts.base import AnalysisFailed, AnalysisRequest, AnalysisResult, Progress, Usage, report_progress
 from bot.analysts.prompts import INSTRUCTIONS, turn_input
 from bot.sandbox.base import ContainerExpired, ContainerNotFound
 from bot.sandbox.openai import translate_error
@@ -114,11 +114,11 @@ class ResponsesAnalyst:
             if event.type == "response.code_interpreter_call.in_progress":
                 if event.item_id not in started_code:
                     started_code.add(event.item_id)
-                    await _report(progress, RUNNING_CODE)
+                    await report_progress(progress, RUNNING_CODE)
             elif event.type == "response.output_text.delta":
                 if not writing:
                     writing = True
-                    await _report(progress, WRITING_ANSWER)
+                    await report_progress(progress, WRITING_ANSWER)
             elif event.type == "response.completed":
                 return event.response
             elif event.type == "response.failed":
@@ -154,11 +154,3 @@ def _api_message(exc: openai.OpenAIError) -> str:
     return str(exc)
 
 
-async def _report(progress: Progress | None, line: str) -> None:
-    """Call ``progress``; a failing callback never breaks the analysis."""
-    if progress is None:
-        return
-    try:
-        await progress(line)
-    except Exception:
-        logger.warning("progress callback failed line=%r", line, exc_info=True)

@@ -13,6 +13,9 @@ Isolation (what is in force is reported by :meth:`LocalSandbox.isolation_report`
 - **user**: when the bot runs as root, every kernel gets its own unprivileged uid/gid (no supplementary groups,
   ``no_new_privs``), which also makes ``RLIMIT_NPROC`` a per-kernel limit and lets a kill sweep every process the
   kernel left behind. Working directories are ``0700`` and owned by that uid, so threads cannot read each other.
+- **filesystem** (root): a mount namespace per kernel hides the project directory and the bot's working directory
+  (source, ``.env``, the SQLite file) and any non-traversable directory on the way to the interpreter (e.g.
+  ``/root`` for a pyenv Python), re-exposing only the Python installation and the virtualenv.
 - **limits**: ``RLIMIT_AS`` (memory), ``RLIMIT_CPU``, ``RLIMIT_FSIZE``, ``RLIMIT_NPROC``, no core dumps.
 - **environment**: built from scratch (PATH, HOME, LANG, MPLBACKEND, ...); nothing of the bot's environment.
 - **files**: the bot never follows a symlink planted by the code (reads and uploads go through directory file
@@ -52,7 +55,7 @@ from typing import Any, Literal
 import zmq
 import zmq.asyncio
 from jupyter_client.asynchronous.client import AsyncKernelClient
-from jupyter_client.connect import write_connection_file
+from jupyter_client.connect import KernelConnectionInfo, write_connection_file
 
 from bot.sandbox.base import (
     ContainerInfo,
@@ -73,12 +76,16 @@ WARMUP_CODE = (
     "import matplotlib\n"
     "matplotlib.use('Agg')\n"
     "import matplotlib.pyplot as plt\n"
+)
+"""Run in every kernel before it serves a thread."""
+
+POOL_WARMUP_CODE = (
     "_ds_w = pd.read_csv(__import__('io').StringIO('a,b\\n1,x\\n2,y\\n'))\n"
-    "_ds_w.describe(); _ds_w.groupby('b').a.sum(); _ds_w.plot(y='a')\n"
+    "_ds_w.describe(); _ds_w.groupby('b').a.sum(); int(pd.DataFrame({'a': [1, 2]}).a.sum()); _ds_w.plot(y='a')\n"
     "plt.gcf().savefig(__import__('io').BytesIO(), format='png'); plt.close('all'); del _ds_w\n"
 )
-"""Run in every kernel before it joins the pool (or serves a thread when started cold): the imports, plus one tiny
-read/aggregate/plot so the first real request does not pay for pandas' and matplotlib's lazy initialisation."""
+"""Also run in pool kernels (nobody is waiting for them): one tiny read/aggregate/plot, so the thread's first real
+request does not pay for pandas' and matplotlib's lazy initialisation."""
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,6 +95,7 @@ _UPLOAD_TMP_PREFIX = ".upload-"
 _MAX_STREAM_CHARS = 1_000_000
 _WRITE_BUFFER = 1024 * 1024
 _POLL_S = 0.25
+_REFILL_DELAY_S = 0.2
 _SOCKET_PATH_MAX = 100
 _UID_BASE = 200_000
 _UID_SPAN = 10_000
@@ -205,6 +213,8 @@ class _Output:
 class _RunOutcome:
     output: _Output
     state: Literal["done", "interrupted", "stuck", "died"]
+    started: bool = True
+    """The kernel acknowledged the request (``busy``): the code may have run, so it is never re-run."""
 
 
 class _UidPool:
@@ -777,7 +787,7 @@ class LocalSandbox:
             kernel = await self._launch(niced=pooled and self._root)
             try:
                 await self._wait_ready(kernel)
-                codes = [WARMUP_CODE]
+                codes = [WARMUP_CODE + POOL_WARMUP_CODE if pooled else WARMUP_CODE]
                 if pooled:
                     # The pool kernel already sits in the working directory of the container it will serve, so
                     # create() costs no round trip.
@@ -787,7 +797,8 @@ class LocalSandbox:
                         os.chown(kernel.workdir, kernel.uid, kernel.gid)
                     codes.append(f"__import__('os').chdir({str(kernel.workdir)!r})")
                 for code in codes:
-                    outcome = await self._run(kernel, code, timeout=self._start_timeout)
+                    # Not silent: a kernel's first non-silent execute costs a few ms more (display hook etc.).
+                    outcome = await self._run(kernel, code, timeout=self._start_timeout, history=False)
                     if outcome.state != "done" or outcome.output.error:
                         raise SandboxUnavailable(f"The kernel warm-up failed: {outcome.state} {outcome.output.error}")
                 if kernel.niced:
@@ -803,45 +814,64 @@ class LocalSandbox:
             return kernel
 
     async def _launch(self, *, niced: bool) -> _Kernel:
+        """Prepare the kernel's private directory and start its process (blocking parts in a worker thread, so a
+        pool refill never stalls the event loop while a thread's execute is waiting for its result)."""
         assert self._runtime is not None and self._zmq is not None
         uid, gid, own_uid = self._kernel_user()
-        if own_uid and uid is not None and gid is not None and _uid_has_processes(uid):
-            await self._kill_uid(uid, gid)  # left behind by a bot that died without cleaning up
         self._kernel_count += 1
         private = self._runtime / f"k{self._kernel_count}{secrets.token_hex(3)}"
+        spawn: asyncio.Future[tuple[subprocess.Popen[bytes], KernelConnectionInfo]] | None = None
         try:
-            private.mkdir(mode=0o700)
-            for sub in ("tmp", "mpl", "ipython", "runtime"):
-                (private / sub).mkdir(mode=0o700)
-            if self._mpl_template is not None and self._mpl_template.is_dir():
-                for item in self._mpl_template.iterdir():
-                    shutil.copy2(item, private / "mpl" / item.name)
-            conn_file, cfg = write_connection_file(
-                str(private / "conn.json"), ip=str(private / "s"), transport="ipc",
-                key=secrets.token_hex(32).encode(),
-            )
-            if uid is not None and gid is not None:
-                _chown_tree(private, uid, gid)
-            (private / "stage").mkdir(mode=0o700)
-            config = {"limits": self._limits(uid), "uid": uid, "gid": gid, "connection_file": conn_file,
-                      "mounts": [[str(h), [str(r) for r in rs]] for h, rs in self._mounts],
-                      "stage": str(private / "stage"), "nice": 19 if niced else 0,
-                      "args": ["--HistoryManager.enabled=False", "--IPKernelApp.log_level=WARN"]}
-            cmd = [*self._unshare, sys.executable, "-I", "-c", _BOOTSTRAP, json.dumps(config)]
-            with open(self._runtime / f"{private.name}.log", "wb") as log:
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                        env=self._kernel_env(private), cwd=private, start_new_session=True,
-                                        close_fds=True)
-        except BaseException:
+            if own_uid and uid is not None and gid is not None and await asyncio.to_thread(_uid_has_processes, uid):
+                await self._kill_uid(uid, gid)  # left behind by a bot that died without cleaning up
+            spawn = asyncio.ensure_future(asyncio.to_thread(self._spawn_process, private, uid, gid, niced))
+            proc, cfg = await asyncio.shield(spawn)
+        except BaseException as exc:
+            if spawn is not None and isinstance(exc, asyncio.CancelledError):
+                with contextlib.suppress(BaseException):
+                    orphan, _cfg = await spawn
+                    with contextlib.suppress(OSError):
+                        os.killpg(orphan.pid, signal.SIGKILL)
+                    await asyncio.to_thread(orphan.wait, 5)
             if own_uid and uid is not None and self._uids is not None:
                 self._uids.release(uid)
-            shutil.rmtree(private, ignore_errors=True)
+            await asyncio.to_thread(shutil.rmtree, private, True)
             raise
         client = AsyncKernelClient(context=self._zmq)
         client.load_connection_info(cfg)
         client.start_channels(shell=True, iopub=True, stdin=False, hb=False, control=False)
         return _Kernel(proc=proc, client=client, private=private, uid=uid, gid=gid, own_uid=own_uid,
                        started_at=time.time(), niced=niced)
+
+    def _spawn_process(self, private: Path, uid: int | None, gid: int | None, niced: bool
+                       ) -> tuple[subprocess.Popen[bytes], KernelConnectionInfo]:
+        """Blocking: the private directory (home, sockets, connection file) and the kernel process."""
+        assert self._runtime is not None
+        private.mkdir(mode=0o700)
+        for sub in ("tmp", "mpl", "ipython", "runtime", "stage"):
+            (private / sub).mkdir(mode=0o700)
+        if self._mpl_template is not None and self._mpl_template.is_dir():
+            for item in self._mpl_template.iterdir():
+                shutil.copy2(item, private / "mpl" / item.name)
+        conn_file, cfg = write_connection_file(
+            str(private / "conn.json"), ip=str(private / "s"), transport="ipc", key=secrets.token_hex(32).encode(),
+        )
+        if uid is not None and gid is not None:
+            _chown_tree(private, uid, gid)
+        config = {"limits": self._limits(uid), "uid": uid, "gid": gid, "connection_file": conn_file,
+                  "mounts": [[str(h), [str(r) for r in rs]] for h, rs in self._mounts],
+                  "stage": str(private / "stage"), "nice": 19 if niced else 0,
+                  "args": ["--HistoryManager.enabled=False", "--IPKernelApp.log_level=WARN"]}
+        nice = shutil.which("nice") if niced else None
+        if nice is not None:
+            config["nice"] = 0  # the whole start-up runs niced, not only the part after the bootstrap
+        cmd = [*([nice, "-n", "19"] if nice else []), *self._unshare, sys.executable, "-I", "-c", _BOOTSTRAP,
+               json.dumps(config)]
+        with open(self._runtime / f"{private.name}.log", "wb") as log:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                    env=self._kernel_env(private), cwd=private, start_new_session=True,
+                                    close_fds=True)
+        return proc, cfg
 
     async def _wait_ready(self, kernel: _Kernel) -> None:
         """Until the kernel answers ``kernel_info`` on shell and its iopub stream reaches us."""
@@ -958,7 +988,8 @@ class LocalSandbox:
         """
         await self._ensure_started()
         kernel = self._take_ready()
-        self._refill()
+        # Refill a moment later: starting a process now would compete with this thread's first execute.
+        asyncio.get_running_loop().call_later(_REFILL_DELAY_S, self._refill)
         now = time.time()
         if kernel is not None and kernel.workdir is not None:
             workdir, kernel.workdir = kernel.workdir, None
@@ -1103,7 +1134,8 @@ class LocalSandbox:
 
     async def execute(self, container_id: str, code: str, *, timeout: float) -> ExecResult:
         """Run ``code`` in the container's kernel; interrupt past ``timeout`` (state kept), kill and rebuild when
-        the interrupt does not work (``restarted``). A kernel found dead is rebuilt first (``restarted``)."""
+        the interrupt does not work (``restarted``). A kernel found dead is rebuilt first (``restarted``); so is one
+        that dies before the code started, and the code then runs on the new kernel."""
         container = self._get(container_id)
         async with container.lock:
             self._get(container_id)
@@ -1113,54 +1145,71 @@ class LocalSandbox:
                 if kernel is not None:
                     logger.warning("kernel died, rebuilding container=%s pid=%d code=%s", container_id,
                                    kernel.pid, kernel.proc.returncode)
-                    container.kernel = None
-                    await self._kill(kernel)
                     restarted = True
-                await self._attach(container, await self._acquire(), walk=True)
-                self._get(container_id)
-            kernel = container.kernel
-            assert kernel is not None
-            container.last_active_at = time.time()
-            outcome = await self._run(kernel, code, timeout=timeout)
-            container.last_active_at = time.time()
-            out = outcome.output
-            stdout, stderr = "".join(out.stdout), "".join(out.stderr)
-            if outcome.state == "done":
-                return ExecResult(stdout=stdout, stderr=stderr, error=out.error, restarted=restarted)
-            if outcome.state == "interrupted":
-                logger.info("execution interrupted container=%s timeout=%.1f", container_id, timeout)
-                return ExecResult(stdout=stdout, stderr=stderr, timed_out=True, restarted=restarted,
-                                  error=f"TimeoutError: the code ran longer than {timeout:g} s and was interrupted "
-                                        "(variables are kept).")
-            self._get(container_id)  # a delete during the run killed the kernel: not a crash
-            logger.warning("kernel %s, rebuilding container=%s pid=%d code=%s", outcome.state, container_id,
-                           kernel.pid, kernel.proc.returncode)
-            container.kernel = None
-            await self._kill(kernel)
-            await self._attach(container, await self._acquire(), walk=True)
-            if outcome.state == "stuck":
-                return ExecResult(stdout=stdout, stderr=stderr, timed_out=True, restarted=True,
-                                  error=f"TimeoutError: the code ran longer than {timeout:g} s and did not stop when "
-                                        "interrupted; the interpreter was restarted (variables are lost, files kept).")
-            return ExecResult(stdout=stdout, stderr=stderr, restarted=True,
-                              error="KernelDied: the Python process ended during the run (out of memory or CPU time, "
-                                    "or killed); it was restarted (variables are lost, files kept).")
+                await self._replace_kernel(container, kernel)
+            attempts = 0
+            while True:
+                attempts += 1
+                kernel = container.kernel
+                assert kernel is not None
+                container.last_active_at = time.time()
+                outcome = await self._run(kernel, code, timeout=timeout)
+                container.last_active_at = time.time()
+                if outcome.state in ("done", "interrupted"):
+                    if outcome.state == "interrupted":
+                        logger.info("execution interrupted container=%s timeout=%.1f", container_id, timeout)
+                    return self._result(outcome, restarted=restarted, timeout=timeout)
+                self._get(container_id)  # a delete during the run killed the kernel: not a crash
+                logger.warning("kernel %s, rebuilding container=%s pid=%d code=%s started=%s", outcome.state,
+                               container_id, kernel.pid, kernel.proc.returncode, outcome.started)
+                await self._replace_kernel(container, kernel)
+                restarted = True
+                if outcome.state == "died" and not outcome.started and attempts == 1:
+                    continue  # it died before running the code (already dying): run it on the new kernel
+                return self._result(outcome, restarted=True, timeout=timeout)
 
-    async def _run(self, kernel: _Kernel, code: str, *, timeout: float, silent: bool = False) -> _RunOutcome:
+    async def _replace_kernel(self, container: _Container, old: _Kernel | None) -> None:
+        container.kernel = None
+        if old is not None:
+            await self._kill(old)
+        await self._attach(container, await self._acquire(), walk=True)
+        self._get(container.id)
+
+    @staticmethod
+    def _result(outcome: _RunOutcome, *, restarted: bool, timeout: float) -> ExecResult:
+        out = outcome.output
+        stdout, stderr = "".join(out.stdout), "".join(out.stderr)
+        if outcome.state == "done":
+            return ExecResult(stdout=stdout, stderr=stderr, error=out.error, restarted=restarted)
+        if outcome.state == "interrupted":
+            return ExecResult(stdout=stdout, stderr=stderr, timed_out=True, restarted=restarted,
+                              error=f"TimeoutError: the code ran longer than {timeout:g} s and was interrupted "
+                                    "(variables are kept).")
+        if outcome.state == "stuck":
+            return ExecResult(stdout=stdout, stderr=stderr, timed_out=True, restarted=True,
+                              error=f"TimeoutError: the code ran longer than {timeout:g} s and did not stop when "
+                                    "interrupted; the interpreter was restarted (variables are lost, files kept).")
+        return ExecResult(stdout=stdout, stderr=stderr, restarted=True,
+                          error="KernelDied: the Python process ended during the run (out of memory or CPU time, "
+                                "or killed); it was restarted (variables are lost, files kept).")
+
+    async def _run(self, kernel: _Kernel, code: str, *, timeout: float, silent: bool = False, history: bool = True
+                   ) -> _RunOutcome:
         """Execute ``code`` and collect its iopub output until idle; interrupt once past ``timeout``."""
         client = kernel.client
         while await client.shell_channel.msg_ready():  # stale replies of earlier runs
             await client.shell_channel.get_msg(timeout=0)
-        msg_id = client.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
+        msg_id = client.execute(code, silent=silent, store_history=history and not silent, allow_stdin=False)
         out = _Output()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         interrupted = False
+        started = False
         while True:
             left = deadline - loop.time()
             if left <= 0:
                 if interrupted:
-                    return _RunOutcome(out, "stuck")
+                    return _RunOutcome(out, "stuck", started)
                 interrupted = True
                 self._interrupt(kernel)
                 deadline = loop.time() + self._grace
@@ -1169,10 +1218,11 @@ class LocalSandbox:
                 msg = await client.iopub_channel.get_msg(timeout=min(left, _POLL_S))
             except Empty:
                 if not kernel.alive():
-                    return _RunOutcome(out, "died")
+                    return _RunOutcome(out, "died", started)
                 continue
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
+            started = True
             if self._collect(out, msg):
                 break
         while await client.shell_channel.msg_ready():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -16,24 +15,6 @@ from bot.store.sql import async_url, describe_url
 
 KEY = ThreadKey(team="T1", channel="C1", thread_ts="1700000000.000100")
 OTHER = ThreadKey(team="T1", channel="C2", thread_ts="1700000001.000200")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'db' / 'store.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[SqlStore]:
-    s = SqlStore(url=db_url)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def a_file(file_id: str = "F1", *, key: ThreadKey = KEY, message_ts: str = "1700000000.000100", at: float = 10.0,

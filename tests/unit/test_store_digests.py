@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
-
-import pytest
 
 from bot.store import SqlStore
 from bot.store.base import DigestRecord, ThreadKey
@@ -15,24 +11,6 @@ from bot.store.base import DigestRecord, ThreadKey
 KEY = ThreadKey("T1", "C1", "1700000000.000100")
 DIGEST = DigestRecord(id="d1", key=KEY, owner="U1", question="revenue by region", cron="0 9 * * 1",
                       tz="America/New_York", label="every Monday at 09:00", created_at=100.0, next_run_at=1000.0)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'digests.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[SqlStore]:
-    s = SqlStore(url=db_url)
-    await s.open()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def test_add_list_get_cancel(store: SqlStore) -> None:
