@@ -29,9 +29,6 @@ from bot.store import make_store
 
 logger = logging.getLogger(__name__)
 
-NOT_YET = {
-    "doctor": "`datastory doctor` arrives with the operations issue.",
-}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -70,9 +67,6 @@ async def amain(
 ) -> int:
     """Run one ``datastory`` command; returns the exit code."""
     args = parser().parse_args(argv)
-    if args.command in NOT_YET:
-        print(NOT_YET[args.command], file=sys.stderr)
-        return 2
     try:
         settings = settings or Settings()
     except ValidationError as exc:
@@ -86,6 +80,13 @@ async def amain(
 
         return await run_try(settings, [Path(f) for f in args.files], question=args.question,
                              out_dir=Path(args.out))
+    if args.command == "doctor":
+        from bot.doctor import run_checks
+
+        checks = await run_checks(settings)
+        for check in checks:
+            print(check.line())
+        return 1 if any(c.verdict == "failed" for c in checks) else 0
     configure_logging(settings.log_level)
     if args.command == "sweep":
         return await _sweep(settings, idle_minutes=args.idle_minutes, dry_run=args.dry_run)

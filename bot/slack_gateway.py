@@ -87,6 +87,13 @@ class SlackGateway:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise SlackError("connection_error", method=method) from exc
 
+    async def identity(self) -> tuple[str, str, frozenset[str]]:
+        """``auth.test``: the bot's user name, the workspace name, and the token's scopes (``x-oauth-scopes``)."""
+        resp = await self._call("auth.test", self._client.auth_test())
+        header = next((v for k, v in resp.headers.items() if k.lower() == "x-oauth-scopes"), "")
+        scopes = frozenset(s.strip() for s in str(header).split(",") if s.strip())
+        return str(resp.get("user") or ""), str(resp.get("team") or ""), scopes
+
     async def react(self, *, channel: str, ts: str, name: str) -> None:
         """Add a reaction; one that is already there is fine."""
         try:

@@ -156,3 +156,29 @@ async def test_a_thread_that_got_a_new_container_meanwhile_is_not_cleared(world:
     assert await world.store.clear_containers([(key, old)], status="swept") == 0
     thread = await world.store.get_thread(key)
     assert thread is not None and thread.container_id == "cntr_new"
+
+
+async def test_the_same_sweep_shuts_down_idle_and_orphaned_local_kernels(tmp_path: Path) -> None:
+    from bot.sandbox.local import LocalSandbox
+
+    store = make_store(f"sqlite:///{tmp_path / 'local.db'}")
+    await store.open()
+    sandbox = LocalSandbox(pool_size=0)
+    try:
+        now = 1_800_000_000.0
+        key = ThreadKey("T1", "C1", "1.000001")
+        idle = await sandbox.create(name=container_name(PREFIX, key), idle_minutes=IDLE_MINUTES)
+        await store.set_container(key, container_id=idle.id, name=idle.name, backend="local", now=now - 3600)
+        orphan = await sandbox.create(name=f"{PREFIX}T9-C9-2.0", idle_minutes=IDLE_MINUTES)
+        foreign = await sandbox.create(name="not-ours", idle_minutes=IDLE_MINUTES)
+        sweeper = Sweeper(store=store, sandbox=sandbox, prefix=PREFIX, idle_minutes=IDLE_MINUTES,
+                          orphan_grace_minutes=0)
+        report = await sweeper.run_once(max(now, orphan.created_at + 1))
+        assert report.deleted_idle == [idle.id] and report.deleted_orphans == [orphan.id]
+        live = {c.id for c in await sandbox.list_containers(prefix="")}
+        assert live == {foreign.id}
+        thread = await store.get_thread(key)
+        assert thread is not None and thread.status == "swept" and thread.container_id is None
+    finally:
+        await sandbox.close()
+        await store.close()

@@ -1,0 +1,132 @@
+"""``datastory doctor``: checks the deployment end to end and says what to fix.
+
+Each check talks to the real thing: Slack (``auth.test``, and the token's scopes against what the bot needs),
+the OpenAI or compatible endpoint (a one-item container list), the database (open, migrate, ping), and the
+sandbox (the local backend runs ``print(1 + 1)`` in a kernel and reports its isolation). A check that is not
+configured says which variable would enable it; a failing one says what failed. Secrets are never printed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import aiohttp
+from openai import APIConnectionError, APIStatusError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.backends import local_sandbox, openai_client
+from bot.config import Settings
+from bot.poster import SlackError
+from bot.slack_gateway import SlackGateway
+from bot.store import make_store
+
+REQUIRED_SCOPES = frozenset({
+    "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "files:read",
+    "files:write", "chat:write", "reactions:write", "commands", "users:read",
+})
+"""The bot scopes ``manifest.yml`` asks for (a test keeps the two equal)."""
+
+Verdict = Literal["ok", "failed", "skipped"]
+MARK = {"ok": "✓", "failed": "✗", "skipped": "–"}
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of the doctor's report."""
+
+    name: str
+    verdict: Verdict
+    detail: str
+
+    def line(self) -> str:
+        """``✓ Slack: …``."""
+        return f"{MARK[self.verdict]} {self.name}: {self.detail}"
+
+
+async def check_slack(settings: Settings) -> Check:
+    """The bot token works, and has every scope the bot needs."""
+    if settings.slack_bot_token is None:
+        return Check("Slack", "skipped", "SLACK_BOT_TOKEN is not set (the bot cannot talk to Slack)")
+    async with aiohttp.ClientSession() as session:
+        client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url,
+                                session=session)
+        gateway = SlackGateway(client=client, token=settings.slack_bot_token.get_secret_value(),
+                               api_url=settings.slack_api_url)
+        try:
+            user, team, scopes = await gateway.identity()
+        except SlackError as exc:
+            return Check("Slack", "failed", f"auth.test answered `{exc.code}`: check SLACK_BOT_TOKEN and "
+                                            f"SLACK_API_URL ({settings.slack_api_url})")
+        finally:
+            await gateway.close()
+    missing = sorted(REQUIRED_SCOPES - scopes)
+    if missing:
+        return Check("Slack", "failed", f"signed in as @{user} in {team}, but the token lacks the scopes "
+                                        f"{', '.join(missing)}: add them (manifest.yml) and reinstall the app")
+    mode = "Socket Mode (SLACK_APP_TOKEN set)" if settings.slack_app_token else "HTTP mode"
+    return Check("Slack", "ok", f"signed in as @{user} in {team}, every scope present; {mode}")
+
+
+async def check_openai(settings: Settings) -> Check:
+    """The endpoint answers with this key."""
+    client = openai_client(settings)
+    where = settings.openai_base_url or "the OpenAI API"
+    if client is None:
+        note = ("the hosted sandbox needs it" if settings.sandbox == "openai"
+                else "the local sandbox uses the offline analyst")
+        return Check("OpenAI", "failed" if settings.sandbox == "openai" else "skipped",
+                     f"OPENAI_API_KEY is not set ({note})")
+    try:
+        page = await client.with_options(max_retries=0, timeout=15).containers.list(limit=1)
+        return Check("OpenAI", "ok", f"{where} answered; model {settings.model}; {len(page.data)} container(s) "
+                                     "on the first page")
+    except APIStatusError as exc:
+        return Check("OpenAI", "failed", f"{where} answered HTTP {exc.status_code}: check OPENAI_API_KEY "
+                                         "and OPENAI_BASE_URL")
+    except APIConnectionError:
+        return Check("OpenAI", "failed", f"{where} could not be reached: check OPENAI_BASE_URL and the network")
+    finally:
+        await client.close()
+
+
+async def check_database(settings: Settings) -> Check:
+    """The store opens (migrating to the current schema) and answers."""
+    store = make_store(settings.database_url)
+    try:
+        await store.open()
+        if not await store.ping():
+            return Check("Database", "failed", "opened but does not answer queries")
+        threads = len(await store.list_threads())
+        return Check("Database", "ok", f"{settings.database_url.split('://')[0]} answers; schema up to date; "
+                                       f"{threads} thread(s)")
+    except Exception as exc:  # any driver error: say which kind, never the URL (it may hold a password)
+        return Check("Database", "failed", f"cannot open DATASTORY_DATABASE_URL: {type(exc).__name__}")
+    finally:
+        await store.close()
+
+
+async def check_sandbox(settings: Settings) -> Check:
+    """Hosted containers are checked with OpenAI; the local backend runs code in a kernel."""
+    if settings.sandbox == "openai":
+        return Check("Sandbox", "ok", f"hosted containers (memory {settings.container_memory}, idle TTL "
+                                      f"{settings.container_idle_minutes} min), checked with OpenAI above")
+    sandbox = local_sandbox(settings, pool_size=0)
+    try:
+        info = await sandbox.create(name=f"{settings.container_prefix}doctor", idle_minutes=1)
+        result = await sandbox.execute(info.id, "print(1 + 1)", timeout=60)
+        await sandbox.delete(info.id)
+    except Exception as exc:
+        return Check("Sandbox", "failed", f"the local kernel did not start: {exc}")
+    finally:
+        report = sandbox.isolation_report()
+        await sandbox.close()
+    if result.stdout.strip() != "2":
+        return Check("Sandbox", "failed", f"the local kernel ran code wrongly: {result.error or result.stdout!r}")
+    return Check("Sandbox", "ok", "local kernels run code; " + "; ".join(report))
+
+
+async def run_checks(settings: Settings) -> list[Check]:
+    """Every check, in order."""
+    return [await check_slack(settings), await check_openai(settings), await check_database(settings),
+            await check_sandbox(settings)]
