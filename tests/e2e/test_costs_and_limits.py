@@ -91,22 +91,6 @@ async def test_a_container_that_expires_between_two_calls_of_a_turn_is_rebuilt_o
     assert any("Summary of sales.csv" in m.text for m in thread if m.is_bot)
 
 
-async def test_a_rebuilt_container_gets_a_summary_of_the_thread(harness: Harness) -> None:
-    bot = await harness.start()
-    event = harness.file_event("sales.csv")
-    ts = event["ts"]
-    await bot.send(event)
-    await harness.wait_done(ts)
-    [old] = harness.openai.live_containers()
-    harness.openai.expire(old.id)
-    await bot.send(harness.reply_event("which region grew fastest?", ts))
-    await harness.wait_done(ts, turns=2)
-    last = list(harness.openai.responses.values())[-1]
-    sent = str(last.request["input"])
-    assert last.previous_response_id is None
-    assert "Turn 1. Question:" in sent and "Summary of sales.csv" in sent and "pd.read_csv" in sent
-
-
 async def test_reset_in_a_thread_deletes_the_workspace_and_the_next_question_starts_fresh(harness: Harness) -> None:
     bot = await harness.start()
     event = harness.file_event("sales.csv")

@@ -138,6 +138,8 @@ async def test_an_expired_container_is_rebuilt_and_the_question_answered(harness
     assert answer[0].startswith("_The workspace had expired; I reloaded `sales.csv`._")
     last = list(harness.openai.responses.values())[-1]
     assert last.previous_response_id is None and last.container_id == new[0].id
+    sent = str(last.request["input"])  # the fresh chain carries a summary of the thread so far
+    assert "Turn 1. Question:" in sent and "Summary of sales.csv" in sent and "pd.read_csv" in sent
 
 
 async def test_one_turn_per_thread_at_a_time_in_order(harness: Harness) -> None:
