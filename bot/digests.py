@@ -117,11 +117,12 @@ class Digests:
             return Reply(f":calendar: {exc}")
         if parsed is None:
             return Reply(f":calendar: {USAGE}")
-        schedule, question = parsed
+        schedule, question = parsed.schedule, parsed.question
         now = self._clock.now()
         digest = DigestRecord(
             id=await self._new_id(), key=key, owner=user, question=question, cron=schedule.cron, tz=schedule.tz,
             label=schedule.label, created_at=now, next_run_at=schedule.next_run(now),
+            skip_unchanged=parsed.skip_unchanged,
         )
         await self._store.add_digest(digest)
         logger.info("digest scheduled digest=%s thread=%s cron=%s tz=%s", digest.id, key, schedule.cron, schedule.tz)
@@ -130,7 +131,9 @@ class Digests:
             f":calendar: Digest `{digest.id}` scheduled {schedule.label} ({schedule.tz}):\n{_quote(question)}\n"
             f"Next runs: {runs}.\n"
             "Each run analyses the newest version of this thread's files in a fresh workspace and posts to the "
-            "channel; when the data has not changed it posts one line instead."
+            "channel; " + ("when the data has not changed it posts one line instead (write `digest always …` to "
+                           "get the full digest every time)." if parsed.skip_unchanged
+                           else "it posts the full digest even when the data has not changed.")
         )
         blocks: list[dict[str, object]] = [
             _section(confirmation),

@@ -134,12 +134,23 @@ def parse_schedule(text: str, *, tz: str) -> Schedule:
     raise ScheduleError(f"I could not understand the schedule `{raw or '(empty)'}`. Examples: {EXAMPLES}.")
 
 
-DIGEST_COMMAND = re.compile(r"^\s*digest\s+(?P<schedule>.+?)\s*:\s+(?P<question>\S.*)$", re.S | re.I)
-"""``digest <schedule>: <question>``; the separator is a colon followed by a space, so ``09:00`` stays whole."""
+DIGEST_COMMAND = re.compile(r"^\s*digest\s+(?:(?P<always>always)\s+)?(?P<schedule>.+?)\s*:\s+(?P<question>\S.*)$",
+                            re.S | re.I)
+"""``digest [always] <schedule>: <question>``; the separator is a colon followed by a space, so ``09:00`` stays
+whole. ``always`` posts a full digest even when the data has not changed (the default skips with one line)."""
 
 
-def parse_digest_command(text: str, *, tz: str) -> tuple[Schedule, str] | None:
-    """``digest every monday 09:00: summarise revenue`` → (schedule, question); None when it is not one.
+@dataclass(frozen=True, slots=True)
+class DigestCommand:
+    """What a ``digest`` message asks for."""
+
+    schedule: Schedule
+    question: str
+    skip_unchanged: bool = True
+
+
+def parse_digest_command(text: str, *, tz: str) -> DigestCommand | None:
+    """``digest every monday 09:00: summarise revenue`` → the command; None when the text is not one.
 
     Raises :class:`ScheduleError` when it is a digest command whose schedule or question is wrong.
     """
@@ -151,7 +162,8 @@ def parse_digest_command(text: str, *, tz: str) -> tuple[Schedule, str] | None:
         raise ScheduleError("Write it as `digest <schedule>: <question>`, for example "
                             "`digest every monday 09:00: summarise revenue by region`. "
                             f"Schedules: {EXAMPLES}.")
-    return parse_schedule(match["schedule"], tz=tz), match["question"].strip()
+    return DigestCommand(schedule=parse_schedule(match["schedule"], tz=tz), question=match["question"].strip(),
+                         skip_unchanged=match["always"] is None)
 
 
 def utc(ts: float) -> datetime:

@@ -163,6 +163,24 @@ async def test_unchanged_data_posts_one_line_and_creates_no_container(
                          f"`{digest_id}` (every day at 08:30).")
 
 
+async def test_digest_always_posts_the_full_digest_even_when_nothing_changed(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bot = await harness.start(**QUIET)
+    ts = await thread_with_data(harness, bot)
+    confirmation = await schedule(harness, bot, ts, "digest always daily 08:30: revenue by region")
+    assert "posts the full digest even when the data has not changed" in confirmation.text
+    digest_id = button_of(confirmation)["value"]
+    assert not (await digest(bot, digest_id)).skip_unchanged
+    first = (await digest(bot, digest_id)).next_run_at
+    await run_due(bot, first, capsys)
+    containers = len(harness.openai.containers)
+    out = await run_due(bot, first + 86_400, capsys)
+    assert f"ran: {digest_id}" in out and "skipped, no new data" not in out
+    assert len(harness.openai.containers) == containers + 1
+    assert top_level(harness)[-1].text.startswith(f":newspaper: *Digest* `{digest_id}`")
+
+
 async def test_missed_runs_run_once_at_the_next_start(harness: Harness) -> None:
     bot = await harness.start(**QUIET)
     ts = await thread_with_data(harness, bot)

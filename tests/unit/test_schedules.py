@@ -81,11 +81,12 @@ def test_the_digest_command() -> None:
     parsed = parse_digest_command("digest every monday 09:00: summarise revenue by region and flag drops over 10%",
                                   tz=NY)
     assert parsed is not None
-    schedule, question = parsed
-    assert schedule.cron == "0 9 * * 1"
-    assert question == "summarise revenue by region and flag drops over 10%"
+    assert parsed.schedule.cron == "0 9 * * 1" and parsed.skip_unchanged
+    assert parsed.question == "summarise revenue by region and flag drops over 10%"
+    always = parse_digest_command("digest always daily 08:30: totals", tz=NY)
+    assert always is not None and not always.skip_unchanged and always.schedule.cron == "30 8 * * *"
     assert parse_digest_command("what is the digest of this?", tz=NY) is None
     with pytest.raises(ScheduleError, match="digest <schedule>: <question>"):
         parse_digest_command("digest every monday 09:00", tz=NY)
     cron = parse_digest_command("digest 0 9 * * 1-5: totals", tz=NY)
-    assert cron is not None and cron[0].cron == "0 9 * * 1-5" and cron[1] == "totals"
+    assert cron is not None and cron.schedule.cron == "0 9 * * 1-5" and cron.question == "totals"
