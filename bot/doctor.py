@@ -13,7 +13,6 @@ from typing import Literal
 
 import aiohttp
 from openai import APIConnectionError, APIStatusError
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.backends import local_sandbox, openai_client
 from bot.config import Settings
@@ -49,10 +48,8 @@ async def check_slack(settings: Settings) -> Check:
     if settings.slack_bot_token is None:
         return Check("Slack", "skipped", "SLACK_BOT_TOKEN is not set (the bot cannot talk to Slack)")
     async with aiohttp.ClientSession() as session:
-        client = AsyncWebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url,
-                                session=session)
-        gateway = SlackGateway(client=client, token=settings.slack_bot_token.get_secret_value(),
-                               api_url=settings.slack_api_url)
+        gateway = SlackGateway.for_token(token=settings.slack_bot_token.get_secret_value(),
+                                         api_url=settings.slack_api_url, session=session)
         try:
             user, team, scopes = await gateway.identity()
         except SlackError as exc:

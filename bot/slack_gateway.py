@@ -87,6 +87,12 @@ class SlackGateway:
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise SlackError("connection_error", method=method) from exc
 
+    @classmethod
+    def for_token(cls, *, token: str, api_url: str, session: aiohttp.ClientSession) -> SlackGateway:
+        """A gateway with its own Web API client (for one-off commands such as ``datastory doctor``)."""
+        client = AsyncWebClient(token=token, base_url=api_url, session=session)
+        return cls(client=client, token=token, api_url=api_url, session=session)
+
     async def identity(self) -> tuple[str, str, frozenset[str]]:
         """``auth.test``: the bot's user name, the workspace name, and the token's scopes (``x-oauth-scopes``)."""
         resp = await self._call("auth.test", self._client.auth_test())
