@@ -57,8 +57,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console-script entry point."""
-    return asyncio.run(amain(argv))
+    """Console-script entry point (on uvloop where it is installed: less loop overhead per event)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS only
+        return asyncio.run(amain(argv))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(amain(argv))
 
 
 async def amain(
@@ -71,8 +76,8 @@ async def amain(
         settings = settings or Settings()
     except ValidationError as exc:
         for err in exc.errors():
-            where = ".".join(str(part) for part in err["loc"]).upper()
-            print(f"datastory: setting {where}: {err['msg']}", file=sys.stderr)
+            where = Settings.env_name(str(err["loc"][0])) if err["loc"] else "the settings"
+            print(f"datastory: {where}: {err['msg']}", file=sys.stderr)
         return 2
     if args.command == "try":
         configure_logging("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level)

@@ -179,6 +179,20 @@ class Settings(BaseSettings):
             raise ValueError("DATASTORY_CONTAINER_PREFIX may hold only letters, digits, '-' and '_'")
         return self
 
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable that sets ``field`` (``idle_minutes`` → ``DATASTORY_IDLE_MINUTES``); an
+        alias (validation errors name ``SLACK_API_URL``, not ``slack_api_url``) is already that variable."""
+        aliases = {str(f.validation_alias.choices[0]) for f in cls.model_fields.values()
+                   if isinstance(f.validation_alias, AliasChoices)}
+        if field in aliases:
+            return field
+        info = cls.model_fields.get(field)
+        alias = info.validation_alias if info is not None else None
+        if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+            return alias.choices[0]
+        return f"DATASTORY_{field.upper()}"
+
     @property
     def container_idle_minutes(self) -> int:
         """The ``expires_after.minutes`` sent to the provider: the idle TTL, capped at the API's limit."""

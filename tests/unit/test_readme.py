@@ -10,9 +10,8 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding=
 
 
 def test_every_setting_is_in_the_readme_table() -> None:
-    for name, field in Settings.model_fields.items():
-        alias = field.validation_alias
-        env = alias.choices[0] if alias is not None else f"DATASTORY_{name.upper()}"  # type: ignore[union-attr]
+    for name in Settings.model_fields:
+        env = Settings.env_name(name)
         assert f"| `{env}` |" in README, env
 
 
