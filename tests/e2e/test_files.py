@@ -17,6 +17,7 @@ from tests.data.generate import BAD, GOOD, UNSUPPORTED, ensure_corpus
 from tests.e2e.conftest import CHANNEL, Harness
 from tests.emulators.fake_openai import ScriptedTurn, default_script
 from tests.emulators.fake_slack import ThreadItem
+from tests.unit.test_files_inspect import REASONS as INSPECTOR_REASONS
 
 pytestmark = pytest.mark.e2e
 
@@ -71,26 +72,9 @@ READ_ARGS = {
     "cp1252.csv": ", encoding='cp1252'", "no_header.csv": ", header=None",
 }
 
-REASONS = {
-    "empty.csv": "it is empty (0 bytes)",
-    "blank_lines.csv": "it has no data, only blank lines",
-    "header_only.csv": "it has only a header row and no data rows",
-    "png_disguised.csv": "it is a PNG image, not a text table",
-    "zip_disguised.csv": "it is a ZIP archive (an Excel or Word file, maybe, renamed), not a text table",
-    "elf_disguised.csv": "it is a program (ELF executable), not a text table",
-    "random_bytes.csv": "it looks like binary data, not a text table",
-    # Slack's own sign-in page and an HTML file look the same on the wire: the gateway refuses both as access
-    "page.csv": ACCESS_DENIED_REASON,
-    "utf16_nobom.csv": "it looks like UTF-16 text without a byte-order mark; save it as CSV UTF-8 and share it again",
-    "shift_jis.csv": ("its text is not in an encoding I can read (UTF-8, UTF-16 with a byte-order mark, "
-                      "Windows-1252 or Latin-1); save it as CSV UTF-8 and share it again"),
-    "prose.txt": ("it is plain text without columns: I read `.txt` files only when their values are separated by "
-                  "`,`, `;`, tab or `|`"),
-    "fake.xlsx": "it is named `.xlsx` but is not an Excel workbook",
-    "broken.json": "it is named `.json` but does not start like JSON (`{` or `[`)",
-    "not_gzip.csv.gz": "it is named `.gz` but is not a gzip file",
-    "empty_inside.csv.gz": "it is empty once decompressed",
-}
+# the inspector's reasons, except that Slack's sign-in page and an HTML file look the same on the wire: the
+# gateway refuses both as an access problem before the inspector sees them
+REASONS = {**INSPECTOR_REASONS, "page.csv": ACCESS_DENIED_REASON}
 
 
 def failure(text: str) -> str:
