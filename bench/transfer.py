@@ -1,35 +1,43 @@
-"""Streaming a large CSV from Slack into the sandbox: throughput against a plain download, and peak memory.
+"""Streaming a large CSV from Slack into the sandbox: throughput against a plain download, CPU cost, peak memory.
 
 Not a test; prints numbers. A CSV of ``--mb`` MB (default 512, the container limit) is generated into a temporary
 file and hosted by FakeSlack; FakeSlack and FakeOpenAI each run in their own process
-(``python -m tests.emulators.serve``), so the emulators' memory (FakeOpenAI keeps uploads in memory) and CPU do
-not count against this process. Per round, alternating:
+(``python -m tests.emulators.serve``), so their CPU and memory do not count against this process. Per round,
+alternating:
 
-1. baseline: a plain aiohttp download of the same URL, chunks thrown away (what the network path alone costs);
-2. the bot's real path: ``SlackGateway.download`` → ``bot.files.inspect_stream`` → ``OpenAISandbox.upload`` into
-   a FakeOpenAI container (the upload is deleted afterwards so the emulator does not grow);
-3. the same real path into a *draining sink* (``--serve-sink``, its own process: the container-file upload
-   endpoint reading the body chunk by chunk, keeping nothing, answering with the part's byte count).
-   FakeOpenAI buffers and copies the whole body several times before answering, so it caps (2) well below the
-   network speed; (3) measures the bot's own path with a provider that is not the bottleneck.
+1. baseline: a plain aiohttp download of the same URL, chunks thrown away;
+2. the bot's real path: ``SlackGateway.download`` → ``bot.files.inspect_stream`` → ``OpenAISandbox.upload`` into a
+   FakeOpenAI container (which reads the upload as it streams in; the file is deleted afterwards);
+3. (unpaced only) download → ``inspect_stream`` → chunks thrown away: the bot's receiving half alone.
 
-Printed: MB/s of each and the ratios to (1) (goal ≥ 0.8×), and the peak RSS growth of this process during the
-transfers (``VmHWM`` reset through ``/proc/self/clear_refs`` before each transfer; goal < 64 MB).
+Each link setting of ``--link-mbps`` (MiB/s, ``0`` = unpaced loopback) runs its own emulators. Paced, both
+emulators hold their side to the link rate (download served, upload read), as the networks between a bot, Slack
+and OpenAI do: the ratio then shows whether the bot's relay keeps a link's rate (download and upload overlap) or
+loses it (store-then-forward or strict alternation would give about 0.5×). Unpaced, every path is CPU-bound on
+loopback, so the CPU seconds each process spent are printed too, with the rate the machine's cores allow the bot's
+path at that cost.
 
-Run: ``python bench/transfer.py [--mb 512] [--rounds 3]``.
+Printed: MB/s of each path and the ratios to (1) (goal ≥ 0.8×), CPU seconds per GB per process, and the peak RSS
+growth of this process during the bot's transfers (``VmHWM`` reset through ``/proc/self/clear_refs`` before each
+one; goal < 64 MB).
+
+Run: ``python bench/transfer.py [--mb 512] [--rounds 3] [--link-mbps 0,100]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -46,7 +54,9 @@ from bot.slack_gateway import SlackGateway  # noqa: E402
 TOKEN = "xoxb-bench"
 KEY = "sk-bench"
 MB = 1024 * 1024
+GB = 1024 * MB
 CHUNK = 1 << 20
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def write_csv(path: Path, size: int) -> None:
@@ -82,10 +92,17 @@ def reset_peak() -> bool:
         return False
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of this process (``pid`` None) or of another one."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
 def serve(*args: str) -> tuple[subprocess.Popen[bytes], list[str]]:
-    argv = [sys.executable, __file__, "--serve-sink"] if args == ("sink",) else [
-        sys.executable, "-m", "tests.emulators.serve", *args]
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "tests.emulators.serve", *args], cwd=ROOT, stdout=subprocess.PIPE)
     assert proc.stdout is not None
     lines = [proc.stdout.readline().decode().strip()]
     if "--file" in args:
@@ -93,148 +110,128 @@ def serve(*args: str) -> tuple[subprocess.Popen[bytes], list[str]]:
     return proc, lines
 
 
-async def plain_download(url: str) -> tuple[float, int]:
+@dataclass
+class Sample:
+    """One transfer: MB/s, CPU seconds per GB by process, and this process's peak RSS growth."""
+
+    rate: float
+    cpu: dict[str, float]
+    growth: int = 0
+
+
+async def measure(run: Callable[[], Awaitable[int]], size: int, procs: dict[str, int | None]) -> Sample:
+    """Time ``run`` (which returns the bytes it moved) and charge each process's CPU to it."""
+    peak_ok = reset_peak()
+    rss = proc_status("VmRSS")
+    cpu = {name: cpu_seconds(pid) for name, pid in procs.items()}
+    started = time.perf_counter()
+    moved = await run()
+    elapsed = time.perf_counter() - started
+    assert moved == size, (moved, size)
+    growth = (proc_status("VmHWM") if peak_ok else proc_status("VmRSS")) - rss
+    spent = {name: (cpu_seconds(pid) - cpu[name]) * GB / size for name, pid in procs.items()}
+    return Sample(size / MB / elapsed, spent, growth)
+
+
+async def plain_download(url: str) -> int:
     async with aiohttp.ClientSession() as http:
-        started = time.perf_counter()
         got = 0
         async with http.get(url, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
             resp.raise_for_status()
-            async for chunk in resp.content.iter_chunked(CHUNK):
+            async for chunk in resp.content.iter_any():
                 got += len(chunk)
-        return time.perf_counter() - started, got
+        return got
 
 
-async def bot_transfer(gateway: SlackGateway, sandbox: OpenAISandbox, client: AsyncOpenAI, container: str, url: str,
-                       name: str, size: int) -> tuple[float, int, int]:
-    """The real path; returns seconds, bytes stored and the peak RSS growth."""
-    peak_ok = reset_peak()
-    before = proc_status("VmRSS")
-    started = time.perf_counter()
-    profile, stream = await inspect_stream(gateway.download(url), name=name, size=size)
-    stored = await sandbox.upload(container, name=name, chunks=stream, size=size)
-    elapsed = time.perf_counter() - started
-    growth = (proc_status("VmHWM") if peak_ok else proc_status("VmRSS")) - before
-    assert stored.size == size, (stored.size, size)
-    assert profile.rows > 0
-    await client.containers.files.delete(stored.id, container_id=container)
-    return elapsed, stored.size, growth
+async def run_link(path: Path, size: int, rounds: int, link_mbps: float) -> list[str]:
+    """Every round of one link setting; returns the summary lines."""
+    pace = ("--link-mbps", str(link_mbps)) if link_mbps else ()
+    slack, (api_url, file_url) = serve("slack", "--key", TOKEN, "--file", str(path), *pace)
+    oai, (oai_url,) = serve("openai", "--key", KEY, *pace)
+    samples: dict[str, list[Sample]] = defaultdict(list)
+    try:
+        client = AsyncOpenAI(api_key=KEY, base_url=oai_url)
+        gateway = SlackGateway(client=AsyncWebClient(token=TOKEN, base_url=api_url), token=TOKEN, api_url=api_url)
+        sandbox = OpenAISandbox(client=client)
+        container = (await sandbox.create(name="datastory-bench", idle_minutes=20)).id
+
+        async def bot_path() -> int:
+            profile, stream = await inspect_stream(gateway.download(file_url), name=path.name, size=size)
+            stored = await sandbox.upload(container, name=path.name, chunks=stream, size=size)
+            assert profile.rows > 0
+            await client.containers.files.delete(stored.id, container_id=container)
+            return stored.size
+
+        async def inspected() -> int:
+            _, stream = await inspect_stream(gateway.download(file_url), name=path.name, size=size)
+            return sum([len(chunk) async for chunk in stream])
+
+        paths: dict[str, tuple[Callable[[], Awaitable[int]], dict[str, int | None]]] = {
+            "plain download": (lambda: plain_download(file_url), {"client": None, "FakeSlack": slack.pid}),
+            "bot → FakeOpenAI": (bot_path, {"bot": None, "FakeSlack": slack.pid, "FakeOpenAI": oai.pid}),
+        }
+        if not link_mbps:
+            paths["download → inspect"] = (inspected, {"bot": None, "FakeSlack": slack.pid})
+        await plain_download(file_url)  # warm-up: page cache, connections, the emulators' allocators
+        await bot_path()
+        label = f"link {link_mbps:g} MiB/s" if link_mbps else "unpaced loopback"
+        for r in range(rounds):
+            for name, (run, procs) in paths.items():
+                samples[name].append(await measure(run, size, procs))
+            print(f"{label}, round {r + 1}: " + " | ".join(f"{name} {s[-1].rate:7.1f} MB/s"
+                                                         for name, s in samples.items()), flush=True)
+        await sandbox.delete(container)
+        for closing in (sandbox, gateway, client):
+            await closing.close()
+    finally:
+        for proc in (slack, oai):
+            proc.terminate()
+            proc.wait(timeout=30)
+    return summarise(label, samples)
 
 
-async def serve_sink() -> None:
-    """A stand-in for the provider's upload endpoint that drains the body: prints its base URL, serves until killed."""
-    from aiohttp import web
-
-    async def upload(request: web.Request) -> web.Response:
-        # one multipart part: count the body, minus the part's header and the closing boundary
-        boundary = request.headers["Content-Type"].split("boundary=", 1)[1].strip('"')
-        got, head = 0, b""
-        async for chunk in request.content.iter_any():
-            if len(head) < 4096:
-                head += chunk[:4096]
-            got += len(chunk)
-        payload = got - (head.index(b"\r\n\r\n") + 4) - len(f"\r\n--{boundary}--\r\n")
-        return web.json_response({"id": "cfile_sink", "object": "container.file", "bytes": payload, "source": "user",
-                                  "container_id": request.match_info["cid"], "created_at": 0,
-                                  "path": "/mnt/data/sink"})
-
-    app = web.Application(client_max_size=1 << 34)
-    app.router.add_post("/v1/containers/{cid}/files", upload)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print(f"http://127.0.0.1:{runner.addresses[0][1]}/v1", flush=True)
-    await asyncio.Event().wait()
+def summarise(label: str, samples: dict[str, list[Sample]]) -> list[str]:
+    rate = {name: statistics.median(s.rate for s in runs) for name, runs in samples.items()}
+    cpu = {name: {proc: statistics.median(s.cpu[proc] for s in runs) for proc in runs[0].cpu}
+           for name, runs in samples.items()}
+    base = rate["plain download"]
+    lines = [f"{label}: plain download {base:.1f} MB/s"]
+    for name in samples:
+        cost = " + ".join(f"{proc} {seconds:.2f}" for proc, seconds in cpu[name].items())
+        ratio = "" if name == "plain download" else f" → ratio {rate[name] / base:.2f}×"
+        lines.append(f"  {name}: {rate[name]:.1f} MB/s{ratio}; CPU s/GB: {cost} = {sum(cpu[name].values()):.2f}")
+    growth = max(s.growth for s in samples["bot → FakeOpenAI"])
+    lines.append(f"  peak RSS growth of the bot's transfers: {growth / MB:.1f} MB (goal < 64 MB)")
+    if "download → inspect" in samples:
+        cores = os.cpu_count() or 1
+        total, own = sum(cpu["bot → FakeOpenAI"].values()), cpu["bot → FakeOpenAI"]["bot"]
+        ceiling = min(cores / total, 1 / own) * 1024
+        lines.append(f"  at that CPU cost, {cores} cores and one bot thread allow the bot's path at most "
+                     f"{ceiling:.0f} MB/s = {ceiling / base:.2f}× the plain download")
+    return lines
 
 
-async def inspected_download(gateway: SlackGateway, url: str, name: str, size: int) -> float:
-    """Download → inspection → chunks thrown away: the cost of our side of the stream alone; returns seconds."""
-    started = time.perf_counter()
-    _, stream = await inspect_stream(gateway.download(url), name=name, size=size)
-    got = 0
-    async for chunk in stream:
-        got += len(chunk)
-    assert got == size
-    return time.perf_counter() - started
-
-
-async def sink_transfer(gateway: SlackGateway, sandbox: OpenAISandbox, url: str, name: str,
-                        size: int) -> tuple[float, int]:
-    """The real path into the draining sink; returns seconds and the peak RSS growth."""
-    peak_ok = reset_peak()
-    before = proc_status("VmRSS")
-    started = time.perf_counter()
-    _, stream = await inspect_stream(gateway.download(url), name=name, size=size)
-    stored = await sandbox.upload("cntr_sink", name=name, chunks=stream, size=size)
-    elapsed = time.perf_counter() - started
-    assert stored.size == size, (stored.size, size)
-    return elapsed, (proc_status("VmHWM") if peak_ok else proc_status("VmRSS")) - before
-
-
-async def main(size_mb: int, rounds: int) -> None:
+async def main(size_mb: int, rounds: int, links: list[float]) -> None:
     size = size_mb * MB
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.csv"
         write_csv(path, size)
-        slack, (api_url, file_url) = serve("slack", "--key", TOKEN, "--file", str(path))
-        oai, (oai_url,) = serve("openai", "--key", KEY)
-        sink, (sink_url,) = serve("sink")
-        try:
-            client = AsyncOpenAI(api_key=KEY, base_url=oai_url)
-            gateway = SlackGateway(client=AsyncWebClient(token=TOKEN, base_url=api_url), token=TOKEN, api_url=api_url)
-            sandbox = OpenAISandbox(client=client)
-            sink_client = AsyncOpenAI(api_key=KEY, base_url=sink_url)
-            drain = OpenAISandbox(client=sink_client)
-            container = (await sandbox.create(name="datastory-bench", idle_minutes=20)).id
-            base_rates: list[float] = []
-            bot_rates: list[float] = []
-            sink_rates: list[float] = []
-            inspect_rates: list[float] = []
-            growths: list[int] = []
-            await plain_download(file_url)  # warm-up: page cache, connections
-            for r in range(rounds):
-                seconds, got = await plain_download(file_url)
-                assert got == size
-                base_rates.append(size / MB / seconds)
-                seconds, _, growth = await bot_transfer(gateway, sandbox, client, container, file_url, path.name,
-                                                        size)
-                bot_rates.append(size / MB / seconds)
-                growths.append(growth)
-                inspect_rates.append(size / MB / await inspected_download(gateway, file_url, path.name, size))
-                seconds, growth = await sink_transfer(gateway, drain, file_url, path.name, size)
-                sink_rates.append(size / MB / seconds)
-                growths.append(growth)
-                print(f"round {r + 1}: plain download {base_rates[-1]:6.1f} MB/s | download → inspect "
-                      f"{inspect_rates[-1]:6.1f} MB/s | bot → FakeOpenAI "
-                      f"{bot_rates[-1]:6.1f} MB/s | bot → draining sink {sink_rates[-1]:6.1f} MB/s | "
-                      f"peak RSS growth {max(growths[-2:]) / MB:5.1f} MB", flush=True)
-            await sandbox.delete(container)
-            for closing in (sandbox, drain, gateway, client, sink_client):
-                await closing.close()
-        finally:
-            for proc in (slack, oai, sink):
-                proc.terminate()
-                proc.wait(timeout=30)
-    base, ours, drained, inspected = (statistics.median(v) for v in (base_rates, bot_rates, sink_rates,
-                                                                     inspect_rates))
-    print(f"\n{size_mb} MB CSV, {rounds} rounds, medians: plain download {base:.1f} MB/s")
-    print(f"  download → inspect_stream → discard: {inspected:.1f} MB/s → ratio {inspected / base:.2f}× "
-          "(the bot's side of the stream)")
-    print(f"  bot path → draining sink: {drained:.1f} MB/s → ratio {drained / base:.2f}× (goal ≥ 0.8×)")
-    print(f"  bot path → FakeOpenAI:    {ours:.1f} MB/s → ratio {ours / base:.2f}× (capped by the emulator, which "
-          "buffers and copies every upload in memory)")
-    print(f"peak RSS growth during the transfer: max {max(growths) / MB:.1f} MB (goal < 64 MB); "
-          f"process RSS now {proc_status('VmRSS') / MB:.0f} MB, pid {os.getpid()}")
+        summary = [f"\n{size_mb} MB CSV, {rounds} rounds, medians (goal: ratio ≥ 0.8×):"]
+        for link in links:
+            summary += await run_link(path, size, rounds, link)
+    print("\n".join(summary))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mb", type=int, default=512)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--serve-sink", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--link-mbps", default="0,100",
+                        help="comma-separated link rates in MiB/s to run, 0 = unpaced loopback (default 0,100)")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop",
+                        help="event loop of this process (default uvloop, the console script's)")
     args = parser.parse_args()
-    if args.serve_sink:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_sink())
-    else:
-        asyncio.run(main(args.mb, args.rounds))
+    if args.loop == "uvloop":
+        import uvloop
+        uvloop.install()
+    asyncio.run(main(args.mb, args.rounds, [float(v) for v in args.link_mbps.split(",")]))

@@ -14,7 +14,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from tests.emulators.fake_openai import FakeOpenAI, ManualClock, ResponseContext, ScriptedTurn
+from tests.emulators.fake_openai import FakeOpenAI, ManualClock, MultipartScanner, ResponseContext, ScriptedTurn
 
 KEY = "sk-test-conformance"
 CSV = b"region,month,revenue\nNorth,2024-01,100\nSouth,2024-01,80\nNorth,2024-02,120\n"
@@ -172,6 +172,48 @@ async def test_files_crud(client: AsyncOpenAI, oai: FakeOpenAI) -> None:
     assert str(err.value) == f"Error code: 404 - File {fid} not found on container {cid}."
     with pytest.raises(openai.BadRequestError):
         await client.containers.files.create(cid, file_id="file-abc")
+
+
+def _form(boundary: str, parts: list[tuple[str, bytes]]) -> bytes:
+    """A multipart body as the SDK's encoder frames it (preamble-free, CRLF line breaks)."""
+    out = b""
+    for name, payload in parts:
+        out += (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.csv"\r\n'
+                f"Content-Type: text/csv\r\n\r\n").encode() + payload + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 5, 7, 13, 64, 1 << 20])
+def test_multipart_scanner_any_chunking(step: int) -> None:
+    boundary = "a1b2c3"
+    # payloads that hold almost-delimiters, line breaks at the edges, and one that is empty
+    tricky = b"\r\n--a1b2c\r\n-a1b2c3x\r\n" * 3 + b"\r\n"
+    parts = [("purpose", b"assistants"), ("file", tricky + CSV * 5 + b"\r\n--"), ("empty", b"")]
+    body = _form(boundary, parts)
+    scanner = MultipartScanner(boundary.encode())
+    for at in range(0, len(body), step):
+        scanner.feed(body[at : at + step])
+    got = scanner.finish()
+    assert [(info["name"], info["filename"], info["content-type"], b"".join(data)) for info, data in got] == [
+        (name, f"{name}.csv", "text/csv", payload) for name, payload in parts]
+
+
+async def test_upload_with_a_broken_body_is_a_400(oai: FakeOpenAI, client: AsyncOpenAI) -> None:
+    cid = (await client.containers.create(name="broken")).id
+    url = f"{oai.base_url}/containers/{cid}/files"
+    good = _form("zz", [("file", CSV)])
+    bodies = [(good[:-8], "multipart/form-data; boundary=zz"),  # cut before the closing delimiter
+              (good, "multipart/form-data"),  # no boundary
+              (_form("zz", [("other", CSV)]), "multipart/form-data; boundary=zz")]  # no part named file
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {KEY}"}) as http:
+        for body, ctype in bodies:
+            async with http.post(url, data=body, headers={"Content-Type": ctype}) as resp:
+                assert resp.status == 400, (ctype, await resp.text())
+                assert (await resp.json())["error"]["type"] == "invalid_request_error"
+        async with http.post(url, data=good, headers={"Content-Type": "multipart/form-data; boundary=zz"}) as resp:
+            assert resp.status == 200
+    assert [f.data for f in oai.containers[cid].files.values()] == [CSV]
+    assert oai.recorder.calls("/files")[-1].body == good
 
 
 # ------------------------------------------------------------------------------------------------ responses

@@ -44,7 +44,8 @@ from typing import Any, Literal, cast
 
 from aiohttp import web
 
-from tests.emulators.recorder import Recorder
+from tests.emulators.pacing import LinkPacer
+from tests.emulators.recorder import RecordedRequest, Recorder
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +53,16 @@ MAX_IDLE_MINUTES = 20
 MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
 INCLUDE_CI_OUTPUTS = "code_interpreter_call.outputs"
 _USER_PREFIX_RE = re.compile(r"^[0-9a-f]{32}-")
+_UPLOAD_PATH_RE = re.compile(r"/v1/containers/[^/]+/files")
+_UPLOAD_CHUNK = 1 << 20
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
 
 # --------------------------------------------------------------------------------------------------- state
+
+
+Pieces = list[bytes | memoryview]
+"""A file's bytes as the pieces they arrived in (an upload is stored without copying it into one block)."""
 
 
 @dataclass(slots=True)
@@ -64,15 +71,22 @@ class StoredFile:
 
     id: str
     path: str
-    data: bytes
+    pieces: Pieces
     source: str
     """``user`` for uploads, ``assistant`` for files a script wrote."""
     created_at: int
 
     @property
+    def data(self) -> bytes:
+        """The file's bytes (the pieces are joined on first use)."""
+        if len(self.pieces) != 1 or not isinstance(self.pieces[0], bytes):
+            self.pieces = [b"".join(self.pieces)]
+        return cast(bytes, self.pieces[0])
+
+    @property
     def size(self) -> int:
         """Byte count."""
-        return len(self.data)
+        return sum(len(piece) for piece in self.pieces)
 
     @property
     def name(self) -> str:
@@ -511,36 +525,82 @@ def _unescape_form_param(value: str) -> str:
     return "".join(out)
 
 
-def parse_multipart(content_type: str, body: bytes) -> list[tuple[dict[str, str], bytes]]:
-    """Split a ``multipart/form-data`` body into ``(content-disposition params + headers, payload)`` parts.
+class MultipartScanner:
+    """Splits a ``multipart/form-data`` body fed chunk by chunk into ``(disposition params + headers, payload)``
+    parts. Delimiters are found with ``bytes.find`` on each chunk (plus the few bytes held back from the previous
+    one); a payload is kept as views of the chunks it arrived in, so a 512 MB upload is never copied or buffered
+    as one body (which costs the emulator more than the transfer: fresh memory faulted in page by page)."""
 
-    Boundaries are found in place and each payload is sliced once: a 512 MB upload is copied once, not five times.
-    """
-    match = re.search(r'boundary="?([^";]+)"?', content_type)
-    if not match:
-        raise _error(400, "Invalid multipart body: no boundary.")
-    delimiter = b"--" + match.group(1).encode("latin-1")
-    separator = b"\r\n" + delimiter
-    if body.startswith(delimiter):
-        pos = len(delimiter)
-    else:
-        first = body.find(separator)
-        if first < 0:
+    _MAX_HEADERS = 16 * 1024
+
+    def __init__(self, boundary: bytes) -> None:
+        self._delimiter = b"\r\n--" + boundary
+        self._held = b"\r\n"  # a virtual line break, so that a body starting with the delimiter matches
+        self._pieces: Pieces = []
+        self._state: Literal["preamble", "headers", "payload", "done"] = "preamble"
+        self._headers = b""
+        self._info: dict[str, str] = {}
+        self.parts: list[tuple[dict[str, str], Pieces]] = []
+
+    def feed(self, data: bytes) -> None:
+        """Take the next chunk of the body."""
+        while data and self._state != "done":
+            data = self._scan(data) if self._state in ("preamble", "payload") else self._read_headers(data)
+
+    def finish(self) -> list[tuple[dict[str, str], Pieces]]:
+        """The parts, once the whole body was fed; a 400 error when the body was not a complete multipart body."""
+        if self._state != "done" or not self.parts:
             raise _error(400, "Invalid multipart body.")
-        pos = first + len(separator)
-    parts: list[tuple[dict[str, str], bytes]] = []
-    while not body.startswith(b"--", pos):
-        if body.startswith(b"\r\n", pos):
-            pos += 2
-        end = body.find(separator, pos)
-        head_end = body.find(b"\r\n\r\n", pos, end)
-        if end < 0 or head_end < 0:
+        return self.parts
+
+    def _scan(self, data: bytes) -> bytes:
+        """Pass payload bytes on up to the next delimiter; returns what follows it (empty when none was found)."""
+        size = len(self._delimiter)
+        if len(data) < size:  # a short chunk: join it to the held bytes (cheap) and scan the two as one
+            data, self._held = self._held + data, b""
+        probe = self._held + data[: size - 1]
+        at = probe.find(self._delimiter)
+        if 0 <= at < len(self._held):  # the delimiter starts in the held bytes
+            self._take(self._held[:at])
+            return self._end_payload(data[at + size - len(self._held):])
+        self._take(self._held)
+        at = data.find(self._delimiter)
+        if at >= 0:
+            self._take(memoryview(data)[:at])
+            return self._end_payload(data[at + size:])
+        cut = max(0, len(data) - (size - 1))
+        self._take(memoryview(data)[:cut])
+        self._held = data[cut:]
+        return b""
+
+    def _take(self, piece: bytes | memoryview) -> None:
+        if self._state == "payload" and len(piece):
+            self._pieces.append(piece)
+
+    def _end_payload(self, rest: bytes) -> bytes:
+        if self._state == "payload":
+            self.parts.append((self._info, self._pieces))
+        self._pieces, self._held, self._headers = [], b"", b""
+        self._state = "headers"
+        return rest
+
+    def _read_headers(self, data: bytes) -> bytes:
+        """After a delimiter: ``--`` closes the body, else a line break, the part's headers and a blank line."""
+        self._headers += data
+        if self._headers.startswith(b"--"):
+            self._state = "done"
+            return b""
+        end = self._headers.find(b"\r\n\r\n")
+        if end < 0:
+            if len(self._headers) > self._MAX_HEADERS:
+                raise _error(400, "Invalid multipart body.")
+            return b""
+        if not self._headers.startswith(b"\r\n") and end > 0:
             raise _error(400, "Invalid multipart body.")
-        parts.append((_part_info(body[pos:head_end]), body[head_end + 4:end]))
-        pos = end + len(separator)
-    if not parts:
-        raise _error(400, "Invalid multipart body.")
-    return parts
+        self._info = _part_info(self._headers[2:end])
+        rest, self._held = self._headers[end + 4:], b""
+        self._state = "payload"
+        return rest
 
 
 def _part_info(head: bytes) -> dict[str, str]:
@@ -593,6 +653,8 @@ class FakeOpenAI:
         """The "model" of ``POST /v1/chat/completions``: request body → :class:`ChatReply` (settable)."""
         self.chat_models: set[str] | None = None
         """When set, a chat request for another model gets 404 ``model_not_found``."""
+        self.link_rate: float | None = None
+        """When set, container-file uploads are read at this many bytes per second (a network link)."""
         self.chat_completions: list[tuple[dict[str, Any], dict[str, Any]]] = []
         """Every ``(request body, completion object)`` the chat endpoint answered, in order."""
         self.recorder = Recorder()
@@ -676,15 +738,18 @@ class FakeOpenAI:
     # -- dispatch ------------------------------------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        await self.recorder.record(request, body)
+        # a container-file upload is read as a stream by its handler (after the auth check, like the API);
+        # its recorded body becomes the head of the uploaded file
+        streamed = request.method == "POST" and _UPLOAD_PATH_RE.fullmatch(request.path.rstrip("/")) is not None
+        body = b"" if streamed else await request.read()
+        recorded = await self.recorder.record(request, body)
         request_id = "req_" + _hex(32)
         try:
             fault = await self._take_fault(request)
             if fault is not None:
                 return fault
             self._check_auth(request)
-            response = await self._route(request, body)
+            response = await self._route(request, body, recorded)
         except _HTTPError as err:
             response = err.response
         if not response.prepared:
@@ -730,13 +795,13 @@ class FakeOpenAI:
             raise _error(401, f"Incorrect API key provided: {_mask_key(key.strip())}. You can find your API key at "
                               "https://platform.openai.com/account/api-keys.", code="invalid_api_key")
 
-    async def _route(self, request: web.Request, body: bytes) -> web.StreamResponse:
+    async def _route(self, request: web.Request, body: bytes, recorded: RecordedRequest) -> web.StreamResponse:
         routes: list[tuple[str, str, Callable[..., Any]]] = [
             ("POST", r"/v1/containers", lambda: self._create_container(body)),
             ("GET", r"/v1/containers", lambda: self._list_containers(request)),
             ("GET", r"/v1/containers/([^/]+)", self._retrieve_container),
             ("DELETE", r"/v1/containers/([^/]+)", self._delete_container),
-            ("POST", r"/v1/containers/([^/]+)/files", lambda cid: self._create_file(request, cid, body)),
+            ("POST", r"/v1/containers/([^/]+)/files", lambda cid: self._create_file(request, cid, recorded)),
             ("GET", r"/v1/containers/([^/]+)/files", lambda cid: self._list_files(request, cid)),
             ("GET", r"/v1/containers/([^/]+)/files/([^/]+)", self._retrieve_file),
             ("DELETE", r"/v1/containers/([^/]+)/files/([^/]+)", self._delete_file),
@@ -887,35 +952,58 @@ class FakeOpenAI:
         return {"id": f.id, "object": "container.file", "bytes": f.size, "container_id": c.id,
                 "created_at": f.created_at, "path": f.path, "source": f.source}
 
-    def _add_file(self, c: ContainerState, path: str, data: bytes, source: str) -> StoredFile:
+    def _add_file(self, c: ContainerState, path: str, data: bytes | Pieces, source: str) -> StoredFile:
+        pieces: Pieces = [data] if isinstance(data, bytes) else data
         existing = next((f for f in c.files.values() if f.path == path), None)
         if existing is not None:
-            existing.data = data
+            existing.pieces = pieces
             return existing
-        f = StoredFile(id="cfile_" + _hex(32), path=path, data=data, source=source, created_at=int(self.now()))
+        f = StoredFile(id="cfile_" + _hex(32), path=path, pieces=pieces, source=source, created_at=int(self.now()))
         c.files[f.id] = f
         return f
 
-    def _create_file(self, request: web.Request, cid: str, body: bytes) -> web.Response:
+    async def _create_file(self, request: web.Request, cid: str, recorded: RecordedRequest) -> web.Response:
+        """``POST …/files``: the multipart body is read as it streams in (see :class:`MultipartScanner`)."""
         c = self._usable_container(cid)
         ctype = request.headers.get("Content-Type", "")
         if ctype.startswith("application/json"):
-            params = self._json(body)
+            recorded.body = await request.read()
+            params = self._json(recorded.body)
             file_id = params.get("file_id")
             raise _error(400, f"File {file_id!s} not found (this emulator hosts no /v1/files; upload the bytes).",
                          param="file_id")
         if not ctype.startswith("multipart/form-data"):
             raise _error(400, "Unsupported content type: expected multipart/form-data or application/json.")
-        parts = parse_multipart(ctype, body)
-        file_part = next(((info, data) for info, data in parts if info.get("name") == "file"), None)
-        if file_part is None:
+        found = await self._read_file_part(request, recorded)
+        if found is None:
             raise _error(400, "Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
-        info, data = file_part
-        filename = info.get("filename") or "upload"
-        filename = filename.replace("/", "_")
+        info, data = found
+        filename = (info.get("filename") or "upload").replace("/", "_")
         f = self._add_file(c, f"/mnt/data/{_hex(32)}-{filename}", data, "user")
         self._touch(c)
         return web.json_response(self._file_obj(c, f))
+
+    async def _read_file_part(self, request: web.Request, recorded: RecordedRequest
+                              ) -> tuple[dict[str, str], Pieces] | None:
+        """The first part named ``file`` of the multipart body, read as it streams in; the recorded body becomes the
+        body's first ``keep_body_bytes``."""
+        match = re.search(r'boundary="?([^";]+)"?', request.headers.get("Content-Type", ""))
+        if not match:
+            raise _error(400, "Invalid multipart body: no boundary.")
+        scanner = MultipartScanner(match.group(1).encode("latin-1"))
+        keep = self.recorder.keep_body_bytes
+        head = bytearray()
+        pacer = LinkPacer(self.link_rate) if self.link_rate else None
+        async for chunk in request.content.iter_any():
+            if len(head) < keep:
+                head += chunk[: keep - len(head)]
+            scanner.feed(chunk)
+            if pacer is not None:
+                await pacer.take(len(chunk))
+        recorded.body = bytes(head)
+        await self.recorder.notify()
+        parts = scanner.finish()
+        return next(((info, data) for info, data in parts if info.get("name") == "file"), None)
 
     def _list_files(self, request: web.Request, cid: str) -> web.Response:
         c = self._usable_container(cid)

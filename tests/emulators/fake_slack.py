@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.emulators.pacing import LinkPacer
 from tests.emulators.recorder import RecordedRequest, Recorder
 from tests.emulators.slack_events import file_share_message, fresh_ts
 from tests.emulators.slack_events import message as message_event
@@ -216,6 +217,8 @@ class FakeSlack:
         self.socket_sent: list[Json] = []
         self.socket_acks: list[Json] = []
         self.socket_connects = 0
+        self.link_rate: float | None = None
+        """When set, hosted files on disk are served at this many bytes per second (a network link)."""
         self._files: dict[str, _HostedFile] = {}
         self._pending_uploads: dict[str, _PendingUpload] = {}
         self._faults: dict[str, deque[_Fault]] = defaultdict(deque)
@@ -756,9 +759,25 @@ class FakeSlack:
         headers = {"Content-Type": mimetype}
         if "/download/" in request.path:
             headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        if isinstance(hosted.content, Path) and self.link_rate:
+            return await self._paced_file(request, hosted.content, headers, self.link_rate)
         if isinstance(hosted.content, Path):
             return web.FileResponse(hosted.content, chunk_size=1 << 20, headers=headers)
         return web.Response(body=hosted.content, headers=headers)
+
+    @staticmethod
+    async def _paced_file(request: web.Request, path: Path, headers: dict[str, str], rate: float
+                          ) -> web.StreamResponse:
+        response = web.StreamResponse(headers=headers)
+        response.content_length = path.stat().st_size
+        await response.prepare(request)
+        pacer = LinkPacer(rate)
+        with path.open("rb") as source:
+            while chunk := source.read(1 << 18):
+                await response.write(chunk)
+                await pacer.take(len(chunk))
+        await response.write_eof()
+        return response
 
     # ------------------------------------------------------------------ Socket Mode
 

@@ -49,7 +49,8 @@ class Recorder:
 
     def __init__(self, *, keep_body_bytes: int = 1 << 20) -> None:
         self.requests: list[RecordedRequest] = []
-        self._keep_body_bytes = keep_body_bytes
+        self.keep_body_bytes = keep_body_bytes
+        """How much of each body is kept."""
         self._changed = asyncio.Condition()
 
     async def record(self, request: web.Request, body: bytes) -> RecordedRequest:
@@ -65,7 +66,7 @@ class Recorder:
                 parsed = None
             if isinstance(parsed, dict):
                 params.update(parsed)
-        kept = body if len(body) <= self._keep_body_bytes else body[: self._keep_body_bytes]
+        kept = body if len(body) <= self.keep_body_bytes else body[: self.keep_body_bytes]
         rec = RecordedRequest(
             method=request.method, path=request.path, query=dict(request.query),
             headers=CIMultiDictProxy(CIMultiDict(request.headers)), body=kept, params=params,
