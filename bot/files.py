@@ -593,7 +593,7 @@ def _header_row(first: list[str], body: list[list[str]], types: list[ColumnType]
 
 def _table_profile(text: str, *, encoding: str, ext: str, whole: bool, sample_bytes: int, total: int) -> FileProfile:
     if _HTML_START.match(text):
-        raise FileRejected("it is an HTML page, not a table")
+        raise FileRejected("it is a web page (HTML), not a table: export the data itself as CSV and share that")
     if not text.strip():
         raise FileRejected("it has no data, only blank lines")
     usable = _complete_text(text, whole) or text

@@ -28,6 +28,7 @@ SLACK_DOMAINS = ("slack.com", "slack-gov.com")
 MAX_REDIRECTS = 2
 _SNIFF_BYTES = 512
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_UNLABELLED = "application/octet-stream"  # what aiohttp reports when a response has no Content-Type
 
 
 def _default_port(scheme: str) -> int:
@@ -53,9 +54,13 @@ def is_slack_host(url: URL, api_url: URL) -> bool:
     return any(host == domain or host.endswith("." + domain) for domain in SLACK_DOMAINS)
 
 
-def _looks_like_html(head: bytes) -> bool:
+def _is_sign_in_page(content_type: str, head: bytes) -> bool:
+    """Slack's sign-in page comes labelled ``text/html`` (or, through a proxy, unlabelled). An HTML body that Slack
+    labels as the file's own type (``text/csv``…) is the user's file, passed on for the inspector to explain."""
+    if content_type == "text/html":
+        return True
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return start.startswith((b"<!doctype html", b"<html", b"<head", b"<!--"))
+    return content_type == _UNLABELLED and start.startswith((b"<!doctype html", b"<html", b"<head", b"<!--"))
 
 
 class SlackGateway:
@@ -203,7 +208,7 @@ class SlackGateway:
                         continue
                     self._check_status(resp)
                     head = await self._read_head(resp)
-                    if resp.content_type == "text/html" or _looks_like_html(head):
+                    if _is_sign_in_page(resp.content_type, head):
                         raise FileAccessDenied("file_access_denied", method="download")
                     if head:
                         yield head

@@ -17,7 +17,7 @@ from tests.data.generate import BAD, GOOD, UNSUPPORTED, ensure_corpus
 from tests.e2e.conftest import CHANNEL, Harness
 from tests.emulators.fake_openai import ScriptedTurn, default_script
 from tests.emulators.fake_slack import ThreadItem
-from tests.unit.test_files_inspect import REASONS as INSPECTOR_REASONS
+from tests.unit.test_files_inspect import REASONS
 
 pytestmark = pytest.mark.e2e
 
@@ -72,9 +72,6 @@ READ_ARGS = {
     "cp1252.csv": ", encoding='cp1252'", "no_header.csv": ", header=None",
 }
 
-# the inspector's reasons, except that Slack's sign-in page and an HTML file look the same on the wire: the
-# gateway refuses both as an access problem before the inspector sees them
-REASONS = {**INSPECTOR_REASONS, "page.csv": ACCESS_DENIED_REASON}
 
 
 def failure(text: str) -> str:

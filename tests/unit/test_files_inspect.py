@@ -66,7 +66,7 @@ REASONS: dict[str, str] = {
     "zip_disguised.csv": "it is a ZIP archive (an Excel or Word file, maybe, renamed), not a text table",
     "elf_disguised.csv": "it is a program (ELF executable), not a text table",
     "random_bytes.csv": "it looks like binary data, not a text table",
-    "page.csv": "it is an HTML page, not a table",
+    "page.csv": "it is a web page (HTML), not a table: export the data itself as CSV and share that",
     "utf16_nobom.csv": "it looks like UTF-16 text without a byte-order mark; save it as CSV UTF-8 and share it again",
     "shift_jis.csv": ("its text is not in an encoding I can read (UTF-8, UTF-16 with a byte-order mark, "
                       "Windows-1252 or Latin-1); save it as CSV UTF-8 and share it again"),

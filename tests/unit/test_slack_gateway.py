@@ -147,10 +147,14 @@ async def test_sign_in_page_is_access_denied(slack: FakeSlack, gateway: SlackGat
     with pytest.raises(FileAccessDenied):
         await _collect(gateway, f["url_private_download"])
     assert slack.downloads[-1].served == "html"
-    # An HTML body under a non-HTML content type is caught by sniffing the first bytes.
-    g = slack.add_file(name="page.csv", content=b"\n<!DOCTYPE html><html><body>Sign in</body></html>")
+    # An unlabelled HTML body (a proxy dropping the Content-Type) is caught by sniffing the first bytes ...
+    page = "\n<!DOCTYPE html><html><body>Sign in</body></html>"
+    slack.fail_next("download", status=200, body=page, content_type="application/octet-stream")
     with pytest.raises(FileAccessDenied):
-        await _collect(gateway, g["url_private_download"])
+        await _collect(gateway, f["url_private_download"])
+    # ... while HTML that Slack serves as the file's own type (text/csv) is the user's file, passed on as it is
+    g = slack.add_file(name="page.csv", content=page.encode())
+    assert b"".join(await _collect(gateway, g["url_private_download"])) == page.encode()
     slack.fail_next("download", status=404, body="<html>gone</html>", content_type="text/html")
     with pytest.raises(SlackError) as err:
         await _collect(gateway, f["url_private_download"])
