@@ -156,14 +156,14 @@ async def run_link(path: Path, size: int, rounds: int, link_mbps: float) -> list
         container = (await sandbox.create(name="datastory-bench", idle_minutes=20)).id
 
         async def bot_path() -> int:
-            profile, stream = await inspect_stream(gateway.download(file_url), name=path.name, size=size)
+            stream = await inspect_stream(gateway.download(file_url), name=path.name, size=size)
             stored = await sandbox.upload(container, name=path.name, chunks=stream, size=size)
-            assert profile.rows > 0
+            assert stream.profile.rows > 0 and stream.profile.encoding == "utf-8"
             await client.containers.files.delete(stored.id, container_id=container)
             return stored.size
 
         async def inspected() -> int:
-            _, stream = await inspect_stream(gateway.download(file_url), name=path.name, size=size)
+            stream = await inspect_stream(gateway.download(file_url), name=path.name, size=size)
             return sum([len(chunk) async for chunk in stream])
 
         paths: dict[str, tuple[Callable[[], Awaitable[int]], dict[str, int | None]]] = {

@@ -29,7 +29,7 @@ import logging
 import re
 import zlib
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -178,6 +178,8 @@ class FileProfile:
     encoding: str = "utf-8"
     """The detected codec: ``utf-8``, ``utf-8-sig``, ``utf-16-le``, ``utf-16-be`` (both with a BOM), ``cp1252``,
     ``latin-1``."""
+    stray_bytes: bool = False
+    """A UTF-8 text has a few bytes that are not UTF-8 (read with ``encoding_errors='replace'``)."""
     delimiter: str = ","
     decimal: str = "."
     thousands: str | None = None
@@ -219,6 +221,8 @@ class FileProfile:
             args.append(f"thousands={self.thousands!r}")
         if self.pandas_encoding != "utf-8":
             args.append(f"encoding={self.pandas_encoding!r}")
+        if self.stray_bytes:
+            args.append("encoding_errors='replace'")
         if self.quotechar != '"':
             args.append(f"quotechar={self.quotechar!r}")
         if not self.has_header:
@@ -240,6 +244,8 @@ class FileProfile:
             parts.append("gzip-compressed")
         if self.encoding != "utf-8":
             parts.append(f"text encoding {self.encoding_label}")
+        if self.stray_bytes:
+            parts.append("a few bytes are not valid UTF-8 and read as �")
         if self.quoted_newlines:
             parts.append("some quoted fields contain line breaks, so do not read it line by line")
         if self.ragged:
@@ -263,6 +269,8 @@ class FileProfile:
         if n > 1:
             bits.append(_DELIMITER_WORDS.get(self.delimiter, f"`{self.delimiter}`-separated"))
         bits.append(self.encoding_label)
+        if self.stray_bytes:
+            bits.append("a few bytes not UTF-8")
         if self.compressed:
             bits.append("gzip")
         if self.decimal != ".":
@@ -290,23 +298,78 @@ async def _close(iterator: AsyncIterator[bytes]) -> None:
         await aclose()
 
 
-async def _replay(peeked: list[bytes], rest: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
-    """The peeked chunks (released as they go), then the rest of the source; the source is closed at the end."""
-    try:
-        while peeked:
-            yield peeked.pop(0)
-        async for chunk in rest:
-            yield chunk
-    finally:
-        peeked.clear()
-        await _close(rest)
+class InspectedStream:
+    """Every byte of an inspected file, unchanged and in order: an async iterator that releases the peeked head as
+    it goes and closes its source at the end (or on :meth:`aclose`).
+
+    :attr:`profile` is what the head showed. A text judged UTF-8 from its head is checked as it streams past (pure
+    ASCII chunks cost one ``isascii``); once the stream has passed, the profile covers the whole file, so the
+    analysis is told how to read all of it. When a later byte is not UTF-8: an ASCII text so far (a Latin-1 ``ü``
+    on row 90,000) is re-labelled Windows-1252 or Latin-1; a text that already had UTF-8 characters or a UTF-8
+    byte-order mark stays UTF-8, with its few stray bytes read as ``�``.
+    """
+
+    def __init__(self, profile: FileProfile, peeked: list[bytes], source: AsyncIterator[bytes]) -> None:
+        self.profile = profile
+        self._peeked = peeked
+        self._source = source
+        checked = profile.kind == "table" and not profile.compressed and profile.encoding in ("utf-8", "utf-8-sig")
+        self._utf8 = codecs.getincrementaldecoder("utf-8")() if checked else None
+        self._multibyte = profile.encoding == "utf-8-sig"  # UTF-8 characters seen (or a BOM): UTF-8 for sure
+        self._c1: set[int] | None = None
+        """Once an ASCII text turned out not to be UTF-8: its bytes 0x80–0x9F, which choose the legacy codec."""
+
+    def __aiter__(self) -> InspectedStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._peeked:
+            chunk = self._peeked.pop(0)
+        else:
+            try:
+                chunk = await anext(self._source)
+            except StopAsyncIteration:
+                self._check(b"", final=True)
+                await self.aclose()
+                raise
+        self._check(chunk)
+        return chunk
+
+    async def aclose(self) -> None:
+        """Release the head and close the source (idempotent)."""
+        self._peeked.clear()
+        await _close(self._source)
+
+    def _check(self, chunk: bytes, *, final: bool = False) -> None:
+        if self._c1 is not None:
+            self._c1.update(chunk.translate(None, _OUTSIDE_C1))
+            if final:
+                self.profile = replace(self.profile, encoding=_legacy_codec(self._c1))
+                logger.info("text is not utf-8 past its head encoding=%s", self.profile.encoding)
+            return
+        decoder = self._utf8
+        if decoder is None or (chunk.isascii() and not final and not decoder.getstate()[0]):
+            return
+        pending = decoder.getstate()[0]
+        try:
+            text = decoder.decode(chunk, final=final)
+        except UnicodeDecodeError as exc:
+            self._utf8 = None
+            if self._multibyte or not (pending + chunk)[: exc.start].isascii():
+                self.profile = replace(self.profile, stray_bytes=True)
+                logger.info("utf-8 text has stray bytes past its head")
+            else:
+                self._c1 = set()
+                self._check(chunk, final=final)
+            return
+        self._multibyte = self._multibyte or not text.isascii()
 
 
 async def inspect_stream(
     chunks: AsyncIterator[bytes], *, name: str, size: int, head_bytes: int = HEAD_BYTES,
-) -> tuple[FileProfile, AsyncGenerator[bytes, None]]:
+) -> InspectedStream:
     """Read the first chunks of ``chunks`` (until ``head_bytes`` are in hand: at most one chunk more), detect what
-    the file is, and return its profile and an iterator over *all* the bytes, unchanged.
+    the file is, and return an iterator over *all* the bytes, unchanged, that carries the file's profile.
 
     Raises :class:`FileRejected` (after closing ``chunks``) for files the analysis cannot read; errors of the
     source itself (``FileAccessDenied``...) propagate. ``size`` is Slack's byte count (0 when unknown), used to
@@ -332,7 +395,7 @@ async def inspect_stream(
     except BaseException:
         await _close(source)
         raise
-    return profile, _replay(peeked, source)
+    return InspectedStream(profile, peeked, source)
 
 
 def inspect_head(raw: bytes, *, name: str, size: int, complete: bool, head_bytes: int = HEAD_BYTES) -> FileProfile:
@@ -454,9 +517,12 @@ def _strict(data: bytes, codec: str, *, whole: bool, label: str) -> str:
 
 
 def _is_cp1252(data: bytes) -> bool:
-    """Bytes 0x80–0x9F are printable in Windows-1252 (``€``, curly quotes) and control codes in Latin-1."""
-    high = set(data.translate(None, _OUTSIDE_C1))
-    return bool(high) and high <= _CP1252_ONLY
+    return _legacy_codec(set(data.translate(None, _OUTSIDE_C1))) == "cp1252"
+
+
+def _legacy_codec(c1: set[int]) -> str:
+    """Bytes 0x80–0x9F (``c1``) are printable in Windows-1252 (``€``, curly quotes) and control codes in Latin-1."""
+    return "cp1252" if c1 and c1 <= _CP1252_ONLY else "latin-1"
 
 
 def _check_controls(text: str) -> None:

@@ -21,7 +21,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +37,7 @@ from bot.files import (
     NOT_FOUND_REASON,
     FileRejected,
     FilesRefused,
+    InspectedStream,
     inspect_stream,
     neutralise_csv,
     refusals_text,
@@ -557,8 +558,7 @@ class TurnWorker:
         for f in files:
             await status.set(f":inbox_tray: Loading `{f.name}` ({human_size(f.size)}) into the sandbox…")
             try:
-                profile, stream = await inspect_stream(self._poster.download(f.download_url), name=f.name,
-                                                       size=f.size)
+                stream = await inspect_stream(self._poster.download(f.download_url), name=f.name, size=f.size)
             except (FileRejected, SlackError) as exc:
                 reason = _refusal_reason(exc)
                 if reason is None:
@@ -567,7 +567,7 @@ class TurnWorker:
                 refused.append((f.name, reason))
                 continue
             container_id, stored = await self._upload(f, stream, container_id, create)
-            data.append(DataFile(name=f.name, path=stored.path, size=f.size, facts=profile.facts(stored.path)))
+            data.append(DataFile(name=f.name, path=stored.path, size=f.size, facts=stream.profile.facts(stored.path)))
         if container_id is None:
             raise FilesRefused(refused)
         return container_id, data, refused
@@ -676,7 +676,7 @@ class TurnWorker:
         key = turn.key
         await status.set(f":inbox_tray: Loading `{f.name}` ({human_size(f.size)}) into the sandbox…")
         try:
-            profile, stream = await inspect_stream(self._poster.download(f.download_url), name=f.name, size=f.size)
+            stream = await inspect_stream(self._poster.download(f.download_url), name=f.name, size=f.size)
         except (FileRejected, SlackError) as exc:
             reason = _refusal_reason(exc)
             if reason is None:
@@ -685,6 +685,7 @@ class TurnWorker:
             await self._store.mark_refused(key, f.slack_file_id, turn_id=turn.id, reason=reason)
             return container_id, reason
         container_id, stored = await self._upload(f, stream, container_id, create)
+        profile = stream.profile  # now covering the whole file, not only its head
         await self._store.mark_uploaded(key, f.slack_file_id, container_id=container_id, sandbox_path=stored.path,
                                         sandbox_file_id=stored.id, facts=profile.facts(stored.path))
         if f.message_ts == turn.message_ts:
@@ -696,7 +697,7 @@ class TurnWorker:
         return container_id, None
 
     async def _upload(
-        self, f: FileRecord, stream: AsyncGenerator[bytes, None], container_id: str | None,
+        self, f: FileRecord, stream: InspectedStream, container_id: str | None,
         create: Callable[[], Awaitable[str]],
     ) -> tuple[str, SandboxFile]:
         """Stream an inspected download into the container, creating it first when there is none yet."""

@@ -129,6 +129,24 @@ async def test_a_good_file_is_previewed_uploaded_as_it_is_and_described_to_the_m
     assert f"read with {call}" in model_input(harness)
 
 
+async def test_a_text_that_stops_being_utf8_past_its_head_is_read_with_the_encoding_of_the_whole(
+    harness: Harness,
+) -> None:
+    # ASCII well past the 256 KiB the inspector reads, then a Windows-1252 "München" and "€"
+    rows = b"".join(b"%06d,Berlin,%d\n" % (i, i % 97) for i in range(30_000))
+    data = b"id,city,amount\n" + rows + b"030000,M\xfcnchen \x80,12\n"
+    bot = await harness.start()
+    event = harness.file_event("late.csv", data)
+    await bot.send(event)
+    await harness.wait_done(event["ts"])
+
+    [uploaded] = harness.openai.live_containers()[0].user_files()
+    assert uploaded.data == data
+    assert f"read with pandas.read_csv('{uploaded.path}', encoding='cp1252')" in model_input(harness)
+    [done] = statuses(harness, event["ts"])
+    assert ", Windows-1252, header row: `id` (integer), `city` (text), `amount` (integer)" in done
+
+
 @pytest.mark.parametrize("name", sorted(BAD))
 async def test_a_bad_file_is_explained_and_no_container_is_created(harness: Harness, corpus: Path, name: str) -> None:
     bot = await harness.start()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from bot.files import (
+    Column,
     FileProfile,
     FileRejected,
     FilesRefused,
@@ -90,7 +93,8 @@ def test_the_corpus_covers_every_case(corpus: Path) -> None:
 @pytest.mark.parametrize("chunk", [1, 7, 64 * 1024])
 async def test_good_tables_are_detected_and_passed_through_byte_for_byte(corpus: Path, name: str, chunk: int) -> None:
     data = (corpus / name).read_bytes()
-    profile, stream = await inspect_stream(chunked(data, chunk), name=name, size=len(data))
+    stream = await inspect_stream(chunked(data, chunk), name=name, size=len(data))
+    profile = stream.profile
     assert await collect(stream) == data
     encoding, delimiter, decimal, header, width, rows, types = TABLES[name]
     assert (profile.kind, profile.encoding, profile.delimiter, profile.decimal) == ("table", encoding, delimiter,
@@ -103,7 +107,8 @@ async def test_good_tables_are_detected_and_passed_through_byte_for_byte(corpus:
 @pytest.mark.parametrize("name", ["workbook.xlsx", "records.json", "lines.json"])
 async def test_pass_through_types_get_a_minimal_profile(corpus: Path, name: str) -> None:
     data = (corpus / name).read_bytes()
-    profile, stream = await inspect_stream(chunked(data, 100), name=name, size=len(data))
+    stream = await inspect_stream(chunked(data, 100), name=name, size=len(data))
+    profile = stream.profile
     assert await collect(stream) == data
     expected = {"workbook.xlsx": "pandas.read_excel('/d/x')", "records.json": "pandas.read_json('/d/x')",
                 "lines.json": "pandas.read_json('/d/x', lines=True)"}[name]
@@ -185,7 +190,8 @@ async def test_a_large_stream_is_inspected_in_constant_memory_and_rows_are_estim
 
     tracemalloc.start()
     try:
-        profile, stream = await inspect_stream(source(), name="big.csv", size=total)
+        stream = await inspect_stream(source(), name="big.csv", size=total)
+        profile = stream.profile
         assert sum(pulled) <= 256 * 1024 + MB + 32  # the head and at most one chunk more
         received = 0
         async for chunk in stream:
@@ -203,7 +209,8 @@ async def test_gzip_is_decompressed_for_the_head_only_and_uploaded_as_it_is() ->
     raw = b"".join(row_stream(24 * MB))
     packed = gzip.compress(raw, compresslevel=1, mtime=0)
     del raw
-    profile, stream = await inspect_stream(chunked(packed, 256 * 1024), name="big.csv.gz", size=len(packed))
+    stream = await inspect_stream(chunked(packed, 256 * 1024), name="big.csv.gz", size=len(packed))
+    profile = stream.profile
     assert await collect(stream) == packed
     assert profile.compressed and not profile.rows_exact
     assert abs(profile.rows - 24 * MB // 32) < 24 * MB // 32 // 10
@@ -212,11 +219,47 @@ async def test_gzip_is_decompressed_for_the_head_only_and_uploaded_as_it_is() ->
 
 async def test_a_small_head_estimates_and_the_whole_file_in_hand_counts_exactly(corpus: Path) -> None:
     data = (corpus / "comma.csv").read_bytes()
-    profile, stream = await inspect_stream(chunked(data, 100), name="comma.csv", size=len(data), head_bytes=300)
+    stream = await inspect_stream(chunked(data, 100), name="comma.csv", size=len(data), head_bytes=300)
+    profile = stream.profile
     assert await collect(stream) == data
     assert not profile.rows_exact and 30 <= profile.rows <= 50
-    exact, _ = await inspect_stream(chunked(data, 100), name="comma.csv", size=len(data))
+    exact = (await inspect_stream(chunked(data, 100), name="comma.csv", size=len(data))).profile
     assert exact.rows_exact and exact.rows == 40
+
+
+@pytest.mark.parametrize("chunk", [1, 1000, 64 * 1024])
+@pytest.mark.parametrize(("tail", "encoding"), [
+    (b"M\xfcnchen,\x80\n", "cp1252"),  # Windows-1252: "€" at 0x80
+    (b"M\xfcnchen,\x81\n", "latin-1"),  # 0x81 is no character in Windows-1252
+    (b"M\xc3\xbcnchen,\xe2\x82\xac\n", "utf-8"),  # real UTF-8, split across chunks when chunk is 1 or 1000
+    (b"cut,\xe2\x82", "latin-1"),  # a UTF-8 sequence cut by the end of the file
+])
+async def test_the_encoding_covers_the_whole_stream_not_only_its_head(chunk: int, tail: bytes, encoding: str) -> None:
+    data = b"id,city\n" + b"".join(b"%07d,Berlin\n" % i for i in range(10_000)) + tail  # 150 KB: chunks hold the head
+    stream = await inspect_stream(chunked(data, chunk), name="late.csv", size=len(data), head_bytes=1024)
+    assert stream.profile.encoding == "utf-8"  # all the head showed
+    assert await collect(stream) == data
+    assert stream.profile.encoding == encoding
+    assert stream.profile.columns == (Column("id", "integer"), Column("city", "text"))
+
+
+@pytest.mark.parametrize("chunk", [1, 100])
+async def test_utf8_text_with_a_stray_byte_stays_utf8_and_compressed_text_is_not_rechecked(chunk: int) -> None:
+    body = b"1,x\n" * 500 + b"2,\xfc\n"
+    cases = {"bom.csv": codecs.BOM_UTF8 + b"a,b\n" + body,  # a byte-order mark says UTF-8 for sure
+             "umlaut.csv": "a,Straße\n".encode() + body,  # so does a UTF-8 character before the stray byte
+             "late.csv.gz": gzip.compress(b"a,b\n" + body)}  # gzip: only the head is decompressed
+    for name, data in cases.items():
+        stream = await inspect_stream(chunked(data, chunk), name=name, size=len(data), head_bytes=512)
+        before = stream.profile
+        assert await collect(stream) == data
+        if name == "late.csv.gz":
+            assert stream.profile is before
+            continue
+        assert stream.profile == replace(before, stray_bytes=True)
+        assert stream.profile.read_call("/p").endswith("encoding_errors='replace')")
+        assert "a few bytes are not valid UTF-8 and read as �" in stream.profile.facts()
+        assert ", a few bytes not UTF-8, header row" in stream.profile.preview(name, len(data))
 
 
 async def test_errors_of_the_source_propagate() -> None:
