@@ -35,9 +35,9 @@ from bot.files import (
     ACCESS_DENIED_REASON,
     FOREIGN_HOST_REASON,
     NOT_FOUND_REASON,
+    FileProfile,
     FileRejected,
     FilesRefused,
-    InspectedStream,
     inspect_stream,
     neutralise_csv,
     refusals_text,
@@ -61,6 +61,8 @@ logger = logging.getLogger(__name__)
 MAX_POSTED_FILES = 10
 MAX_POSTED_FILE_BYTES = 50 * 1024 * 1024
 CONTAINER_NAME_MAX = 64
+UPLOAD_ATTEMPTS = 3
+"""Times one file is streamed into the sandbox when the provider refuses the upload for now."""
 ANSWER_KEPT = 600
 """Characters of each answer kept for the thread summary."""
 CODE_KEPT = 6000
@@ -558,7 +560,7 @@ class TurnWorker:
         for f in files:
             await status.set(f":inbox_tray: Loading `{f.name}` ({human_size(f.size)}) into the sandbox…")
             try:
-                stream = await inspect_stream(self._poster.download(f.download_url), name=f.name, size=f.size)
+                container_id, stored, profile = await self._stream_file(f, container_id, create, status)
             except (FileRejected, SlackError) as exc:
                 reason = _refusal_reason(exc)
                 if reason is None:
@@ -566,8 +568,7 @@ class TurnWorker:
                 logger.info("batch file refused file=%s reason=%s", f.slack_file_id, type(exc).__name__)
                 refused.append((f.name, reason))
                 continue
-            container_id, stored = await self._upload(f, stream, container_id, create)
-            data.append(DataFile(name=f.name, path=stored.path, size=f.size, facts=stream.profile.facts(stored.path)))
+            data.append(DataFile(name=f.name, path=stored.path, size=f.size, facts=profile.facts(stored.path)))
         if container_id is None:
             raise FilesRefused(refused)
         return container_id, data, refused
@@ -676,7 +677,7 @@ class TurnWorker:
         key = turn.key
         await status.set(f":inbox_tray: Loading `{f.name}` ({human_size(f.size)}) into the sandbox…")
         try:
-            stream = await inspect_stream(self._poster.download(f.download_url), name=f.name, size=f.size)
+            container_id, stored, profile = await self._stream_file(f, container_id, create, status)
         except (FileRejected, SlackError) as exc:
             reason = _refusal_reason(exc)
             if reason is None:
@@ -684,8 +685,6 @@ class TurnWorker:
             logger.info("file refused thread=%s file=%s reason=%s", key, f.slack_file_id, type(exc).__name__)
             await self._store.mark_refused(key, f.slack_file_id, turn_id=turn.id, reason=reason)
             return container_id, reason
-        container_id, stored = await self._upload(f, stream, container_id, create)
-        profile = stream.profile  # now covering the whole file, not only its head
         await self._store.mark_uploaded(key, f.slack_file_id, container_id=container_id, sandbox_path=stored.path,
                                         sandbox_file_id=stored.id, facts=profile.facts(stored.path))
         if f.message_ts == turn.message_ts:
@@ -696,18 +695,37 @@ class TurnWorker:
             await status.set(f":inbox_tray: Loaded `{f.name}`.")
         return container_id, None
 
-    async def _upload(
-        self, f: FileRecord, stream: InspectedStream, container_id: str | None,
-        create: Callable[[], Awaitable[str]],
-    ) -> tuple[str, SandboxFile]:
-        """Stream an inspected download into the container, creating it first when there is none yet."""
-        try:
-            if container_id is None:
-                container_id = await create()
-            stored = await self._sandbox.upload(container_id, name=f.name, chunks=stream, size=f.size or None)
-        finally:
-            await stream.aclose()
-        return container_id, stored
+    async def _stream_file(
+        self, f: FileRecord, container_id: str | None, create: Callable[[], Awaitable[str]], status: StatusMessage,
+    ) -> tuple[str, SandboxFile, FileProfile]:
+        """Stream one file from Slack through inspection into the container (created first when there is none
+        yet); returns the container, the stored file and the profile of the whole file.
+
+        An upload the provider refuses for now (a 5xx or 429, a dropped connection) is sent again, streamed anew
+        from Slack, up to :data:`UPLOAD_ATTEMPTS` times in all with growing, jittered delays; a file the inspector
+        refuses raises :class:`bot.files.FileRejected` before any container exists.
+        """
+        delay = self._config.capacity_retry_seconds
+        attempt = 1
+        while True:
+            stream = await inspect_stream(self._poster.download(f.download_url), name=f.name, size=f.size)
+            try:
+                if container_id is None:
+                    container_id = await create()
+                stored = await self._sandbox.upload(container_id, name=f.name, chunks=stream, size=f.size or None)
+                return container_id, stored, stream.profile
+            except SandboxUnavailable:
+                if attempt >= UPLOAD_ATTEMPTS:
+                    raise
+                wait = delay * random.uniform(0.8, 1.2)
+                logger.info("upload refused for now, again in %.1f s file=%s attempt=%d", wait, f.slack_file_id,
+                            attempt)
+                await status.set(f":hourglass: The sandbox did not take `{f.name}` this time; sending it again in "
+                                 f"{wait:.0f} s…")
+                await self._clock.sleep(wait)
+                delay, attempt = delay * 2, attempt + 1
+            finally:
+                await stream.aclose()
 
     async def _say(self, key: ThreadKey, text: str) -> None:
         try:

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from bot.store import make_store
+from bot.turns import UPLOAD_ATTEMPTS
 from tests.e2e.conftest import CHANNEL, SIGNING_SECRET, USER, Harness
 from tests.emulators import slack_events as ev
 from tests.emulators.fake_openai import ResponseContext, ScriptedTurn, ScriptUsage, default_script
@@ -77,6 +78,33 @@ async def test_a_provider_at_capacity_queues_the_question_and_serves_it_later(ha
     assert any("at capacity. Your question is number 1 in line" in text for text in status.history)
     assert status.text.startswith(":white_check_mark:")
     assert len(harness.openai.live_containers()) == 1
+
+
+async def test_an_upload_the_provider_refuses_for_now_is_streamed_again_from_slack(harness: Harness) -> None:
+    harness.openai.fail_next("POST", "/v1/containers/*/files", status=500, times=UPLOAD_ATTEMPTS - 1)
+    bot = await harness.start(capacity_retry_seconds=0.05)
+    event = harness.file_event("sales.csv")
+    await bot.send(event)
+    thread = await harness.wait_done(event["ts"])
+    status = harness.slack.find_message(CHANNEL, thread[1].ts)
+    assert status is not None and status.text.startswith(":white_check_mark:")
+    assert any("did not take `sales.csv` this time; sending it again in" in text for text in status.history)
+    assert [d.served for d in harness.slack.downloads] == ["file"] * UPLOAD_ATTEMPTS
+    [container] = harness.openai.live_containers()
+    assert [f.original_name for f in container.user_files()] == ["sales.csv"]
+
+
+async def test_an_upload_refused_every_time_ends_the_turn_with_a_clear_answer(harness: Harness) -> None:
+    harness.openai.fail_next("POST", "/v1/containers/*/files", status=503, times=UPLOAD_ATTEMPTS)
+    bot = await harness.start(capacity_retry_seconds=0.05)
+    event = harness.file_event("sales.csv")
+    await bot.send(event)
+    thread = await harness.wait_done(event["ts"])
+    status = harness.slack.find_message(CHANNEL, thread[1].ts)
+    assert status is not None
+    assert status.text.startswith(":warning: The code sandbox is not taking work right now (rate limit or outage). "
+                                  "Your files are kept: ask again in a few minutes.")
+    assert len(harness.slack.downloads) == UPLOAD_ATTEMPTS and harness.openai.responses == {}
 
 
 async def test_a_container_that_expires_between_two_calls_of_a_turn_is_rebuilt_once(harness: Harness) -> None:
