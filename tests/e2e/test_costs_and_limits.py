@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from bot.turns import UPLOAD_ATTEMPTS
 from tests.e2e.conftest import CHANNEL, SIGNING_SECRET, USER, Harness
 from tests.emulators import slack_events as ev
 from tests.emulators.fake_openai import ResponseContext, ScriptedTurn, ScriptUsage, default_script
+from tests.emulators.fake_slack import FakeMessage
 from tests.emulators.slack_events import SlackSender
 
 pytestmark = pytest.mark.e2e
@@ -67,27 +69,31 @@ async def test_a_spent_daily_budget_refuses_the_next_turn_and_says_when_it_reset
     assert len(harness.openai.responses) == 1
 
 
-async def test_a_provider_at_capacity_queues_the_question_and_serves_it_later(harness: Harness) -> None:
-    harness.openai.fail_next("POST", "/v1/containers", status=429, headers={"retry-after": "0"}, times=5)
+async def status_after_provider_faults(harness: Harness, path: str, *, status: int, times: int,
+                                      **fault: Any) -> FakeMessage:
+    """Share a CSV while FakeOpenAI fails ``times`` calls of ``POST path``; the thread's status once the turn ends."""
+    harness.openai.fail_next("POST", path, status=status, times=times, **fault)
     bot = await harness.start(capacity_retry_seconds=0.05)
     event = harness.file_event("sales.csv")
     await bot.send(event)
     thread = await harness.wait_done(event["ts"])
-    status = harness.slack.find_message(CHANNEL, thread[1].ts)
-    assert status is not None
+    message = harness.slack.find_message(CHANNEL, thread[1].ts)
+    assert message is not None
+    return message
+
+
+async def test_a_provider_at_capacity_queues_the_question_and_serves_it_later(harness: Harness) -> None:
+    status = await status_after_provider_faults(harness, "/v1/containers", status=429, times=5,
+                                                headers={"retry-after": "0"})
     assert any("at capacity. Your question is number 1 in line" in text for text in status.history)
     assert status.text.startswith(":white_check_mark:")
     assert len(harness.openai.live_containers()) == 1
 
 
 async def test_an_upload_the_provider_refuses_for_now_is_streamed_again_from_slack(harness: Harness) -> None:
-    harness.openai.fail_next("POST", "/v1/containers/*/files", status=500, times=UPLOAD_ATTEMPTS - 1)
-    bot = await harness.start(capacity_retry_seconds=0.05)
-    event = harness.file_event("sales.csv")
-    await bot.send(event)
-    thread = await harness.wait_done(event["ts"])
-    status = harness.slack.find_message(CHANNEL, thread[1].ts)
-    assert status is not None and status.text.startswith(":white_check_mark:")
+    status = await status_after_provider_faults(harness, "/v1/containers/*/files", status=500,
+                                                times=UPLOAD_ATTEMPTS - 1)
+    assert status.text.startswith(":white_check_mark:")
     assert any("did not take `sales.csv` this time; sending it again in" in text for text in status.history)
     assert [d.served for d in harness.slack.downloads] == ["file"] * UPLOAD_ATTEMPTS
     [container] = harness.openai.live_containers()
@@ -95,13 +101,7 @@ async def test_an_upload_the_provider_refuses_for_now_is_streamed_again_from_sla
 
 
 async def test_an_upload_refused_every_time_ends_the_turn_with_a_clear_answer(harness: Harness) -> None:
-    harness.openai.fail_next("POST", "/v1/containers/*/files", status=503, times=UPLOAD_ATTEMPTS)
-    bot = await harness.start(capacity_retry_seconds=0.05)
-    event = harness.file_event("sales.csv")
-    await bot.send(event)
-    thread = await harness.wait_done(event["ts"])
-    status = harness.slack.find_message(CHANNEL, thread[1].ts)
-    assert status is not None
+    status = await status_after_provider_faults(harness, "/v1/containers/*/files", status=503, times=UPLOAD_ATTEMPTS)
     assert status.text.startswith(":warning: The code sandbox is not taking work right now (rate limit or outage). "
                                   "Your files are kept: ask again in a few minutes.")
     assert len(harness.slack.downloads) == UPLOAD_ATTEMPTS and harness.openai.responses == {}
