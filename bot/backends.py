@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -60,13 +61,15 @@ def openai_client(settings: Settings) -> AsyncOpenAI | None:
 
 
 def local_sandbox(settings: Settings, *, pool_size: int | None = None) -> LocalSandbox:
-    """Kernels in working directories under ``DATASTORY_LOCAL_DIR`` (a temp dir by default).
+    """Kernels in working directories under ``DATASTORY_LOCAL_DIR`` (by default ``datastory-sandboxes-<uid>`` in
+    the temp dir: one per user, stable, so a crashed bot's files are removed when the next one starts).
 
     Imported here, not at the top: a bot on hosted containers never loads jupyter, pandas or matplotlib.
     """
     from bot.sandbox.local import LocalSandbox
 
-    base = Path(settings.local_dir) if settings.local_dir else Path(tempfile.gettempdir()) / "datastory-sandboxes"
+    base = (Path(settings.local_dir) if settings.local_dir
+            else Path(tempfile.gettempdir()) / f"datastory-sandboxes-{os.geteuid()}")
     return LocalSandbox(
         base_dir=base, pool_size=settings.local_pool_size if pool_size is None else pool_size,
         memory_mb=settings.local_memory_mb, cpu_seconds=settings.local_cpu_seconds,

@@ -90,6 +90,10 @@ request does not pay for pandas' and matplotlib's lazy initialisation."""
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 _ID_PREFIX = "local-"
+_RUN_PREFIX = "run-"
+_TEMP_BASE_PREFIX = "datastory-local-"
+_RUNTIME_PREFIX = "dsk-"
+_LIVE_LOCK = ".live"
 _ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 _UPLOAD_TMP_PREFIX = ".upload-"
 _MAX_STREAM_CHARS = 1_000_000
@@ -264,6 +268,37 @@ class _UidPool:
             self.release(uid)
 
 
+def _claim_dir(parent: Path, prefix: str) -> tuple[Path, int]:
+    """A fresh ``<prefix>*`` directory in ``parent`` for this process, and the fd of the ``flock`` that marks it
+    live (held until the sandbox closes or the process dies)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    fd = os.open(path / _LIVE_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return path, fd
+
+
+def _remove_dead_dirs(parent: Path, prefix: str) -> None:
+    """Remove this user's ``<prefix>*`` directories in ``parent`` whose lock no process holds: what a crashed or
+    killed bot left behind (uploaded files included). Live ones (other bots sharing the directory) keep their lock
+    and stay; directories without a lock are not ours and stay too."""
+    for path in parent.glob(f"{prefix}*"):
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+                continue
+            fd = os.open(path / _LIVE_LOCK, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:  # gone meanwhile, caught between its mkdir and its lock, or not ours
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # alive
+        finally:
+            os.close(fd)
+        shutil.rmtree(path, ignore_errors=True)
+        logger.info("local sandbox: removed what a stopped bot left dir=%s", path.name)
+
+
 def _uid_lock_dir() -> Path:
     """A root-only directory for the uid locks, the same for every bot process on the host."""
     for parent in (Path("/run"), Path(tempfile.gettempdir())):
@@ -421,14 +456,18 @@ class LocalSandbox:
                  network_isolation: NetworkIsolation = "auto", run_as: str | None = "auto",
                  interrupt_grace_seconds: float = 5.0, start_timeout_seconds: float = 60.0) -> None:
         """``base_dir`` holds the working directories (a fresh temp dir, removed at close, when ``None``); it must
-        be outside the project. ``run_as``: ``"auto"`` gives each kernel its own uid when running as root, a user
+        be outside the project. Each process works in its own ``run-*`` directory there, locked while it lives and
+        removed at close; the runs of processes that died (a crash, a kill) are removed at start, so no data is
+        left on disk for long. ``run_as``: ``"auto"`` gives each kernel its own uid when running as root, a user
         name runs every kernel as that user, ``None`` keeps the bot's user."""
         if pool_size < 0 or memory_mb < 1 or cpu_seconds < 1 or max_file_mb < 1 or max_processes < 1:
             raise ValueError("pool_size must be >= 0 and the limits >= 1")
-        self._own_base = base_dir is None
-        self._base = Path(base_dir).absolute() if base_dir is not None else None
-        if self._base is not None and (self._base == PROJECT_ROOT or PROJECT_ROOT in self._base.parents):
-            raise ValueError(f"base_dir must be outside the project ({PROJECT_ROOT}): {self._base}")
+        self._shared = Path(base_dir).absolute() if base_dir is not None else None
+        if self._shared is not None and (self._shared == PROJECT_ROOT or PROJECT_ROOT in self._shared.parents):
+            raise ValueError(f"base_dir must be outside the project ({PROJECT_ROOT}): {self._shared}")
+        self._base: Path | None = None
+        self._live_locks: list[int] = []
+        """``flock`` fds of the directories this process owns (its run and runtime directories)."""
         self._pool_size = pool_size
         self._memory_mb = memory_mb
         self._cpu_seconds = cpu_seconds
@@ -464,7 +503,7 @@ class LocalSandbox:
 
     @property
     def base_dir(self) -> Path:
-        """Where the working directories live (``<base_dir>/<container id>``)."""
+        """Where this process's working directories live (``<base_dir>/run-*/<container id>``)."""
         if self._base is None:
             raise RuntimeError("the local sandbox is not started yet")
         return self._base
@@ -483,7 +522,11 @@ class LocalSandbox:
         async with self._start_lock:
             if self._started:
                 return
-            await asyncio.to_thread(self._prepare)
+            try:
+                await asyncio.to_thread(self._prepare)
+            except BaseException:
+                await asyncio.to_thread(self._remove_own_dirs)
+                raise
             self._started = True
             for line in self.isolation_report():
                 logger.info("local sandbox isolation: %s", line)
@@ -493,25 +536,29 @@ class LocalSandbox:
 
     def _prepare(self) -> None:
         """Blocking set-up: directories, network-namespace probe, kernel users."""
-        if self._base is None:
-            self._base = Path(tempfile.mkdtemp(prefix="datastory-local-"))
-        self._base.mkdir(parents=True, exist_ok=True)
-        st = os.lstat(self._base)
-        if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
-            raise SandboxUnavailable(f"The local sandbox directory must be a directory this user owns: {self._base}")
-        runtime = Path(tempfile.mkdtemp(prefix="dsk-"))
-        if len(str(runtime)) > _SOCKET_PATH_MAX - 30:
-            shutil.rmtree(runtime, ignore_errors=True)
-            runtime = Path(tempfile.mkdtemp(prefix="dsk-", dir="/tmp"))
-        self._runtime = runtime
+        temp = Path(tempfile.gettempdir())
+        if self._shared is None:
+            parent, prefix = temp, _TEMP_BASE_PREFIX
+        else:
+            self._shared.mkdir(parents=True, exist_ok=True)
+            st = os.lstat(self._shared)
+            if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
+                raise SandboxUnavailable(
+                    f"The local sandbox directory must be a directory this user owns: {self._shared}")
+            parent, prefix = self._shared, _RUN_PREFIX
+        # unix socket paths are short: the runtime directory falls back to /tmp when TMPDIR is long
+        runtime_parent = temp if len(str(temp)) <= _SOCKET_PATH_MAX - 40 else Path("/tmp")
+        self._base = base = self._own_dir(parent, prefix)
+        self._runtime = runtime = self._own_dir(runtime_parent, _RUNTIME_PREFIX)
         self._mpl_template = runtime / "mpl-template"
         self._choose_users()
         dropping = self._uids is not None or self._fixed_user is not None
         if dropping:
             # Kernel users must traverse (not list) the base and runtime directories.
-            os.chmod(self._base, 0o711)
-            os.chmod(runtime, 0o711)
-            for path in (self._base, runtime):
+            for path in (self._shared, base, runtime):
+                if path is not None:
+                    os.chmod(path, 0o711)
+            for path in (base, runtime):
                 for parent in path.parents:
                     if not os.stat(parent).st_mode & stat.S_IXOTH:
                         raise SandboxUnavailable(
@@ -619,7 +666,8 @@ class LocalSandbox:
         lines.append(f"limits: address space {self._memory_mb} MB, CPU {self._cpu_seconds} s per kernel, files up "
                      f"to {self._max_file_mb} MB, {nproc}, no core dumps")
         lines.append("environment: scrubbed (PATH, HOME, LANG, MPLBACKEND, thread caps only); no tokens or keys")
-        where = str(self._base) if self._base is not None else "a temp dir (created at start)"
+        where = (str(self._base) if self._base is not None else
+                 f"a run directory in {self._shared}" if self._shared is not None else "a temp dir (created at start)")
         lines.append(f"working directories: {where} (outside the project {PROJECT_ROOT})")
         lines.append("not in force: disk quota (RLIMIT_FSIZE bounds each file, not their total), memory cgroup "
                      "(RLIMIT_AS bounds address space, not RSS), a private filesystem (world-readable host files "
@@ -645,18 +693,29 @@ class LocalSandbox:
                 kernels.append(c.kernel)
                 c.kernel = None
         await asyncio.gather(*(self._kill(k) for k in kernels), return_exceptions=True)
-        for c in containers:
-            await asyncio.to_thread(shutil.rmtree, c.dir, True)
-        if self._runtime is not None:
-            await asyncio.to_thread(shutil.rmtree, self._runtime, True)
-        if self._own_base and self._base is not None:
-            await asyncio.to_thread(shutil.rmtree, self._base, True)
+        await asyncio.to_thread(self._remove_own_dirs)
         if self._uids is not None:
             self._uids.close()
         if self._zmq is not None:
             self._zmq.destroy(linger=0)
             self._zmq = None
         logger.info("local sandbox closed kernels=%d containers=%d", len(kernels), len(containers))
+
+    def _own_dir(self, parent: Path, prefix: str) -> Path:
+        """Remove what dead bots left under ``parent``, then claim a fresh locked directory there."""
+        _remove_dead_dirs(parent, prefix)
+        path, fd = _claim_dir(parent, prefix)
+        self._live_locks.append(fd)
+        return path
+
+    def _remove_own_dirs(self) -> None:
+        """Remove this process's run and runtime directories (every working directory with them), then let go
+        of their locks."""
+        for path in (self._runtime, self._base):
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
+        while self._live_locks:
+            os.close(self._live_locks.pop())
 
     # ------------------------------------------------------------------------------------------- pool
 

@@ -13,10 +13,11 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -289,6 +290,58 @@ async def test_list_containers_tracks_last_activity(sandbox: LocalSandbox, cid: 
     (after,) = [c for c in await sandbox.list_containers(prefix=PREFIX) if c.id == cid]
     assert after.last_active_at is not None and after.last_active_at > before.last_active_at
     assert await sandbox.list_containers(prefix="someone-else-") == []
+
+
+CRASHING_BOT = """
+import asyncio, os, signal, sys
+from bot.sandbox.local import LocalSandbox
+
+async def main() -> None:
+    sandbox = LocalSandbox(base_dir=sys.argv[1], pool_size=0)
+    await sandbox.start()
+    info = await sandbox.create(name="dstest-local-crash", idle_minutes=5)
+    async def data():
+        yield b"customer,revenue\\nACME,100\\n"
+    stored = await sandbox.upload(info.id, name="private.csv", chunks=data(), size=None)
+    print(stored.path, sandbox._runtime, flush=True)  # the runtime dir holds the kernels' sockets and logs
+    os.kill(os.getpid(), signal.SIGKILL)  # a crash: no close, no cleanup
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A sandbox directory kernel users can reach (pytest's tmp_path is 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="dstest-local-shared-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_a_crashed_bot_leaves_no_files_behind_and_live_bots_keep_theirs(shared: Path) -> None:
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_BOT, str(shared)], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert crashed.returncode == -9, crashed.stderr
+    left, runtime = map(Path, crashed.stdout.split())
+    assert left.read_bytes() == b"customer,revenue\nACME,100\n" and left.parent.parent.parent == shared
+    assert runtime.is_dir()
+
+    live = LocalSandbox(base_dir=shared, pool_size=0)
+    await live.start()
+    try:
+        kept = await live.create(name=PREFIX + "live", idle_minutes=5)
+        after = LocalSandbox(base_dir=shared, pool_size=0)
+        await after.start()
+        try:
+            assert not left.parent.parent.exists() and not runtime.exists()  # the dead run went, files and all
+            assert (live.base_dir / kept.id).is_dir()  # the live one stays
+            assert sorted(p.parent for p in shared.glob("run-*/.live")) == sorted([live.base_dir, after.base_dir])
+        finally:
+            await after.close()
+        assert not after.base_dir.exists() and live.base_dir.exists()
+    finally:
+        await live.close()
+    assert list(shared.iterdir()) == []
 
 
 async def test_working_directories_must_be_outside_the_project() -> None:
