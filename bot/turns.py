@@ -717,15 +717,14 @@ class TurnWorker:
             except SandboxUnavailable:
                 if attempt >= UPLOAD_ATTEMPTS:
                     raise
-                wait = delay * random.uniform(0.8, 1.2)
-                logger.info("upload refused for now, again in %.1f s file=%s attempt=%d", wait, f.slack_file_id,
-                            attempt)
-                await status.set(f":hourglass: The sandbox did not take `{f.name}` this time; sending it again in "
-                                 f"{wait:.0f} s…")
-                await self._clock.sleep(wait)
-                delay, attempt = delay * 2, attempt + 1
             finally:
-                await stream.aclose()
+                await stream.aclose()  # the download too: nothing stays open while waiting
+            wait = delay * random.uniform(0.8, 1.2)
+            logger.info("upload refused for now, again in %.1f s file=%s attempt=%d", wait, f.slack_file_id, attempt)
+            await status.set(f":hourglass: The sandbox did not take `{f.name}` this time; sending it again in "
+                             f"{wait:.0f} s…")
+            await self._clock.sleep(wait)
+            delay, attempt = delay * 2, attempt + 1
 
     async def _say(self, key: ThreadKey, text: str) -> None:
         try:

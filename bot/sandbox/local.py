@@ -270,10 +270,13 @@ class _UidPool:
 
 def _claim_dir(parent: Path, prefix: str) -> tuple[Path, int]:
     """A fresh ``<prefix>*`` directory in ``parent`` for this process, and the fd of the ``flock`` that marks it
-    live (held until the sandbox closes or the process dies)."""
-    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-    fd = os.open(path / _LIVE_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    live (held until the sandbox closes or the process dies). It is made and locked under a hidden name, then
+    renamed: another bot's clean-up never sees it unlocked."""
+    hidden = Path(tempfile.mkdtemp(prefix=f".{prefix}", dir=parent))
+    fd = os.open(hidden / _LIVE_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    path = parent / hidden.name[1:]
+    os.rename(hidden, path)
     return path, fd
 
 
@@ -287,7 +290,7 @@ def _remove_dead_dirs(parent: Path, prefix: str) -> None:
             if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
                 continue
             fd = os.open(path / _LIVE_LOCK, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:  # gone meanwhile, caught between its mkdir and its lock, or not ours
+        except OSError:  # gone meanwhile, or not made by a bot (no lock file)
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
