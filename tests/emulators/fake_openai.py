@@ -54,7 +54,6 @@ MEMORY_LIMITS = ("1g", "4g", "16g", "64g")
 INCLUDE_CI_OUTPUTS = "code_interpreter_call.outputs"
 _USER_PREFIX_RE = re.compile(r"^[0-9a-f]{32}-")
 _UPLOAD_PATH_RE = re.compile(r"/v1/containers/[^/]+/files")
-_UPLOAD_CHUNK = 1 << 20
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp")
 
 
