@@ -193,7 +193,8 @@ async def _digest_run_due(settings: Settings, *, now: str | None, dry_run: bool)
         await runner.close()
     print(f"at {_iso(instant)}: {report.summary()}")
     for title, ids in (("would run", report.would_run), ("ran", report.ran),
-                       ("skipped, no new data", report.skipped_unchanged), ("failed", report.failed),
+                       ("skipped, no new data", report.skipped_unchanged),
+                       ("skipped, daily budget used up", report.skipped_budget), ("failed", report.failed),
                        ("paused", report.paused), ("taken by another runner", report.taken)):
         for item in ids:
             print(f"  {title}: {item}")

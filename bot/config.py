@@ -146,7 +146,8 @@ class Settings(BaseSettings):
     )
     cost_footer: bool = Field(default=True, description="End each answer with a footer: time taken and cost.")
     daily_budget_usd: float | None = Field(
-        default=None, gt=0, description="Daily spending limit per user and per channel (UTC days); empty = none."
+        default=None, gt=0,
+        description="Daily spending limit per user and per channel (UTC days; digest runs count); empty = none.",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
 

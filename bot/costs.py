@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.analysts.base import Usage
 from bot.formatting import seconds
+from bot.store.base import Store
 
 DAY = 86_400.0
 
@@ -49,6 +50,20 @@ def day_start(now: float) -> float:
     """00:00 UTC of the day of ``now``."""
     moment = datetime.fromtimestamp(now, UTC)
     return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+
+async def over_budget(store: Store, *, user: str, channel: str, budget: float, now: float,
+                      user_is: str = "for you") -> str | None:
+    """The refusal text when ``user``'s or ``channel``'s spending today (UTC) reached ``budget``, else None.
+    ``user_is`` names the user in the text (``for you`` to the person asking, ``of <@U1>`` in a channel)."""
+    since = day_start(now)
+    spent_user = await store.spent_since(since, user=user)
+    if spent_user >= budget:
+        return budget_refusal(spent=spent_user, budget=budget, who=user_is, now=now)
+    spent_channel = await store.spent_since(since, channel=channel)
+    if spent_channel >= budget:
+        return budget_refusal(spent=spent_channel, budget=budget, who="of this channel", now=now)
+    return None
 
 
 def budget_refusal(*, spent: float, budget: float, who: str, now: float) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.clock import Clock
-from bot.costs import budget_refusal, day_start
+from bot.costs import over_budget
 from bot.digests import NO_DATA_TEXT, Digests, is_digest_command
 from bot.files import rejection_reason
 from bot.poster import Poster, SlackError, SlackFile
@@ -189,7 +189,8 @@ class Intake:
     async def _submit(self, msg: IncomingMessage, files: tuple[SlackFile, ...]) -> Outcome:
         """Store and start the turn. A first delivery gets its reaction while the store writes (the fastest
         feedback); a retry reacts only once the store said it is new, so an old answered message is left as is."""
-        if self._budget is not None and (refusal := await self._over_budget(msg, self._budget)):
+        if self._budget is not None and (refusal := await over_budget(
+                self._store, user=msg.user, channel=msg.channel, budget=self._budget, now=self._clock.now())):
             if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):
                 return "duplicate"
             try:
@@ -203,18 +204,6 @@ class Intake:
         _, outcome = await asyncio.gather(self._worker.acknowledge(msg.channel, msg.ts),
                                           self._store_turn(msg, files, reacted=True))
         return outcome
-
-    async def _over_budget(self, msg: IncomingMessage, budget: float) -> str | None:
-        """The refusal text when the user's or the channel's spending today reached the daily budget."""
-        now = self._clock.now()
-        since = day_start(now)
-        spent_user = await self._store.spent_since(since, user=msg.user)
-        if spent_user >= budget:
-            return budget_refusal(spent=spent_user, budget=budget, who="for you", now=now)
-        spent_channel = await self._store.spent_since(since, channel=msg.channel)
-        if spent_channel >= budget:
-            return budget_refusal(spent=spent_channel, budget=budget, who="of this channel", now=now)
-        return None
 
     async def _store_turn(self, msg: IncomingMessage, files: tuple[SlackFile, ...], *, reacted: bool) -> Outcome:
         now = self._clock.now()

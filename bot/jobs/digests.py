@@ -12,6 +12,8 @@ One pass (``run_once(now)``), for every active digest whose next run is at or be
    in a fresh container named ``{prefix}digest-{id}-{YYYYmmddHHMM}`` with the short ``DATASTORY_BATCH_TTL_MINUTES``
    idle TTL, deleted as soon as the run ends (a crash leaves an orphan the sweeper removes), and **post** a
    top-level message in the channel: the narrative, the charts, and a link to the source thread.
+   With ``DATASTORY_DAILY_BUDGET_USD`` set, a run is skipped (one line in the channel, no container) while its
+   owner's or its channel's spending today has reached the budget; what a run costs counts against both.
 4. A **failure** is told to the owner in the source thread, with the reason and a reference; after
    :data:`MAX_FAILURES` in a row the digest pauses itself and says so.
 
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from bot.config import Settings
+from bot.costs import over_budget
 from bot.digests import at
 from bot.errors import describe, new_ref
 from bot.files import FilesRefused, refusals_text
@@ -53,6 +56,8 @@ class DigestReport:
     """Digests that ran and posted."""
     skipped_unchanged: list[str] = field(default_factory=list)
     """Digests whose data had not changed: one line posted, nothing run."""
+    skipped_budget: list[str] = field(default_factory=list)
+    """Digests whose owner or channel had used up the daily budget: one line posted, nothing run."""
     failed: list[str] = field(default_factory=list)
     """Digests whose run failed (the owner was told in the thread); paused ones included."""
     paused: list[str] = field(default_factory=list)
@@ -68,7 +73,8 @@ class DigestReport:
         if self.dry_run:
             return f"would run {len(self.would_run)} digest(s)"
         return (f"ran {len(self.ran)}, skipped {len(self.skipped_unchanged)} unchanged, {len(self.failed)} failed "
-                f"({len(self.paused)} paused), {len(self.taken)} taken by another runner")
+                f"({len(self.paused)} paused), {len(self.skipped_budget)} over budget, {len(self.taken)} taken by "
+                "another runner")
 
 
 def batch_name(prefix: str, digest_id: str, now: float) -> str:
@@ -81,8 +87,9 @@ class DigestJob:
 
     def __init__(
         self, *, store: Store, poster: Poster, worker: TurnWorker, prefix: str, batch_ttl_minutes: int,
-        concurrency: int = CONCURRENCY,
+        concurrency: int = CONCURRENCY, daily_budget_usd: float | None = None,
     ) -> None:
+        self._budget = daily_budget_usd
         self._store = store
         self._poster = poster
         self._worker = worker
@@ -132,6 +139,16 @@ class DigestJob:
                 report.skipped_unchanged.append(d.id)
                 logger.info("digest skipped, data unchanged digest=%s", d.id)
                 return
+            if self._budget is not None and (refusal := await over_budget(
+                    self._store, user=d.owner, channel=d.key.channel, budget=self._budget, now=now,
+                    user_is=f"of <@{d.owner}>")):
+                await self._poster.post(channel=d.key.channel, thread_ts=None,
+                                        text=f":money_with_wings: Digest `{d.id}` ({d.label}) did not run: {refusal}")
+                await self._store.finish_digest_run(d.id, now=now, outcome="skipped: over budget", content_hash=None,
+                                                    data_changed_at=None, failures=0, status="active")
+                report.skipped_budget.append(d.id)
+                logger.info("digest skipped, daily budget used up digest=%s", d.id)
+                return
             outcome = await self._worker.run_batch(files, d.question, name=batch_name(self._prefix, d.id, now),
                                                    idle_minutes=self._ttl)
             await self._post_digest(d, outcome)
@@ -143,6 +160,7 @@ class DigestJob:
         await self._store.finish_digest_run(
             d.id, now=now, outcome="ran", content_hash=content_hash,
             data_changed_at=now if content_hash != d.last_hash else None, failures=0, status="active",
+            cost_usd=outcome.cost_usd,
         )
         report.ran.append(d.id)
         logger.info("digest ran digest=%s channel=%s files=%d charts=%d seconds=%.1f", d.id, d.key.channel,
@@ -211,4 +229,4 @@ class DigestJob:
 def build_digest_job(settings: Settings, *, store: Store, poster: Poster, worker: TurnWorker) -> DigestJob:
     """The digest job for this deployment's prefix and batch TTL."""
     return DigestJob(store=store, poster=poster, worker=worker, prefix=settings.container_prefix,
-                     batch_ttl_minutes=settings.batch_ttl_minutes)
+                     batch_ttl_minutes=settings.batch_ttl_minutes, daily_budget_usd=settings.daily_budget_usd)

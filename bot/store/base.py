@@ -254,7 +254,8 @@ class Store(Protocol):
         ...
 
     async def spent_since(self, since: float, *, user: str | None = None, channel: str | None = None) -> float:
-        """Dollars spent by turns that started at or after ``since`` (of one user, or in one channel)."""
+        """Dollars spent at or after ``since`` (of one user, or in one channel): turns that started then, and digest
+        runs that finished then (a digest's spending is its owner's)."""
         ...
 
     async def unfinished_turns(self) -> list[TurnRecord]:
@@ -290,9 +291,10 @@ class Store(Protocol):
 
     async def finish_digest_run(
         self, digest_id: str, *, now: float, outcome: str, content_hash: str | None, data_changed_at: float | None,
-        failures: int, status: DigestStatus,
+        failures: int, status: DigestStatus, cost_usd: float | None = None,
     ) -> None:
-        """Record a run's outcome (hash and data time kept when ``None``)."""
+        """Record a run's outcome (hash and data time kept when ``None``); a run that cost something adds its
+        ``cost_usd`` to the owner's and the channel's spending at ``now``."""
         ...
 
     async def cancel_digest(self, digest_id: str) -> bool:

@@ -155,6 +155,19 @@ digests = Table(
     Index("ix_digests_channel", "team", "channel"),
 )
 
+digest_runs = Table(
+    "digest_runs",
+    METADATA,
+    # version 5: what each digest run cost, so scheduled runs count against the daily budgets like questions
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("digest_id", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("owner", Text, nullable=False),
+    Column("ran_at", Float, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Index("ix_digest_runs_ran_at", "ran_at"),
+)
+
 VERSION_1_TABLES = (threads, files, turns, dedupe)
 
 
@@ -199,6 +212,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=2, description="turns: answer, code, model, cost_usd", apply=_add_missing_columns(turns)),
     Migration(version=3, description="create digests", apply=_create(digests)),
     Migration(version=4, description="files: refused_reason, refused_turn", apply=_add_missing_columns(files)),
+    Migration(version=5, description="create digest_runs", apply=_create(digest_runs)),
 )
 """Ordered by version, starting at 1, without gaps."""
 

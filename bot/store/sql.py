@@ -21,7 +21,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import RowMapping, Table, case, delete, event, func, insert, select, text, update
+from sqlalchemy import RowMapping, Table, case, delete, event, func, insert, literal, select, text, update
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, make_url
@@ -46,6 +46,7 @@ from bot.store.schema import (
     METADATA,
     MIGRATIONS,
     dedupe,
+    digest_runs,
     digests,
     files,
     schema_version,
@@ -465,9 +466,9 @@ class SqlStore:
 
     async def finish_digest_run(
         self, digest_id: str, *, now: float, outcome: str, content_hash: str | None, data_changed_at: float | None,
-        failures: int, status: DigestStatus,
+        failures: int, status: DigestStatus, cost_usd: float | None = None,
     ) -> None:
-        """Record a run's outcome."""
+        """Record a run's outcome, and what it cost in ``digest_runs``."""
         values: dict[str, Any] = {"last_outcome": outcome, "failures": failures, "last_run_at": now}
         if content_hash is not None:
             values["last_hash"] = content_hash
@@ -476,6 +477,11 @@ class SqlStore:
         async with self._write() as conn:
             await conn.execute(update(digests).where(digests.c.id == digest_id, digests.c.status != "cancelled")
                                .values(status=status, **values))
+            if cost_usd:
+                source = select(digests.c.id, digests.c.channel, digests.c.owner, literal(now), literal(cost_usd)
+                                ).where(digests.c.id == digest_id)
+                await conn.execute(insert(digest_runs).from_select(
+                    ["digest_id", "channel", "owner", "ran_at", "cost_usd"], source))
 
     async def cancel_digest(self, digest_id: str) -> bool:
         """Cancel a digest that is active or paused."""
@@ -491,14 +497,19 @@ class SqlStore:
             return [_turn(row) for row in (await conn.execute(query)).mappings()]
 
     async def spent_since(self, since: float, *, user: str | None = None, channel: str | None = None) -> float:
-        """Sum of ``cost_usd`` of the turns started at or after ``since``, filtered by user and/or channel."""
-        query = select(func.coalesce(func.sum(turns.c.cost_usd), 0.0)).where(turns.c.started_at >= since)
+        """Sum of ``cost_usd`` of the turns started and digest runs finished at or after ``since``, filtered by user
+        (a digest run's owner) and/or channel."""
+        asked = select(func.coalesce(func.sum(turns.c.cost_usd), 0.0)).where(turns.c.started_at >= since)
+        scheduled = select(func.coalesce(func.sum(digest_runs.c.cost_usd), 0.0)).where(digest_runs.c.ran_at >= since)
         if user is not None:
-            query = query.where(turns.c.user_id == user)
+            asked = asked.where(turns.c.user_id == user)
+            scheduled = scheduled.where(digest_runs.c.owner == user)
         if channel is not None:
-            query = query.where(turns.c.channel == channel)
+            asked = asked.where(turns.c.channel == channel)
+            scheduled = scheduled.where(digest_runs.c.channel == channel)
         async with self._read() as conn:
-            return float((await conn.execute(query)).scalar_one())
+            return float((await conn.execute(select(asked.scalar_subquery() + scheduled.scalar_subquery())))
+                         .scalar_one())
 
     async def unfinished_turns(self) -> list[TurnRecord]:
         """Queued or running turns, oldest first."""

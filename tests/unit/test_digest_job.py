@@ -17,6 +17,7 @@ from openai import AsyncOpenAI
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.analysts.responses import ResponsesAnalyst
+from bot.costs import DAY, day_start
 from bot.jobs.digests import DigestJob, batch_name
 from bot.jobs.periodic import run_periodically
 from bot.sandbox.openai import OpenAISandbox
@@ -163,6 +164,29 @@ async def test_a_due_digest_runs_in_a_short_lived_batch_container_and_posts_to_t
     assert after.last_outcome == "ran" and after.failures == 0 and after.last_hash
     assert after.next_run_at == parse_schedule("daily 09:00", tz="UTC").next_run(world.clock.now())
     assert after.last_data_at == world.clock.now()
+
+
+async def test_runs_count_against_the_daily_budget_and_a_run_over_it_is_skipped(world: World) -> None:
+    job = DigestJob(store=world.store, poster=world.gateway, worker=world.worker, prefix=PREFIX, batch_ttl_minutes=5,
+                    daily_budget_usd=0.03)  # one container session
+    key = await world.thread_with(("sales.csv", SALES_CSV))
+    d = await world.digest(key, "0 */2 * * *", skip_unchanged=False)  # every two hours
+    first = await job.run_once(d.next_run_at)
+    assert first.ran == [d.id]
+    midnight = day_start(d.next_run_at)
+    spent = await world.store.spent_since(midnight, user="U1")
+    assert spent >= 0.03 and spent == await world.store.spent_since(midnight, channel=CHANNEL)
+
+    second = await job.run_once((await world.get(d.id)).next_run_at)
+    assert second.skipped_budget == [d.id] and second.ran == [] and second.failed == []
+    assert len(world.oai.containers) == 1 and len(world.oai.responses) == 1  # no container, no model call
+    assert world.top_level()[-1].text.startswith(
+        f":money_with_wings: Digest `{d.id}` ({d.label}) did not run: The daily analysis budget of <@U1> is used "
+        f"up (${spent:.2f} of $0.03). It resets at 00:00 UTC")
+    assert (await world.get(d.id)).last_outcome == "skipped: over budget"
+
+    tomorrow = await job.run_once(midnight + DAY + 1)  # a new day, a new budget
+    assert tomorrow.ran == [d.id] and len(world.oai.containers) == 2
 
 
 async def test_nothing_runs_before_the_due_instant_and_a_dry_run_claims_nothing(world: World) -> None:

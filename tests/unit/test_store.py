@@ -43,6 +43,7 @@ async def test_a_version_1_database_is_migrated_to_the_latest(db_url: str) -> No
         for column in ("answer", "code", "model", "cost_usd"):
             await conn.execute(text(f"ALTER TABLE turns DROP COLUMN {column}"))
         await conn.execute(text("DROP TABLE digests"))
+        await conn.execute(text("DROP TABLE digest_runs"))
         await conn.execute(text("DELETE FROM schema_version WHERE version >= 2"))
     await store.close()
     await store.open()
@@ -51,6 +52,7 @@ async def test_a_version_1_database_is_migrated_to_the_latest(db_url: str) -> No
         turn = await store.get_turn("t1")
         assert turn is not None and (turn.answer, turn.cost_usd, turn.question) == ("kept", 0.5, "")
         assert await store.list_digests() == []  # version 3 was applied again too
+        assert await store.spent_since(0.0) == 0.0  # and version 5 (digest_runs)
     finally:
         await store.close()
 
@@ -63,7 +65,7 @@ async def test_open_twice_is_idempotent(db_url: str) -> None:
         engine = first._require()
         async with engine.connect() as conn:
             versions = (await conn.execute(select(schema_version.c.version))).scalars().all()
-        assert sorted(versions) == list(range(1, LATEST_VERSION + 1)) == [1, 2, 3, 4]
+        assert sorted(versions) == list(range(1, LATEST_VERSION + 1)) == [1, 2, 3, 4, 5]
         assert await first.claim("k", now=1.0)
         assert not await second.claim("k", now=1.0)
     finally:

@@ -47,6 +47,22 @@ async def test_due_claim_and_finish(store: SqlStore) -> None:
     assert await store.due_digests(1e12) == []
 
 
+async def test_what_a_run_costs_counts_against_its_owner_and_channel(store: SqlStore) -> None:
+    await store.add_digest(DIGEST)
+    await store.add_digest(replace(DIGEST, id="d2", owner="U2", key=ThreadKey("T1", "C2", "1.0")))
+    await store.finish_digest_run("d1", now=5000.0, outcome="ran", content_hash="a", data_changed_at=None, failures=0,
+                                  status="active", cost_usd=0.25)
+    await store.finish_digest_run("d2", now=6000.0, outcome="ran", content_hash="b", data_changed_at=None, failures=0,
+                                  status="active", cost_usd=0.5)
+    await store.finish_digest_run("d2", now=7000.0, outcome="skipped: no new data", content_hash=None,
+                                  data_changed_at=None, failures=0, status="active")  # free: nothing recorded
+    assert await store.spent_since(0.0) == 0.75
+    assert (await store.spent_since(0.0, user="U1"), await store.spent_since(0.0, channel="C1")) == (0.25, 0.25)
+    assert await store.spent_since(0.0, user="U2", channel="C2") == 0.5
+    assert await store.spent_since(5500.0) == 0.5 and await store.spent_since(6500.0) == 0.0
+    assert await store.spent_since(0.0, user="U1", channel="C2") == 0.0
+
+
 async def test_replicas_racing_for_a_due_run_get_exactly_one_claim(db_url: str) -> None:
     replicas = [SqlStore(url=db_url), SqlStore(url=db_url)]
     for replica in replicas:
