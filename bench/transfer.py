@@ -8,7 +8,10 @@ alternating:
 1. baseline: a plain aiohttp download of the same URL, chunks thrown away;
 2. the bot's real path: ``SlackGateway.download`` → ``bot.files.inspect_stream`` → ``OpenAISandbox.upload`` into a
    FakeOpenAI container (which reads the upload as it streams in; the file is deleted afterwards);
-3. (unpaced only) download → ``inspect_stream`` → chunks thrown away: the bot's receiving half alone.
+3. (unpaced only) download → ``inspect_stream`` → chunks thrown away: the bot's receiving half alone;
+4. (unpaced only) a raw-socket relay into FakeOpenAI: blocking sockets, one reused buffer, HTTP and multipart
+   written by hand, no inspection: about what *any* relay can reach on this machine, a ceiling for the bot's path
+   (not a design: the bot talks HTTPS to both sides through real HTTP clients).
 
 Each link setting of ``--link-mbps`` (MiB/s, ``0`` = unpaced loopback) runs its own emulators. Paced, both
 emulators hold their side to the link rate (download served, upload read), as the networks between a bot, Slack
@@ -28,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +44,8 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import aiohttp
 from openai import AsyncOpenAI
@@ -143,6 +150,58 @@ async def plain_download(url: str) -> int:
         return got
 
 
+def _connect(url: str) -> socket.socket:
+    parts = urlsplit(url)
+    return socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80))
+
+
+def _read_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    """An HTTP response's status line and headers, and the body bytes read with them."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = sock.recv(65536)
+        if not more:
+            raise ConnectionError("closed before the headers ended")
+        data += more
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def raw_relay(file_url: str, upload_url: str, size: int) -> dict[str, Any]:
+    """The floor for any relay: plain blocking sockets, ``recv_into`` one reused buffer and ``sendall`` it on, the
+    HTTP and multipart framing written by hand; no TLS, no HTTP library, no inspection. Returns the stored file."""
+    download, upload = _connect(file_url), _connect(upload_url)
+    with download, upload:
+        target = urlsplit(file_url)
+        download.sendall(f"GET {target.path} HTTP/1.1\r\nHost: {target.netloc}\r\nAuthorization: Bearer {TOKEN}\r\n"
+                         "Connection: close\r\n\r\n".encode())
+        head, body = _read_head(download)
+        assert head.startswith(b"HTTP/1.1 200"), head[:100]
+        boundary = "rawrelay0123456789"
+        part = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="raw.csv"\r\n'
+                "Content-Type: text/csv\r\n\r\n").encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        dest = urlsplit(upload_url)
+        upload.sendall(f"POST {dest.path} HTTP/1.1\r\nHost: {dest.netloc}\r\nAuthorization: Bearer {KEY}\r\n"
+                       f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                       f"Content-Length: {len(part) + size + len(tail)}\r\nConnection: close\r\n\r\n".encode()
+                       + part + body)
+        moved, buffer = len(body), bytearray(CHUNK)
+        view = memoryview(buffer)
+        while moved < size:
+            got = download.recv_into(buffer)
+            if not got:
+                break
+            upload.sendall(view[:got])
+            moved += got
+        upload.sendall(tail)
+        head, body = _read_head(upload)
+        while more := upload.recv(65536):
+            body += more
+    assert head.startswith(b"HTTP/1.1 200"), head[:100]
+    return cast(dict[str, Any], json.loads(body))
+
+
 async def run_link(path: Path, size: int, rounds: int, link_mbps: float) -> list[str]:
     """Every round of one link setting; returns the summary lines."""
     pace = ("--link-mbps", str(link_mbps)) if link_mbps else ()
@@ -172,6 +231,13 @@ async def run_link(path: Path, size: int, rounds: int, link_mbps: float) -> list
         }
         if not link_mbps:
             paths["download → inspect"] = (inspected, {"bot": None, "FakeSlack": slack.pid})
+
+            async def relayed() -> int:
+                stored = await asyncio.to_thread(raw_relay, file_url, f"{oai_url}/containers/{container}/files", size)
+                await client.containers.files.delete(stored["id"], container_id=container)
+                return int(stored["bytes"])
+
+            paths["raw-socket relay"] = (relayed, {"relay": None, "FakeSlack": slack.pid, "FakeOpenAI": oai.pid})
         await plain_download(file_url)  # warm-up: page cache, connections, the emulators' allocators
         await bot_path()
         label = f"link {link_mbps:g} MiB/s" if link_mbps else "unpaced loopback"
@@ -208,6 +274,8 @@ def summarise(label: str, samples: dict[str, list[Sample]]) -> list[str]:
         ceiling = min(cores / total, 1 / own) * 1024
         lines.append(f"  at that CPU cost, {cores} cores and one bot thread allow the bot's path at most "
                      f"{ceiling:.0f} MB/s = {ceiling / base:.2f}× the plain download")
+        lines.append(f"  bot path / raw-socket relay: {rate['bot → FakeOpenAI'] / rate['raw-socket relay']:.2f}× "
+                     "(1.0×: the bot's relay costs what the simplest possible relay costs here)")
     return lines
 
 
