@@ -531,7 +531,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         try:
             cursor.execute("PRAGMA busy_timeout = 30000")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            try:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            except Exception as exc:
+                # Switching a new database to WAL needs it to itself, and SQLite answers "locked" at once instead
+                # of waiting (replicas starting together). The lock holder is another connection that has just made
+                # the database WAL, which is persistent, so this connection has nothing left to switch.
+                if "locked" not in str(exc):
+                    raise
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
