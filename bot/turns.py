@@ -191,11 +191,9 @@ def newest_versions(files: list[FileRecord], *, loaded_only: bool = True) -> lis
     return list(latest.values())
 
 
-def _refusal_reason(exc: Exception) -> str | None:
-    """The thread's reason for a download or inspection failure that refuses the file; ``None`` when the failure
-    is not about the file (a connection error...), so the turn fails instead."""
-    if isinstance(exc, FileRejected):
-        return exc.reason
+def _refusal_reason(exc: SlackError) -> str | None:
+    """The thread's reason for a download failure that refuses the file; ``None`` when the failure is not about
+    the file (a connection error...), so the turn fails instead."""
     if isinstance(exc, FileAccessDenied):
         return ACCESS_DENIED_REASON
     if isinstance(exc, ForeignFileHost):
@@ -203,6 +201,11 @@ def _refusal_reason(exc: Exception) -> str | None:
     if isinstance(exc, SlackError) and exc.code == "file_not_found":
         return NOT_FOUND_REASON
     return None
+
+
+def _refusal_kind(exc: FileRejected) -> str:
+    """What refused a file, for the log: the inspector's ``FileRejected`` or the Slack error behind it."""
+    return type(exc.__cause__ or exc).__name__
 
 
 def _neutralised(name: str, data: bytes) -> bytes:
@@ -561,12 +564,9 @@ class TurnWorker:
             await status.set(f":inbox_tray: Loading `{f.name}` ({human_size(f.size)}) into the sandbox…")
             try:
                 container_id, stored, profile = await self._stream_file(f, container_id, create, status)
-            except (FileRejected, SlackError) as exc:
-                reason = _refusal_reason(exc)
-                if reason is None:
-                    raise
-                logger.info("batch file refused file=%s reason=%s", f.slack_file_id, type(exc).__name__)
-                refused.append((f.name, reason))
+            except FileRejected as exc:
+                logger.info("batch file refused file=%s reason=%s", f.slack_file_id, _refusal_kind(exc))
+                refused.append((f.name, exc.reason))
                 continue
             data.append(DataFile(name=f.name, path=stored.path, size=f.size, facts=profile.facts(stored.path)))
         if container_id is None:
@@ -678,13 +678,10 @@ class TurnWorker:
         await status.set(f":inbox_tray: Loading `{f.name}` ({human_size(f.size)}) into the sandbox…")
         try:
             container_id, stored, profile = await self._stream_file(f, container_id, create, status)
-        except (FileRejected, SlackError) as exc:
-            reason = _refusal_reason(exc)
-            if reason is None:
-                raise
-            logger.info("file refused thread=%s file=%s reason=%s", key, f.slack_file_id, type(exc).__name__)
-            await self._store.mark_refused(key, f.slack_file_id, turn_id=turn.id, reason=reason)
-            return container_id, reason
+        except FileRejected as exc:
+            logger.info("file refused thread=%s file=%s reason=%s", key, f.slack_file_id, _refusal_kind(exc))
+            await self._store.mark_refused(key, f.slack_file_id, turn_id=turn.id, reason=exc.reason)
+            return container_id, exc.reason
         await self._store.mark_uploaded(key, f.slack_file_id, container_id=container_id, sandbox_path=stored.path,
                                         sandbox_file_id=stored.id, facts=profile.facts(stored.path))
         if f.message_ts == turn.message_ts:
@@ -702,13 +699,20 @@ class TurnWorker:
         yet); returns the container, the stored file and the profile of the whole file.
 
         An upload the provider refuses for now (a 5xx or 429, a dropped connection) is sent again, streamed anew
-        from Slack, up to :data:`UPLOAD_ATTEMPTS` times in all with growing, jittered delays; a file the inspector
-        refuses raises :class:`bot.files.FileRejected` before any container exists.
+        from Slack, up to :data:`UPLOAD_ATTEMPTS` times in all with growing, jittered delays. A file refused before
+        any container exists, by the inspector or by Slack (sign-in page, foreign host, file gone), raises
+        :class:`bot.files.FileRejected` with the reason for the thread; other Slack errors propagate.
         """
         delay = self._config.capacity_retry_seconds
         attempt = 1
         while True:
-            stream = await inspect_stream(self._poster.download(f.download_url), name=f.name, size=f.size)
+            try:
+                stream = await inspect_stream(self._poster.download(f.download_url), name=f.name, size=f.size)
+            except SlackError as exc:
+                reason = _refusal_reason(exc)
+                if reason is None:
+                    raise
+                raise FileRejected(reason) from exc
             try:
                 if container_id is None:
                     container_id = await create()
