@@ -30,11 +30,13 @@ def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def thread_with_data(harness: Harness, bot: RunningBot) -> str:
+async def bot_with_data(harness: Harness) -> tuple[RunningBot, str]:
+    """A started bot and the ts of a thread whose CSV it has analysed."""
+    bot = await harness.start(**QUIET)
     event = harness.file_event("sales.csv")
     await bot.send(event)
     await harness.wait_done(event["ts"])
-    return str(event["ts"])
+    return bot, str(event["ts"])
 
 
 async def schedule(harness: Harness, bot: RunningBot, ts: str, text: str) -> ThreadItem:
@@ -79,8 +81,7 @@ def top_level(harness: Harness) -> list[Any]:
 
 async def test_a_digest_in_a_thread_is_confirmed_with_the_next_runs_in_the_users_zone(harness: Harness) -> None:
     harness.slack.add_user(USER, tz="America/New_York", tz_offset=-18000)
-    bot = await harness.start(**QUIET)
-    ts = await thread_with_data(harness, bot)
+    bot, ts = await bot_with_data(harness)
     reply = await schedule(harness, bot, ts, "<@UBOT> digest every monday 09:00: summarise revenue by region and "
                                              "flag drops over 10%")
     button = button_of(reply)
@@ -98,8 +99,7 @@ async def test_a_digest_in_a_thread_is_confirmed_with_the_next_runs_in_the_users
 
 
 async def test_an_unreadable_schedule_gets_examples_and_nothing_is_scheduled(harness: Harness) -> None:
-    bot = await harness.start(**QUIET)
-    ts = await thread_with_data(harness, bot)
+    bot, ts = await bot_with_data(harness)
     reply = await schedule(harness, bot, ts, "digest every blursday 09:00: revenue please")
     assert "`blursday` is not a day of the week" in reply.text and "`daily 08:30`" in reply.text
     assert "Examples:" in reply.text and reply.blocks is None
@@ -116,8 +116,7 @@ async def test_an_unreadable_schedule_gets_examples_and_nothing_is_scheduled(har
 async def test_a_due_digest_runs_in_a_batch_container_and_posts_to_the_channel(
     harness: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bot = await harness.start(**QUIET)
-    ts = await thread_with_data(harness, bot)
+    bot, ts = await bot_with_data(harness)
     digest_id = button_of(await schedule(harness, bot, ts, "digest daily 08:30: summarise revenue by region"))["value"]
     [thread_container] = harness.openai.live_containers()
     due = (await digest(bot, digest_id)).next_run_at
@@ -147,8 +146,7 @@ async def test_a_due_digest_runs_in_a_batch_container_and_posts_to_the_channel(
 async def test_unchanged_data_posts_one_line_and_creates_no_container(
     harness: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bot = await harness.start(**QUIET)
-    ts = await thread_with_data(harness, bot)
+    bot, ts = await bot_with_data(harness)
     digest_id = button_of(await schedule(harness, bot, ts, "digest daily 08:30: revenue by region"))["value"]
     first = (await digest(bot, digest_id)).next_run_at
     await run_due(bot, first, capsys)
@@ -166,8 +164,7 @@ async def test_unchanged_data_posts_one_line_and_creates_no_container(
 async def test_digest_always_posts_the_full_digest_even_when_nothing_changed(
     harness: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bot = await harness.start(**QUIET)
-    ts = await thread_with_data(harness, bot)
+    bot, ts = await bot_with_data(harness)
     confirmation = await schedule(harness, bot, ts, "digest always daily 08:30: revenue by region")
     assert "posts the full digest even when the data has not changed" in confirmation.text
     digest_id = button_of(confirmation)["value"]
@@ -182,8 +179,7 @@ async def test_digest_always_posts_the_full_digest_even_when_nothing_changed(
 
 
 async def test_missed_runs_run_once_at_the_next_start(harness: Harness) -> None:
-    bot = await harness.start(**QUIET)
-    ts = await thread_with_data(harness, bot)
+    bot, ts = await bot_with_data(harness)
     digest_id = button_of(await schedule(harness, bot, ts, "digest daily 08:30: revenue by region"))["value"]
     assert await bot.shutdown() == 0
     # the bot was down for four days: four slots were missed
@@ -210,8 +206,7 @@ async def test_missed_runs_run_once_at_the_next_start(harness: Harness) -> None:
 async def test_run_due_at_an_instant_that_is_not_due_runs_nothing(
     harness: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bot = await harness.start(**QUIET)
-    ts = await thread_with_data(harness, bot)
+    bot, ts = await bot_with_data(harness)
     digest_id = button_of(await schedule(harness, bot, ts, "digest weekdays 17:00: revenue"))["value"]
     due = (await digest(bot, digest_id)).next_run_at
     containers, posts = len(harness.openai.containers), len(harness.slack.bot_messages())
@@ -227,8 +222,7 @@ async def test_run_due_at_an_instant_that_is_not_due_runs_nothing(
 async def test_three_failures_pause_the_digest_and_tell_the_owner(
     harness: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bot = await harness.start(**QUIET)
-    ts = await thread_with_data(harness, bot)
+    bot, ts = await bot_with_data(harness)
     digest_id = button_of(await schedule(harness, bot, ts, "digest daily 08:30: revenue"))["value"]
 
     def broken(ctx: ResponseContext) -> ScriptedTurn:
@@ -256,8 +250,7 @@ async def test_three_failures_pause_the_digest_and_tell_the_owner(
 async def test_the_cancel_button_cancels_and_updates_the_confirmation(
     harness: Harness, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bot = await harness.start(**QUIET)
-    ts = await thread_with_data(harness, bot)
+    bot, ts = await bot_with_data(harness)
     confirmation = await schedule(harness, bot, ts, "digest daily 08:30: revenue")
     digest_id = button_of(confirmation)["value"]
     due = (await digest(bot, digest_id)).next_run_at
@@ -279,8 +272,7 @@ async def test_the_cancel_button_cancels_and_updates_the_confirmation(
 
 
 async def test_slash_commands_list_and_cancel_the_channels_digests(harness: Harness) -> None:
-    bot = await harness.start(**QUIET)
-    ts = await thread_with_data(harness, bot)
+    bot, ts = await bot_with_data(harness)
     first = button_of(await schedule(harness, bot, ts, "digest daily 08:30: revenue"))["value"]
     second = button_of(await schedule(harness, bot, ts, "digest every 1st of the month 09:00: churn"))["value"]
     async with SlackSender(bot.url + "/slack/events", SIGNING_SECRET) as sender:
@@ -314,8 +306,7 @@ async def test_slash_commands_list_and_cancel_the_channels_digests(harness: Harn
 
 
 async def test_the_cancel_button_of_the_ephemeral_list_replaces_the_list_line(harness: Harness) -> None:
-    bot = await harness.start(**QUIET)
-    ts = await thread_with_data(harness, bot)
+    bot, ts = await bot_with_data(harness)
     digest_id = button_of(await schedule(harness, bot, ts, "digest weekdays 17:00: revenue"))["value"]
     payload = ev.block_actions("digest_cancel", digest_id, channel_id=CHANNEL, user_id=USER, message_ts=ev.fresh_ts(),
                                response_url=harness.slack.new_response_url())
