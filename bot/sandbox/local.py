@@ -87,7 +87,23 @@ POOL_WARMUP_CODE = (
 """Also run in pool kernels (nobody is waiting for them): one tiny read/aggregate/plot, so the thread's first real
 request does not pay for pandas' and matplotlib's lazy initialisation."""
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _source_tree() -> Path | None:
+    """The source checkout the bot runs from, or ``None`` for a regular install.
+
+    A checkout (``pyproject.toml`` beside the ``bot`` package) holds the source and often ``.env`` and the
+    database, so kernels must not see it. A regular install lives in ``site-packages``, which is where the kernel's
+    own imports (ipykernel, pandas) come from: hiding that directory would break every kernel.
+    """
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and root.name not in ("site-packages", "dist-packages"):
+        return root
+    return None
+
+
+PROJECT_ROOT = _source_tree()
+"""The source tree to hide from kernels (``None``: installed as a package, nothing of ours to hide)."""
 
 _ID_PREFIX = "local-"
 _RUN_PREFIX = "run-"
@@ -434,7 +450,7 @@ def _mount_plan(needed: list[Path], *, keep: list[Path]) -> list[tuple[Path, lis
         if blocked:
             hides.add(blocked[0])
     for candidate in (PROJECT_ROOT, Path.cwd().resolve()):
-        if candidate != Path("/") and candidate.is_dir():
+        if candidate is not None and candidate != Path("/") and candidate.is_dir():
             hides.add(candidate)
     keep_real = [k.resolve() for k in keep]
     hides = {h for h in hides if not any(k == h or h in k.parents for k in keep_real)}
@@ -466,7 +482,8 @@ class LocalSandbox:
         if pool_size < 0 or memory_mb < 1 or cpu_seconds < 1 or max_file_mb < 1 or max_processes < 1:
             raise ValueError("pool_size must be >= 0 and the limits >= 1")
         self._shared = Path(base_dir).absolute() if base_dir is not None else None
-        if self._shared is not None and (self._shared == PROJECT_ROOT or PROJECT_ROOT in self._shared.parents):
+        if self._shared is not None and PROJECT_ROOT is not None and (
+                self._shared == PROJECT_ROOT or PROJECT_ROOT in self._shared.parents):
             raise ValueError(f"base_dir must be outside the project ({PROJECT_ROOT}): {self._shared}")
         self._base: Path | None = None
         self._live_locks: list[int] = []
@@ -671,7 +688,8 @@ class LocalSandbox:
         lines.append("environment: scrubbed (PATH, HOME, LANG, MPLBACKEND, thread caps only); no tokens or keys")
         where = (str(self._base) if self._base is not None else
                  f"a run directory in {self._shared}" if self._shared is not None else "a temp dir (created at start)")
-        lines.append(f"working directories: {where} (outside the project {PROJECT_ROOT})")
+        outside = f" (outside the source tree {PROJECT_ROOT})" if PROJECT_ROOT is not None else ""
+        lines.append(f"working directories: {where}{outside}")
         lines.append("not in force: disk quota (RLIMIT_FSIZE bounds each file, not their total), memory cgroup "
                      "(RLIMIT_AS bounds address space, not RSS), a private filesystem (world-readable host files "
                      "outside the hidden directories, and unix sockets, stay reachable)")
