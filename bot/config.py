@@ -150,6 +150,9 @@ class Settings(BaseSettings):
         description="Daily spending limit per user and per channel (UTC days; digest runs count); empty = none.",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`text` (one line per record) or `json` (one object per line, ids from context)."
+    )
 
     @field_validator("allowed_channels", "allowed_users", mode="before")
     @classmethod
