@@ -61,7 +61,9 @@ async def test_a_sandbox_that_depends_on_a_failed_check_is_never_passed(
     assert "– Sandbox: not checked: it needs OpenAI, which failed above" in out
 
 
-async def test_http_mode_without_a_signing_secret_is_named(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_http_mode_without_a_signing_secret_is_named(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert await cli.amain(["doctor"], settings=harness.settings(slack_signing_secret=None)) == 1
     assert "would serve HTTP mode, which needs SLACK_SIGNING_SECRET (or set SLACK_APP_TOKEN" in capsys.readouterr().out
 
