@@ -43,6 +43,7 @@ class Settings(BaseSettings):
         extra="ignore",
         populate_by_name=True,
         frozen=True,
+        env_ignore_empty=True,  # `SLACK_APP_TOKEN=` (an empty line in .env, compose's unset ${VAR}) means unset
     )
 
     slack_bot_token: SecretStr | None = Field(
