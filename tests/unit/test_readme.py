@@ -51,3 +51,10 @@ def test_links_stay_inside_the_repository() -> None:
             continue
         assert not target.startswith(".."), target
         assert (ROOT / target).exists(), target
+
+
+def test_anchors_point_at_headings() -> None:
+    slugs = {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+             for h in re.findall(r"^#+ (.+)$", README, re.MULTILINE)}
+    anchors = set(re.findall(r"\]\(#([^)]+)\)", README))
+    assert anchors and anchors <= slugs, anchors - slugs
