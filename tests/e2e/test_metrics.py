@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import aiohttp
 import pytest
+from openai import AsyncOpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.conftest import CHANNEL, Harness, RunningBot
+from tests.e2e.conftest import CHANNEL, OPENAI_KEY, Harness, RunningBot
 
 pytestmark = pytest.mark.e2e
 
@@ -98,3 +99,23 @@ async def test_a_refused_file_counts_as_a_refused_turn(harness: Harness) -> None
     await harness.wait_done(event["ts"])
     after = await scrape_until(bot, lambda s: moved(before, s, "datastory_turns_total", outcome="refused") == 1)
     assert moved(before, after, "datastory_containers_created_total", backend="openai") == 0
+
+
+async def test_sweeps_and_rebuilds_are_counted(harness: Harness) -> None:
+    async with AsyncOpenAI(api_key=OPENAI_KEY, base_url=harness.openai.base_url) as client:
+        await client.containers.create(name="datastory-T1-C9-1.000001")  # our prefix, unknown to the store
+        bot = await harness.start(orphan_grace_minutes=0.01, sweep_interval_seconds=0.2)  # grace: 0.6 s
+        swept = await scrape_until(bot, lambda s: value(s, "datastory_containers_swept_total", reason="orphan") == 1)
+        assert value(swept, "datastory_containers_open") == 0
+        event = harness.file_event("sales.csv")
+        await bot.send(event)
+        await harness.wait_done(event["ts"])
+        await scrape_until(bot, lambda s: value(s, "datastory_containers_open") == 1)
+        [container] = harness.openai.live_containers()
+        await client.containers.delete(container.id)  # gone behind the bot's back: the next question rebuilds
+        await bot.send(harness.reply_event("which region grew fastest?", event["ts"]))
+        await harness.wait_done(event["ts"], turns=2)
+        after = await scrape_until(bot, lambda s: value(s, "datastory_turns_total", outcome="done") == 2)
+    assert value(after, "datastory_containers_rebuilt_total") == 1
+    assert value(after, "datastory_containers_swept_total", reason="orphan") == 1  # the bot's own were spared
+    assert value(after, "datastory_containers_created_total", backend="openai") == 2
