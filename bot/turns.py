@@ -470,11 +470,13 @@ class TurnWorker:
         self._finished("done", elapsed, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
                        cost_usd=cost, files=charts)
 
-    def _finished(self, outcome: str, elapsed: float, **usage: Any) -> None:
+    def _finished(self, outcome: str, elapsed: float, *, input_tokens: int = 0, output_tokens: int = 0,
+                  cost_usd: float | None = None, files: int = 0) -> None:
         """Every turn ends here: one summary log line and the metrics."""
-        files = usage.pop("files", 0)
-        self._metrics.turn_finished(outcome, seconds=elapsed, **usage)
-        turn_summary(logger, outcome=outcome, seconds=elapsed, files=files, **usage)
+        self._metrics.turn_finished(outcome, seconds=elapsed, input_tokens=input_tokens, output_tokens=output_tokens,
+                                    cost_usd=cost_usd)
+        turn_summary(logger, outcome=outcome, seconds=elapsed, input_tokens=input_tokens,
+                     output_tokens=output_tokens, cost_usd=cost_usd, files=files)
 
     async def _answer(self, turn: TurnRecord, status: StatusMessage, run: _Run) -> TurnOutcome:
         key = turn.key
