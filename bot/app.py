@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -32,9 +33,10 @@ from bot.config import Settings
 from bot.deps import Deps
 from bot.digests import Digests
 from bot.intake import Intake
-from bot.jobs.digests import DigestJob, build_digest_job
+from bot.jobs.digests import DigestJob, DigestReport, build_digest_job
 from bot.jobs.periodic import run_periodically
-from bot.jobs.sweeper import build_sweeper
+from bot.jobs.sweeper import SweepReport, build_sweeper
+from bot.metrics import Metrics
 from bot.poster import Poster
 from bot.slack_gateway import SlackGateway
 from bot.store import make_store
@@ -61,6 +63,7 @@ class BotApp:
     poster: Poster
     backends: Backends
     clock: Clock
+    metrics: Metrics = field(default_factory=Metrics)
     slack_session: aiohttp.ClientSession | None = None
     digest_job: DigestJob | None = None
     ready: bool = field(default=False)
@@ -72,13 +75,30 @@ class BotApp:
         await self.backends.start()
         resumed = await self.worker.resume_unfinished()
         sweeper = build_sweeper(self.settings, store=self.store, sandbox=self.backends.sandbox)
+
+        async def sweep(now: float) -> SweepReport:
+            report = await sweeper.run_once(now)
+            open_now = sum(1 for t in await self.store.list_threads()
+                           if t.container_id and t.backend == self.backends.sandbox.kind)
+            self.metrics.swept(idle=len(report.deleted_idle), orphans=len(report.deleted_orphans),
+                               expired=len(report.deleted_expired), open_now=open_now)
+            return report
+
         self.jobs.append(asyncio.create_task(run_periodically(
-            sweeper.run_once, interval=self.settings.sweep_interval_seconds, clock=self.clock, name="sweeper"),
+            sweep, interval=self.settings.sweep_interval_seconds, clock=self.clock, name="sweeper"),
             name="sweeper"))
-        if self.digest_job is not None:  # the first pass runs now: digests missed while the bot was down, once
+        if (job := self.digest_job) is not None:  # the first pass runs now: digests missed while down, once
+
+            async def digests(now: float) -> DigestReport:
+                report = await job.run_once(now)
+                self.metrics.digests_ran(ran=len(report.ran), skipped_unchanged=len(report.skipped_unchanged),
+                                         skipped_budget=len(report.skipped_budget), failed=len(report.failed),
+                                         paused=len(report.paused))
+                return report
+
             self.jobs.append(asyncio.create_task(run_periodically(
-                self.digest_job.run_once, interval=self.settings.digest_interval_seconds, clock=self.clock,
-                name="digests"), name="digests"))
+                digests, interval=self.settings.digest_interval_seconds, clock=self.clock, name="digests"),
+                name="digests"))
         self.ready = True
         logger.info("bot ready sandbox=%s resumed_turns=%d", self.backends.sandbox.kind, resumed)
 
@@ -138,32 +158,48 @@ def build_app(
         raise_error_for_unhandled_request=False,
         logger=logging.getLogger("bot.bolt"),
     )
-    backends = backends or build_backends(settings)
+    metrics = Metrics(process=True)
+    bolt.use(_count_events(metrics))
+    backends = backends or build_backends(settings, metrics=metrics)
     store = make_store(settings.database_url)
-    poster = _gateway(settings, slack)
+    poster = _gateway(settings, slack, metrics)
     tracker = TaskTracker()
     worker = TurnWorker(
         store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock, tracker=tracker,
-        config=worker_config(settings, backends.sandbox.kind),
+        config=worker_config(settings, backends.sandbox.kind), metrics=metrics,
     )
     digests = Digests(store=store, poster=poster, clock=clock)
     intake = Intake(
         store=store, worker=worker, poster=poster, clock=clock, tracker=tracker,
         max_file_bytes=settings.max_file_bytes,
         allowed_channels=frozenset(settings.allowed_channels), allowed_users=frozenset(settings.allowed_users),
-        daily_budget_usd=settings.daily_budget_usd, digests=digests,
+        daily_budget_usd=settings.daily_budget_usd, digests=digests, metrics=metrics,
     )
-    register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests))
+    register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests, metrics=metrics))
     app = BotApp(settings=settings, bolt=bolt, web=web.Application(), store=store, worker=worker, tracker=tracker,
-                 poster=poster, backends=backends, clock=clock, slack_session=session,
+                 poster=poster, backends=backends, clock=clock, metrics=metrics, slack_session=session,
                  digest_job=build_digest_job(settings, store=store, poster=poster, worker=worker))
+    metrics.watch(ready=lambda: float(app.ready), running=lambda: app.worker.running, tasks=lambda: len(app.tracker))
     _mount_routes(app)
     return app
 
 
-def _gateway(settings: Settings, slack: AsyncWebClient) -> SlackGateway:
+def _count_events(metrics: Metrics) -> Callable[..., Awaitable[None]]:
+    """Bolt middleware: every request that passed Bolt's checks (signature, self events) counts as received."""
+
+    async def count(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+        event = body.get("event")
+        kind = event.get("type") if isinstance(event, dict) else "command" if "command" in body else body.get("type")
+        metrics.event_received(str(kind or ""))
+        await next()
+
+    return count
+
+
+def _gateway(settings: Settings, slack: AsyncWebClient, metrics: Metrics | None = None) -> SlackGateway:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
-    return SlackGateway(client=slack, token=token, api_url=settings.slack_api_url)
+    return SlackGateway(client=slack, token=token, api_url=settings.slack_api_url,
+                        on_error=metrics.slack_error if metrics is not None else None)
 
 
 @dataclass(slots=True)
@@ -222,18 +258,7 @@ def _mount_routes(app: BotApp) -> None:
         return web.json_response({"ok": ok, "ready": app.ready}, status=200 if ok else 503)
 
     async def metrics(request: web.Request) -> web.Response:
-        lines = [
-            "# HELP datastory_ready 1 when the bot takes work.",
-            "# TYPE datastory_ready gauge",
-            f"datastory_ready {int(app.ready)}",
-            "# HELP datastory_turns_running Turns holding a worker slot.",
-            "# TYPE datastory_turns_running gauge",
-            f"datastory_turns_running {app.worker.running}",
-            "# HELP datastory_background_tasks Tracked background tasks (running or queued turns).",
-            "# TYPE datastory_background_tasks gauge",
-            f"datastory_background_tasks {len(app.tracker)}",
-        ]
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+        return web.Response(body=app.metrics.render(), headers={"Content-Type": app.metrics.content_type})
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
         await app.start()

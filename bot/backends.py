@@ -24,6 +24,7 @@ from bot.sandbox.base import SandboxBackend
 from bot.sandbox.openai import OpenAISandbox
 
 if TYPE_CHECKING:
+    from bot.metrics import Metrics
     from bot.sandbox.local import LocalSandbox
 
 
@@ -53,11 +54,18 @@ class Backends:
             await self.openai.close()
 
 
-def openai_client(settings: Settings) -> AsyncOpenAI | None:
-    """The OpenAI (or compatible) client, or None when no key is configured."""
+def openai_client(settings: Settings, *, metrics: Metrics | None = None) -> AsyncOpenAI | None:
+    """The OpenAI (or compatible) client, or None when no key is configured; with ``metrics``, every failed HTTP
+    request is counted by kind (:class:`bot.openai_http.CountingHttpClient`)."""
     if settings.openai_api_key is None:
         return None
-    return AsyncOpenAI(api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url)
+    http = None
+    if metrics is not None:
+        from bot.openai_http import CountingHttpClient
+
+        http = CountingHttpClient(on_error=metrics.openai_error)
+    return AsyncOpenAI(api_key=settings.openai_api_key.get_secret_value(), base_url=settings.openai_base_url,
+                       http_client=http)
 
 
 def local_sandbox(settings: Settings, *, pool_size: int | None = None) -> LocalSandbox:
@@ -78,10 +86,11 @@ def local_sandbox(settings: Settings, *, pool_size: int | None = None) -> LocalS
 
 
 def build_backends(
-    settings: Settings, *, sandbox: Literal["openai", "local"] | None = None, pool_size: int | None = None
+    settings: Settings, *, sandbox: Literal["openai", "local"] | None = None, pool_size: int | None = None,
+    metrics: Metrics | None = None,
 ) -> Backends:
     """The sandbox and analyst the settings ask for (``sandbox`` overrides ``DATASTORY_SANDBOX``)."""
-    client = openai_client(settings)
+    client = openai_client(settings, metrics=metrics)
     match sandbox or settings.sandbox:
         case "openai":
             if client is None:

@@ -16,43 +16,84 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from bot import __version__
 from bot.app import BotApp, build_app, build_digest_runner, start_socket_mode
 from bot.backends import ConfigurationError, build_backends
 from bot.config import Settings
+from bot.files import FileRejected
 from bot.jobs.sweeper import build_sweeper
 from bot.logs import configure_logging
+from bot.sandbox.base import SandboxError
 from bot.store import make_store
 
 logger = logging.getLogger(__name__)
 
 
+def _sub(sub: Any, name: str, help: str, examples: str, description: str | None = None) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` ends with examples."""
+    return cast(argparse.ArgumentParser, sub.add_parser(
+        name, help=help, description=description or help, epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ))
+
 
 def parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    p = argparse.ArgumentParser(prog="datastory", description="A Slack bot that turns a CSV into an analysis.")
-    sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the bot (Socket Mode when SLACK_APP_TOKEN is set, else --http)")
-    run.add_argument("--http", action="store_true", help="serve the Events API at POST /slack/events")
-    run.add_argument("--host", default="0.0.0.0", help="HTTP host (default 0.0.0.0)")
-    run.add_argument("--port", type=int, default=None, help="HTTP port (default 3000 with --http)")
-    tr = sub.add_parser("try", help="analyse files in a console thread, no Slack needed")
-    tr.add_argument("files", nargs="+")
-    tr.add_argument("--question", default=None)
-    tr.add_argument("--out", default="datastory-out", help="where the answer and the charts are written")
-    sw = sub.add_parser("sweep", help="delete idle and orphaned containers once and print a report")
-    sw.add_argument("--idle-minutes", type=int, default=None)
-    sw.add_argument("--dry-run", action="store_true")
-    dg = sub.add_parser("digest", help="scheduled digests")
-    dsub = dg.add_subparsers(dest="digest_command", required=True)
-    dsub.add_parser("list", help="print every digest")
-    due = dsub.add_parser("run-due", help="run the digests due at an instant (default now), once")
-    due.add_argument("--now", default=None, help="the instant, ISO-8601 (2025-06-16T09:00:00Z); naive means UTC")
+    """The argument parser of every subcommand; each has help text and examples (``datastory COMMAND --help``)."""
+    p = argparse.ArgumentParser(
+        prog="datastory", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="A Slack bot that turns a CSV dropped into Slack into an analysis: a narrative and charts in the "
+                    "thread. Settings come from the environment and .env (see the README).",
+        epilog="examples:\n"
+               "  datastory try examples/sales.csv --out datastory-out   # offline, no Slack, no keys\n"
+               "  datastory doctor                                       # check the settings end to end\n"
+               "  datastory run --http --port 3000                       # serve Slack's Events API\n"
+               "run `datastory COMMAND --help` for the options and examples of each command.",
+    )
+    p.add_argument("--version", action="version", version=f"datastory {__version__}",
+                   help="print the version and exit")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    run = _sub(sub, "run", "run the bot: Socket Mode when SLACK_APP_TOKEN is set, else HTTP (Events API)",
+               "  SLACK_BOT_TOKEN=xoxb-… SLACK_APP_TOKEN=xapp-… OPENAI_API_KEY=sk-… datastory run\n"
+               "  datastory run --http --host 0.0.0.0 --port 3000\n"
+               "  datastory run --port 9090   # Socket Mode, with /healthz and /metrics on port 9090")
+    run.add_argument("--http", action="store_true",
+                     help="serve the Events API, slash commands and interactivity at POST /slack/events, with "
+                          "GET /healthz and GET /metrics (the default when SLACK_APP_TOKEN is not set)")
+    run.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    run.add_argument("--port", type=int, default=None,
+                     help="HTTP port (default 3000 in HTTP mode; in Socket Mode, serve /healthz and /metrics on it)")
+    tr = _sub(sub, "try", "analyse local files in a console thread: local sandbox, no Slack, no keys needed",
+              "  datastory try examples/sales.csv\n"
+              "  datastory try examples/sales.csv examples/web_traffic.csv --question 'which channel grew?'\n"
+              "  datastory try data.csv --out /tmp/report")
+    tr.add_argument("files", nargs="+", metavar="FILE", help="CSV, TSV, Excel or JSON files to analyse together")
+    tr.add_argument("--question", default=None,
+                    help="what to ask (default: a general analysis; questions need OPENAI_API_KEY for a model)")
+    tr.add_argument("--out", default="datastory-out", metavar="DIR",
+                    help="where the answer (answer.md) and the charts are written (default datastory-out)")
+    sw = _sub(sub, "sweep", "delete idle and orphaned containers once and print a report (for cron)",
+              "  datastory sweep\n  datastory sweep --dry-run\n  datastory sweep --idle-minutes 60")
+    sw.add_argument("--idle-minutes", type=int, default=None, metavar="N",
+                    help="idle time after which a thread's container goes (default DATASTORY_IDLE_MINUTES)")
+    sw.add_argument("--dry-run", action="store_true", help="report what would be deleted; delete nothing")
+    dg = _sub(sub, "digest", "scheduled digests: list them, or run the ones due (for cron)",
+              "  datastory digest list\n  datastory digest run-due\n"
+              "  datastory digest run-due --now 2025-06-16T09:00:00Z --dry-run")
+    dsub = dg.add_subparsers(dest="digest_command", metavar="SUBCOMMAND", required=True)
+    _sub(dsub, "list", "print every digest: id, channel, schedule, time zone, next run, status, last outcome",
+         "  datastory digest list")
+    due = _sub(dsub, "run-due", "run the digests due at an instant (default now), once, and print the report",
+               "  datastory digest run-due\n  datastory digest run-due --now 2025-06-16T09:00:00Z --dry-run")
+    due.add_argument("--now", default=None, metavar="ISO-8601",
+                     help="the instant, ISO-8601 (2025-06-16T09:00:00Z); naive means UTC")
     due.add_argument("--dry-run", action="store_true", help="list what would run; claim and run nothing")
-    sub.add_parser("doctor", help="check tokens, scopes, endpoints, database and sandbox")
+    _sub(sub, "doctor", "check tokens and scopes, the OpenAI endpoint, the database and the sandbox; say what to fix",
+         "  datastory doctor\n  DATASTORY_SANDBOX=local datastory doctor")
     return p
 
 
@@ -62,8 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS only
         return asyncio.run(amain(argv))
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(amain(argv))
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(amain(argv))
+    except KeyboardInterrupt:
+        print("datastory: interrupted", file=sys.stderr)
+        return 130
 
 
 async def amain(
@@ -71,7 +116,11 @@ async def amain(
     ready: Callable[[str], None] | None = None, stop: asyncio.Event | None = None,
 ) -> int:
     """Run one ``datastory`` command; returns the exit code."""
-    args = parser().parse_args(argv)
+    cli = parser()
+    args = cli.parse_args(argv)
+    if args.command is None:
+        cli.print_help()
+        return 0
     try:
         settings = settings or Settings()
     except ValidationError as exc:
@@ -80,11 +129,9 @@ async def amain(
             print(f"datastory: {where}: {err['msg']}", file=sys.stderr)
         return 2
     if args.command == "try":
-        configure_logging("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level)
-        from bot.tryout import run_try
-
-        return await run_try(settings, [Path(f) for f in args.files], question=args.question,
-                             out_dir=Path(args.out))
+        configure_logging("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level,
+                          settings.log_format)
+        return await _try(settings, args)
     if args.command == "doctor":
         from bot.doctor import run_checks
 
@@ -92,22 +139,70 @@ async def amain(
         for check in checks:
             print(check.line())
         return 1 if any(c.verdict == "failed" for c in checks) else 0
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if args.command == "sweep":
         return await _sweep(settings, idle_minutes=args.idle_minutes, dry_run=args.dry_run)
     if args.command == "digest":
         if args.digest_command == "list":
             return await _digest_list(settings)
         return await _digest_run_due(settings, now=args.now, dry_run=args.dry_run)
+    http = args.http or settings.slack_app_token is None
+    if missing := settings.missing_for_slack(socket_mode=not http):
+        print(missing_settings_text(settings, missing, http=http), file=sys.stderr)
+        return 2
     stop = stop or _stop_on_signals()
     try:
-        if args.http or settings.slack_app_token is None:
+        if http:
             return await _run_http(settings, host=args.host, port=3000 if args.port is None else args.port,
                                    ready=ready, stop=stop)
         return await _run_socket(settings, port=args.port, host=args.host, ready=ready, stop=stop)
     except ConfigurationError as exc:
         print(f"datastory: {exc}", file=sys.stderr)
         return 2
+
+
+ALTERNATIVES = {
+    "SLACK_SIGNING_SECRET": "or set SLACK_APP_TOKEN to connect over Socket Mode instead",
+    "OPENAI_API_KEY": "or set DATASTORY_SANDBOX=local to run the analysis on this machine",
+}
+
+
+def missing_settings_text(settings: Settings, missing: list[str], *, http: bool) -> str:
+    """Every setting ``datastory run`` still needs in its mode, at once, each with what it is."""
+    fields = {Settings.env_name(name): info for name, info in Settings.model_fields.items()}
+    mode = "HTTP mode (Events API at POST /slack/events)" if http else "Socket Mode (SLACK_APP_TOKEN is set)"
+    lines = [f"datastory run: {mode} needs {len(missing)} more setting{'s' * (len(missing) > 1)} "
+             "(environment or .env):"]
+    for env in missing:
+        what = (fields[env].description or "").rstrip(".") if env in fields else ""
+        extra = f"; {ALTERNATIVES[env]}" if env in ALTERNATIVES else ""
+        lines.append(f"  {env}: {what}{extra}")
+    return "\n".join(lines)
+
+
+async def _try(settings: Settings, args: argparse.Namespace) -> int:
+    """``datastory try``: whatever goes wrong is one line and a non-zero exit; the traceback only at DEBUG."""
+    from bot.tryout import run_try
+
+    try:
+        return await run_try(settings, [Path(f) for f in args.files], question=args.question,
+                             out_dir=Path(args.out))
+    except Exception as exc:
+        logger.debug("datastory try failed", exc_info=exc)
+        print(f"datastory try: {failure_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def failure_line(exc: BaseException) -> str:
+    """One line for a command that failed: the message of an error we raise on purpose (it says the cause and
+    the fix), the OS's words for a file problem, and the type otherwise."""
+    if isinstance(exc, ConfigurationError | SandboxError | FileRejected):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or type(exc).__name__}{where}"
+    return (f"unexpected {type(exc).__name__}: {exc} (run with DATASTORY_LOG_LEVEL=DEBUG to see the traceback, "
+            "and please report it)")
 
 
 async def _sweep(settings: Settings, *, idle_minutes: int | None, dry_run: bool) -> int:

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
         extra="ignore",
         populate_by_name=True,
         frozen=True,
+        env_ignore_empty=True,  # `SLACK_APP_TOKEN=` (an empty line in .env, compose's unset ${VAR}) means unset
     )
 
     slack_bot_token: SecretStr | None = Field(
@@ -150,6 +151,9 @@ class Settings(BaseSettings):
         description="Daily spending limit per user and per channel (UTC days; digest runs count); empty = none.",
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="`text` (one line per record) or `json` (one object per line, ids from context)."
+    )
 
     @field_validator("allowed_channels", "allowed_users", mode="before")
     @classmethod

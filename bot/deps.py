@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.digests import Digests
 from bot.intake import Intake
+from bot.metrics import Metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,3 +17,4 @@ class Deps:
     settings: Settings
     intake: Intake
     digests: Digests
+    metrics: Metrics = field(default_factory=Metrics)

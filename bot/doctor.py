@@ -3,16 +3,22 @@
 Each check talks to the real thing: Slack (``auth.test``, and the token's scopes against what the bot needs),
 the OpenAI or compatible endpoint (a one-item container list), the database (open, migrate, ping), and the
 sandbox (the local backend runs ``print(1 + 1)`` in a kernel and reports its isolation). A check that is not
-configured says which variable would enable it; a failing one says what failed. Secrets are never printed.
+configured says which variable would enable it; a failing one says what failed; a check that needs one that did
+not pass is skipped, never shown as passed. The doctor changes nothing: a SQLite file that does not exist yet is
+not created (``datastory run`` creates it). Secrets are never printed.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import aiohttp
 from openai import APIConnectionError, APIStatusError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.backends import local_sandbox, openai_client
 from bot.config import Settings
@@ -61,6 +67,10 @@ async def check_slack(settings: Settings) -> Check:
     if missing:
         return Check("Slack", "failed", f"signed in as @{user} in {team}, but the token lacks the scopes "
                                         f"{', '.join(missing)}: add them (manifest.yml) and reinstall the app")
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        return Check("Slack", "failed", f"signed in as @{user} in {team}, every scope present; but `datastory run` "
+                                        "would serve HTTP mode, which needs SLACK_SIGNING_SECRET (or set "
+                                        "SLACK_APP_TOKEN to connect over Socket Mode)")
     mode = "Socket Mode (SLACK_APP_TOKEN set)" if settings.slack_app_token else "HTTP mode"
     return Check("Slack", "ok", f"signed in as @{user} in {team}, every scope present; {mode}")
 
@@ -70,10 +80,12 @@ async def check_openai(settings: Settings) -> Check:
     client = openai_client(settings)
     where = settings.openai_base_url or "the OpenAI API"
     if client is None:
-        note = ("the hosted sandbox needs it" if settings.sandbox == "openai"
-                else "the local sandbox uses the offline analyst")
-        return Check("OpenAI", "failed" if settings.sandbox == "openai" else "skipped",
-                     f"OPENAI_API_KEY is not set ({note})")
+        if settings.sandbox == "openai":
+            return Check("OpenAI", "failed", "OPENAI_API_KEY is not set (the hosted sandbox needs it): set it, or "
+                                             "run without a key on this machine with DATASTORY_SANDBOX=local; "
+                                             "`datastory try FILE` analyses a file offline right now")
+        return Check("OpenAI", "skipped", "OPENAI_API_KEY is not set (the local sandbox uses the offline analyst): "
+                                          "set it to answer questions with a model")
     try:
         page = await client.with_options(max_retries=0, timeout=15).containers.list(limit=1)
         return Check("OpenAI", "ok", f"{where} answered; model {settings.model}; {len(page.data)} container(s) "
@@ -87,8 +99,28 @@ async def check_openai(settings: Settings) -> Check:
         await client.close()
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (``None`` for another database or an in-memory one)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 async def check_database(settings: Settings) -> Check:
-    """The store opens (migrating to the current schema) and answers."""
+    """The store opens (migrating to the current schema) and answers; a SQLite file that does not exist yet is
+    left uncreated (its directory must be writable)."""
+    path = _sqlite_file(settings.database_url)
+    if path is not None and not path.exists():
+        parent = path.parent.resolve()
+        if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+            return Check("Database", "ok", f"SQLite file {path} does not exist yet; `datastory run` creates it "
+                                           f"({parent} is writable)")
+        return Check("Database", "failed", f"SQLite file {path} cannot be created: {parent} is not a writable "
+                                           "directory; set DATASTORY_DATABASE_URL to a writable path")
     store = make_store(settings.database_url)
     try:
         await store.open()
@@ -123,7 +155,17 @@ async def check_sandbox(settings: Settings) -> Check:
     return Check("Sandbox", "ok", "local kernels run code; " + "; ".join(report))
 
 
+def blocked(name: str, needs: Check) -> Check | None:
+    """``name`` cannot be checked, as ``needs`` did not pass: a skipped line that says so (never a ✓)."""
+    if needs.verdict == "ok":
+        return None
+    why = "failed" if needs.verdict == "failed" else "was skipped"
+    return Check(name, "skipped", f"not checked: it needs {needs.name}, which {why} above")
+
+
 async def run_checks(settings: Settings) -> list[Check]:
-    """Every check, in order."""
-    return [await check_slack(settings), await check_openai(settings), await check_database(settings),
-            await check_sandbox(settings)]
+    """Every check, in order; the hosted sandbox is checked through OpenAI, so only once OpenAI passed."""
+    openai = await check_openai(settings)
+    hosted_blocked = blocked("Sandbox", openai) if settings.sandbox == "openai" else None
+    return [await check_slack(settings), openai, await check_database(settings),
+            hosted_blocked or await check_sandbox(settings)]

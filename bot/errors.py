@@ -11,7 +11,7 @@ import secrets
 from bot.analysts.base import AnalysisFailed
 from bot.files import FileRejected
 from bot.poster import FileAccessDenied, ForeignFileHost, SlackError
-from bot.sandbox.base import ContainerExpired, ContainerNotFound, SandboxTimeout, SandboxUnavailable
+from bot.sandbox.base import ContainerExpired, ContainerNotFound, SandboxError, SandboxTimeout, SandboxUnavailable
 
 
 class TurnTimeout(Exception):
@@ -54,3 +54,22 @@ def describe(exc: BaseException) -> str:
 def failure_text(exc: BaseException, ref: str) -> str:
     """The full failure line for the thread: the description and the reference id."""
     return f":warning: {describe(exc)} (ref `{ref}`)"
+
+
+def outcome_of(exc: BaseException) -> str:
+    """The outcome a failed turn is counted and logged under: ``refused`` (the files), ``timeout``,
+    ``unavailable`` (the provider refuses work for now), or ``failed``."""
+    if isinstance(exc, TurnTimeout | SandboxTimeout):
+        return "timeout"
+    if isinstance(exc, FileRejected | FileAccessDenied | ForeignFileHost):
+        return "refused"
+    if isinstance(exc, SandboxUnavailable):
+        return "unavailable"
+    return "failed"
+
+
+def is_expected(exc: BaseException) -> bool:
+    """Whether the thread's message fully explains the failure (a refused file, a time limit, a provider, Slack,
+    model or sandbox set-up problem): logged at INFO without a stack trace, which only a bug deserves (the
+    traceback still comes with ``DATASTORY_LOG_LEVEL=DEBUG``)."""
+    return isinstance(exc, TurnTimeout | SandboxError | FileRejected | SlackError | AnalysisFailed)

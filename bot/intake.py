@@ -21,6 +21,8 @@ from bot.clock import Clock
 from bot.costs import over_budget
 from bot.digests import NO_DATA_TEXT, Digests, is_digest_command
 from bot.files import rejection_reason
+from bot.logs import bind
+from bot.metrics import Metrics
 from bot.poster import Poster, SlackError, SlackFile
 from bot.store.base import FileRecord, NewTurn, Store, ThreadKey
 from bot.tasks import TaskTracker, TrackerClosed
@@ -85,8 +87,9 @@ class Intake:
         self, *, store: Store, worker: TurnWorker, poster: Poster, clock: Clock, tracker: TaskTracker,
         max_file_bytes: int, allowed_channels: frozenset[str] = frozenset(),
         allowed_users: frozenset[str] = frozenset(), daily_budget_usd: float | None = None,
-        digests: Digests | None = None,
+        digests: Digests | None = None, metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._budget = daily_budget_usd
         self._digests = digests
         self._store = store
@@ -100,13 +103,18 @@ class Intake:
 
     def receive(self, msg: IncomingMessage) -> None:
         """Handle ``msg`` in a tracked background task (called right after Slack was acknowledged)."""
+        received = self._metrics.mark_received()  # the task inherits the arrival time (first-feedback latency)
         try:
             self._tracker.spawn(self._handle(msg), name=f"intake-{msg.channel}-{msg.ts}")
         except TrackerClosed:
             logger.warning("shutting down; message not handled channel=%s ts=%s", msg.channel, msg.ts)
+        finally:
+            self._metrics.unmark(received)
 
     async def _handle(self, msg: IncomingMessage) -> None:
+        bind(team=msg.team, channel=msg.channel, thread_ts=msg.key.thread_ts)
         outcome = await self.on_message(msg)
+        self._metrics.message_handled(outcome)
         if outcome != "ignored":
             logger.info("message handled channel=%s ts=%s outcome=%s", msg.channel, msg.ts, outcome)
 
@@ -201,9 +209,12 @@ class Intake:
             return "refused"
         if msg.is_retry:
             return await self._store_turn(msg, files, reacted=False)
-        _, outcome = await asyncio.gather(self._worker.acknowledge(msg.channel, msg.ts),
-                                          self._store_turn(msg, files, reacted=True))
+        _, outcome = await asyncio.gather(self._acknowledge(msg), self._store_turn(msg, files, reacted=True))
         return outcome
+
+    async def _acknowledge(self, msg: IncomingMessage) -> None:
+        await self._worker.acknowledge(msg.channel, msg.ts)
+        self._metrics.first_feedback_shown()
 
     async def _store_turn(self, msg: IncomingMessage, files: tuple[SlackFile, ...], *, reacted: bool) -> Outcome:
         now = self._clock.now()

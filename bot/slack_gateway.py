@@ -9,7 +9,7 @@ redirects are followed by hand, at most twice and only to such hosts.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import aiohttp
@@ -29,6 +29,8 @@ MAX_REDIRECTS = 2
 _SNIFF_BYTES = 512
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _UNLABELLED = "application/octet-stream"  # what aiohttp reports when a response has no Content-Type
+_BENIGN = frozenset({"already_reacted", "no_reaction"})
+"""Error codes the gateway treats as success (not counted as errors)."""
 
 
 def _default_port(scheme: str) -> int:
@@ -68,8 +70,10 @@ class SlackGateway:
 
     def __init__(
         self, *, client: AsyncWebClient, token: str, api_url: str, session: aiohttp.ClientSession | None = None,
-        connect_timeout: float = 15.0, read_timeout: float = 120.0,
+        connect_timeout: float = 15.0, read_timeout: float = 120.0, on_error: Callable[[str], None] | None = None,
     ) -> None:
+        self._on_error = on_error
+        """Told the error code of every failed Web API call (the metrics)."""
         self._client = client
         self._token = token
         self._api_url = URL(api_url)
@@ -84,11 +88,16 @@ class SlackGateway:
             return await call
         except SlackApiError as exc:
             code = str(exc.response.get("error") or f"http_{exc.response.status_code}")
-            raise SlackError(code, method=method) from exc
+            raise self._failure(code, method) from exc
         except SlackClientError as exc:
-            raise SlackError("request_failed", method=method) from exc
+            raise self._failure("request_failed", method) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise SlackError("connection_error", method=method) from exc
+            raise self._failure("connection_error", method) from exc
+
+    def _failure(self, code: str, method: str) -> SlackError:
+        if self._on_error is not None and code not in _BENIGN:
+            self._on_error(code)
+        return SlackError(code, method=method)
 
     @classmethod
     def for_token(cls, *, token: str, api_url: str, session: aiohttp.ClientSession) -> SlackGateway:

@@ -30,7 +30,7 @@ from bot.analysts.base import DEFAULT_QUESTION, AnalysisRequest, AnalysisResult,
 from bot.clock import Clock
 from bot.config import Settings
 from bot.costs import footer, turn_cost
-from bot.errors import TurnTimeout, failure_text, new_ref
+from bot.errors import TurnTimeout, failure_text, is_expected, new_ref, outcome_of
 from bot.files import (
     ACCESS_DENIED_REASON,
     FOREIGN_HOST_REASON,
@@ -43,6 +43,8 @@ from bot.files import (
     refusals_text,
 )
 from bot.formatting import human_size, names_list, seconds, split_message, to_mrkdwn
+from bot.logs import bind, turn_summary
+from bot.metrics import Metrics, QueueWait
 from bot.poster import FileAccessDenied, ForeignFileHost, Poster, SlackError, Upload
 from bot.sandbox.base import (
     ContainerExpired,
@@ -320,8 +322,9 @@ class TurnWorker:
 
     def __init__(
         self, *, store: Store, sandbox: SandboxBackend, analyst: Analyst, poster: Poster, clock: Clock,
-        tracker: TaskTracker, config: WorkerConfig,
+        tracker: TaskTracker, config: WorkerConfig, metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._store = store
         self._sandbox = sandbox
         self._analyst = analyst
@@ -401,6 +404,7 @@ class TurnWorker:
     ) -> None:
         """Show feedback at once (no store read first), then wait for the thread and a slot, then work."""
         key = turn.key
+        bind(team=key.team, channel=key.channel, thread_ts=key.thread_ts, turn=turn.id)
         ticket = ticket or self._queue.join(key, turn.message_ts)
         status = StatusMessage(poster=self._poster, channel=key.channel, thread_ts=key.thread_ts, ts=turn.status_ts)
         first = (f":hourglass_flowing_sand: Reading {names_list(files)}…" if files
@@ -414,13 +418,15 @@ class TurnWorker:
         if ahead := self._queue.ahead(key, ticket):
             await status.set(f":hourglass: Queued behind {ahead} earlier question{'s' * (ahead > 1)} "
                              "in this thread; I'll answer in order.")
-        async with self._queue.turn(key, ticket):
-            await self._run_locked(turn, status)
+        with self._metrics.queued() as wait:
+            async with self._queue.turn(key, ticket):
+                await self._run_locked(turn, status, wait)
 
-    async def _run_locked(self, turn: TurnRecord, status: StatusMessage) -> None:
+    async def _run_locked(self, turn: TurnRecord, status: StatusMessage, wait: QueueWait) -> None:
         if self._slots.locked():
             await status.set(f":hourglass: Waiting for a free slot: {self._running} analyses are running.")
         async with self._slots:
+            wait.started()
             self._running += 1
             try:
                 await self._execute(turn, status)
@@ -436,13 +442,14 @@ class TurnWorker:
             async with asyncio.timeout(self._config.turn_timeout):
                 outcome = await self._answer(turn, status, run)
         except TimeoutError:
-            await self._fail(turn, status, TurnTimeout(self._config.turn_timeout))
+            await self._fail(turn, status, TurnTimeout(self._config.turn_timeout), self._clock.now() - started)
             return
         except asyncio.CancelledError:
             logger.info("turn interrupted by shutdown; it will resume turn=%s", turn.id)
+            self._finished("interrupted", self._clock.now() - started)
             raise
         except Exception as exc:
-            await self._fail(turn, status, exc)
+            await self._fail(turn, status, exc, self._clock.now() - started)
             return
         elapsed = self._clock.now() - started
         usage = outcome.result.usage
@@ -460,9 +467,16 @@ class TurnWorker:
             code="\n\n".join(outcome.result.code)[-CODE_KEPT:] or None, model=outcome.result.model or None,
             cost_usd=cost or 0.0,
         ))
-        logger.info("turn done turn=%s thread=%s seconds=%.1f files=%d in_tokens=%d out_tokens=%d cost=%s",
-                    turn.id, key, elapsed, charts, usage.input_tokens, usage.output_tokens,
-                    "unknown" if cost is None else f"{cost:.4f}")
+        self._finished("done", elapsed, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                       cost_usd=cost, files=charts)
+
+    def _finished(self, outcome: str, elapsed: float, *, input_tokens: int = 0, output_tokens: int = 0,
+                  cost_usd: float | None = None, files: int = 0) -> None:
+        """Every turn ends here: one summary log line and the metrics."""
+        self._metrics.turn_finished(outcome, seconds=elapsed, input_tokens=input_tokens, output_tokens=output_tokens,
+                                    cost_usd=cost_usd)
+        turn_summary(logger, outcome=outcome, seconds=elapsed, input_tokens=input_tokens,
+                     output_tokens=output_tokens, cost_usd=cost_usd, files=files)
 
     async def _answer(self, turn: TurnRecord, status: StatusMessage, run: _Run) -> TurnOutcome:
         key = turn.key
@@ -494,6 +508,7 @@ class TurnWorker:
                 if attempt == 2:
                     raise
                 logger.info("container gone, rebuilding thread=%s reason=%s", key, type(exc).__name__)
+                self._metrics.container_rebuilt()
                 await self._store.clear_container(key, status="swept")
                 await status.set(":recycle: The workspace had expired; rebuilding it and reloading the files…")
         raise AssertionError("unreachable")  # pragma: no cover
@@ -527,6 +542,7 @@ class TurnWorker:
         async def create() -> str:
             info = await self._create_when_possible(name, status, idle_minutes=idle_minutes)
             created.append(info.id)
+            self._metrics.container_created(self._sandbox.kind)
             run.sessions += 1 if self._config.session_usd else 0
             logger.info("batch container created container=%s name=%s", info.id, name)
             return info.id
@@ -549,6 +565,8 @@ class TurnWorker:
         elapsed = self._clock.now() - started
         cost = turn_cost(model=result.model, usage=result.usage, prices=self._config.prices, sessions=run.sessions,
                          session_usd=self._config.session_usd)
+        self._metrics.spent("digest", input_tokens=result.usage.input_tokens,
+                            output_tokens=result.usage.output_tokens, cost_usd=cost)
         return BatchOutcome(result=result, uploads=uploads, loaded=tuple(d.name for d in data),
                             refused=tuple(refused), container_id=container_id, elapsed=elapsed, cost_usd=cost,
                             footer=footer(elapsed, cost) if self._config.cost_footer else "")
@@ -596,6 +614,7 @@ class TurnWorker:
         run.sessions += 1 if self._config.session_usd else 0
         await self._store.set_container(key, container_id=info.id, name=name, backend=self._sandbox.kind,
                                         now=self._clock.now())
+        self._metrics.container_created(self._sandbox.kind)
         logger.info("container created container=%s thread=%s", info.id, key)
         return info.id
 
@@ -768,14 +787,17 @@ class TurnWorker:
         if outcome.uploads:
             await self._poster.upload_files(channel=key.channel, thread_ts=key.thread_ts, files=outcome.uploads)
 
-    async def _fail(self, turn: TurnRecord, status: StatusMessage, exc: BaseException) -> None:
+    async def _fail(self, turn: TurnRecord, status: StatusMessage, exc: BaseException, elapsed: float) -> None:
         ref = new_ref()
-        logger.error("turn failed turn=%s thread=%s ref=%s error=%s", turn.id, turn.key, ref, type(exc).__name__,
-                     exc_info=exc)
+        expected = is_expected(exc)  # explained in the thread: no stack trace unless at DEBUG
+        logger.log(logging.INFO if expected else logging.ERROR, "turn failed turn=%s thread=%s ref=%s error=%s",
+                   turn.id, turn.key, ref, type(exc).__name__,
+                   exc_info=exc if not expected or logger.isEnabledFor(logging.DEBUG) else None)
         await self._swap_reaction(turn.key.channel, turn.message_ts, FAILED)
         await status.set(failure_text(exc, ref))
         await self._store.finish_turn(turn.id, status="failed", now=self._clock.now(),
                                       outcome=TurnOutcomeRecord(error=f"{type(exc).__name__} ref={ref}"))
+        self._finished(outcome_of(exc), elapsed)
 
     async def _react(self, channel: str, ts: str, name: str) -> None:
         try:

@@ -13,10 +13,11 @@ from slack_bolt.async_app import AsyncApp
 from bot.deps import Deps
 
 
-async def acknowledge_only() -> None:
-    """Nothing to do; Bolt has already acknowledged the event."""
-
-
 def register(app: AsyncApp, deps: Deps) -> None:
     """Register the catch-all listener for every remaining event type."""
+
+    async def acknowledge_only() -> None:
+        """Nothing to do (Bolt has already acknowledged the event) but count it."""
+        deps.metrics.event_ignored("no_listener")
+
     app.event(re.compile(r".*"))(acknowledge_only)
