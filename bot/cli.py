@@ -53,6 +53,11 @@ def parser() -> argparse.ArgumentParser:
     due.add_argument("--now", default=None, help="the instant, ISO-8601 (2025-06-16T09:00:00Z); naive means UTC")
     due.add_argument("--dry-run", action="store_true", help="list what would run; claim and run nothing")
     sub.add_parser("doctor", help="check tokens, scopes, endpoints, database and sandbox")
+    demo = sub.add_parser("demo", help="the real bot against a built-in Slack emulator, in your browser; no Slack")
+    demo.add_argument("--port", type=int, default=8000, help="port of the page (default 8000; 0 picks a free one)")
+    demo.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; the page has no "
+                      "authentication, so anything but loopback is a deliberate choice)")
+    demo.add_argument("--open", action="store_true", help="open the page in the default browser")
     return p
 
 
@@ -92,6 +97,12 @@ async def amain(
         for check in checks:
             print(check.line())
         return 1 if any(c.verdict == "failed" for c in checks) else 0
+    if args.command == "demo":
+        configure_logging("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level)
+        from bot.demo.runner import run_demo
+
+        return await run_demo(settings, host=args.host, port=args.port, open_browser=args.open, ready=ready,
+                              stop=stop or _stop_on_signals())
     configure_logging(settings.log_level)
     if args.command == "sweep":
         return await _sweep(settings, idle_minutes=args.idle_minutes, dry_run=args.dry_run)
