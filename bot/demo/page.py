@@ -149,6 +149,8 @@ async def _save_upload(part: BodyPartReader, folder: Path) -> Upload:
 
 async def _post_message(request: web.Request) -> web.Response:
     """Multipart form: ``text``, ``thread_ts``, ``tz`` and any number of ``file`` parts."""
+    if not request.content_type.startswith("multipart/"):
+        return _problem(400, "Send the message as multipart/form-data.")
     fields: dict[str, str] = {}
     uploads: list[Upload] = []
     reader = await request.multipart()

@@ -173,6 +173,8 @@ class DemoWorkspace:
         payload["container"].update({"is_ephemeral": ephemeral is not None, "thread_ts": thread_ts})
         if msg is not None:
             payload["message"] = msg.to_api(team_id=self.slack.team_id, app_id=self.slack.app_id)
+        else:  # an ephemeral message is nowhere the app could read it: Slack sends only the container
+            payload.pop("message", None)
         self._check(await self.sender.send_interactive(payload), "the click")
 
     def dismiss(self, ephemeral_id: str) -> None:

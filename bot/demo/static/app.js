@@ -12,8 +12,8 @@ const state = {
   info: null,
 };
 const panes = {
-  channel: { list: document.getElementById("channel-messages"), rendered: new Map(), stick: true },
-  thread: { list: document.getElementById("thread-messages"), rendered: new Map(), stick: true },
+  channel: { list: document.getElementById("channel-messages"), rendered: new Map(), stick: true, autoTop: 0 },
+  thread: { list: document.getElementById("thread-messages"), rendered: new Map(), stick: true, autoTop: 0 },
 };
 const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
 const ctx = {
@@ -64,6 +64,7 @@ async function readAnswer(response) {
 
 function renderFiles(files) {
   const list = el("div", "files");
+  if (files.filter((file) => file.image).length > 1) list.classList.add("gallery");
   for (const file of files) {
     if (file.image) {
       const figure = el("figure", "file-image");
@@ -212,6 +213,7 @@ function isAtBottom(list) {
 
 function scrollToBottom(pane) {
   pane.list.scrollTop = pane.list.scrollHeight;
+  pane.autoTop = pane.list.scrollTop;
   pane.stick = true;
 }
 
@@ -423,7 +425,12 @@ async function start() {
     if (event.key === "Escape" && state.openThread && !document.getElementById("confirm").open) closeThread();
   });
   for (const pane of Object.values(panes)) {
-    pane.list.addEventListener("scroll", () => { pane.stick = isAtBottom(pane.list); }, { passive: true });
+    // Follow new messages until the person scrolls up; content growing under our own scroll (an image getting its
+    // size) is not the person scrolling away.
+    pane.list.addEventListener("scroll", () => {
+      if (isAtBottom(pane.list)) pane.stick = true;
+      else if (pane.list.scrollTop < pane.autoTop - 2) pane.stick = false;
+    }, { passive: true });
   }
   showInfo(await (await fetch("/demo/info")).json());
   connect();

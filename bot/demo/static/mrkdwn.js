@@ -20,13 +20,15 @@ export const EMOJI = {
   mailbox: "📫", heavy_minus_sign: "➖", small_red_triangle_down: "🔻", small_red_triangle: "🔺",
 };
 
-const INLINE = new RegExp([
-  "`([^`\\n]+)`",                                                  // 1 code
-  "<([^<>\\n]+)>",                                                 // 2 control sequence
-  ":([a-z0-9_+'-]+):",                                             // 3 emoji
-  "(?<![\\p{L}\\p{N}*])\\*(?=\\S)([^*\\n]*?\\S)\\*(?![\\p{L}\\p{N}*])",   // 4 bold
-  "(?<![\\p{L}\\p{N}_])_(?=\\S)([^_\\n]*?\\S)_(?![\\p{L}\\p{N}_])",        // 5 italic
-  "(?<![\\p{L}\\p{N}~])~(?=\\S)([^~\\n]*?\\S)~(?![\\p{L}\\p{N}~])",        // 6 strike
+// Code spans and <control sequences> are taken out first (as Slack does), so an underscore in `OPENAI_API_KEY` or
+// in a link never ends an _italic_ run around it; they come back as elements when the text is emitted.
+const ATOMS = /`([^`\n]+)`|<([^<>\n]+)>/g;
+const SLOT = /\uE000(\d+)\uE001/g;
+const FORMAT = new RegExp([
+  ":([a-z0-9_+'-]+):",                                                    // 1 emoji
+  "(?<![\\p{L}\\p{N}*])\\*(?=\\S)([^*\\n]*?\\S)\\*(?![\\p{L}\\p{N}*])",   // 2 bold
+  "(?<![\\p{L}\\p{N}_])_(?=\\S)([^_\\n]*?\\S)_(?![\\p{L}\\p{N}_])",        // 3 italic
+  "(?<![\\p{L}\\p{N}~])~(?=\\S)([^~\\n]*?\\S)~(?![\\p{L}\\p{N}~])",        // 4 strike
 ].join("|"), "gu");
 
 export function unescapeSlack(text) {
@@ -79,28 +81,43 @@ export function emojiNode(name) {
 }
 
 export function renderInline(text, ctx, parent) {
+  const atoms = [];
+  const slotted = text.replace(/[\uE000\uE001]/g, "").replace(ATOMS, (_, code, body) => {
+    atoms.push(code !== undefined ? el("code", "inline-code", unescapeSlack(code)) : control(body, ctx));
+    return `\uE000${atoms.length - 1}\uE001`;
+  });
+  format(slotted, atoms, ctx, parent);
+}
+
+function emit(text, atoms, parent) {
+  const parts = text.split(SLOT);
+  parts.forEach((part, index) => {
+    if (index % 2 === 1) parent.append(atoms[Number(part)]);
+    else if (part) parent.append(unescapeSlack(part));
+  });
+}
+
+function format(text, atoms, ctx, parent) {
+  const pattern = new RegExp(FORMAT.source, FORMAT.flags);
   let last = 0;
-  INLINE.lastIndex = 0;
-  for (let m = INLINE.exec(text); m; m = INLINE.exec(text)) {
-    let node = null;
-    if (m[1] !== undefined) node = el("code", "inline-code", unescapeSlack(m[1]));
-    else if (m[2] !== undefined) node = control(m[2], ctx);
-    else if (m[3] !== undefined) node = emojiNode(m[3]);
-    else {
-      const tag = m[4] !== undefined ? "strong" : m[5] !== undefined ? "em" : "s";
-      node = el(tag);
-      renderInline(m[4] ?? m[5] ?? m[6], ctx, node);
+  for (let m = pattern.exec(text); m; m = pattern.exec(text)) {
+    let node;
+    if (m[1] !== undefined) {
+      node = emojiNode(m[1]);
+      if (node === null) {  // ":12:" in "10:12:30" is no emoji: go on one character later
+        pattern.lastIndex = m.index + 1;
+        continue;
+      }
+    } else {
+      node = el(m[2] !== undefined ? "strong" : m[3] !== undefined ? "em" : "s");
+      format(m[2] ?? m[3] ?? m[4], atoms, ctx, node);
     }
-    if (node === null) {  // ":12:" in "10:12:30" is no emoji: go on one character later
-      INLINE.lastIndex = m.index + 1;
-      continue;
-    }
-    if (m.index > last) parent.append(unescapeSlack(text.slice(last, m.index)));
+    emit(text.slice(last, m.index), atoms, parent);
     parent.append(node);
     last = m.index + m[0].length;
-    INLINE.lastIndex = last;
+    pattern.lastIndex = last;
   }
-  if (last < text.length) parent.append(unescapeSlack(text.slice(last)));
+  emit(text.slice(last), atoms, parent);
 }
 
 function renderLines(text, ctx, parent) {
