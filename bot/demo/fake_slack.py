@@ -27,6 +27,7 @@ import secrets
 from aiohttp import web
 
 from bot.demo.recorder import RecordedRequest
+from bot.demo.serving import listen
 from bot.demo.slack_events import file_share_message, fresh_ts
 from bot.demo.slack_events import message as message_event
 from bot.demo.slack_files import FileHosting
@@ -94,11 +95,7 @@ class FakeSlack(MessagesApi, FileHosting, SocketMode):
         """Listen on a random loopback port."""
         self._runner = web.AppRunner(self.build_app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and getattr(server, "sockets", None)
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.port = await listen(self._runner, "127.0.0.1")
 
     async def stop(self) -> None:
         """Close sockets and stop listening."""

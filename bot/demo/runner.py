@@ -23,7 +23,7 @@ import tempfile
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 from aiohttp import web
 from pydantic import SecretStr
@@ -33,6 +33,7 @@ from bot.backends import ConfigurationError
 from bot.config import Settings
 from bot.demo.fake_slack import FakeSlack
 from bot.demo.page import mount
+from bot.demo.serving import listen
 from bot.demo.slack_events import SlackSender
 from bot.demo.slack_state import Json
 from bot.demo.workspace import DemoWorkspace
@@ -69,8 +70,14 @@ def examples() -> dict[str, Path]:
     return {p.name: p for p in sorted(EXAMPLES.glob("*.csv"))}
 
 
-def analyst_info(settings: Settings, sandbox: str) -> Json:
+def demo_sandbox(settings: Settings) -> Literal["openai", "local"]:
+    """The local sandbox, unless the person set ``DATASTORY_SANDBOX`` themselves."""
+    return settings.sandbox if "sandbox" in settings.model_fields_set else "local"
+
+
+def analyst_info(settings: Settings) -> Json:
     """What analyses the files in this demo, for the page's channel topic and the terminal."""
+    sandbox = demo_sandbox(settings)
     if settings.openai_api_key is None:
         return {"analyst": "offline", "sandbox": sandbox,
                 "topic": "No model is configured: each file gets an automatic first look (profile and charts). "
@@ -82,21 +89,12 @@ def analyst_info(settings: Settings, sandbox: str) -> Json:
 def bot_settings(settings: Settings, *, slack: FakeSlack, signing_secret: str, database: Path) -> Settings:
     """The person's settings, pointed at the emulator: made-up Slack credentials, the local sandbox (unless
     ``DATASTORY_SANDBOX`` was set), a database in the demo's temporary directory, no allowlists."""
-    sandbox = settings.sandbox if "sandbox" in settings.model_fields_set else "local"
     return settings.model_copy(update={
         "slack_bot_token": SecretStr(slack.bot_token), "slack_signing_secret": SecretStr(signing_secret),
-        "slack_app_token": None, "slack_api_url": slack.api_url, "sandbox": sandbox,
+        "slack_app_token": None, "slack_api_url": slack.api_url, "sandbox": demo_sandbox(settings),
         "database_url": f"sqlite:///{database}", "allowed_channels": [], "allowed_users": [],
         "shutdown_grace_seconds": min(settings.shutdown_grace_seconds, SHUTDOWN_GRACE_SECONDS),
     })
-
-
-async def _listen(runner: web.AppRunner, host: str, port: int) -> int:
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    server = site._server
-    assert server is not None and getattr(server, "sockets", None)
-    return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
 
 async def run_demo(
@@ -117,13 +115,13 @@ async def run_demo(
         uploads.mkdir()
         workspace = DemoWorkspace(slack=slack, examples=examples())
         app = slack.build_app()
-        info = analyst_info(settings, "local" if "sandbox" not in settings.model_fields_set else settings.sandbox)
+        info = analyst_info(settings)
         mount(app, workspace, info={"team": TEAM_NAME, **info}, uploads=uploads)
         page = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await page.setup()
         try:
-            slack.port = await _listen(page, "127.0.0.1", 0)
-            url = page_url(host, await _listen(page, host, port))
+            slack.port = await listen(page, "127.0.0.1", 0)
+            url = page_url(host, await listen(page, host, port))
         except OSError as exc:
             await page.cleanup()
             print(f"datastory demo: cannot listen on {host}:{port}: {exc.strerror or exc}. Choose another port with "
@@ -150,7 +148,7 @@ async def _serve_bot(
     runner = web.AppRunner(bot.web, handle_signals=False, access_log=None)
     await runner.setup()  # the bot starts: store opened, sandbox warmed
     try:
-        bot_url = f"http://127.0.0.1:{await _listen(runner, '127.0.0.1', 0)}"
+        bot_url = f"http://127.0.0.1:{await listen(runner, '127.0.0.1', 0)}"
         async with SlackSender(bot_url + EVENTS_PATH, signing_secret) as sender:
             workspace.connect(sender)
             print(f"datastory demo: open {url} (analyst: {info['analyst']}, sandbox: {info['sandbox']}; "

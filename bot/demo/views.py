@@ -33,8 +33,8 @@ def _author(workspace: DemoWorkspace, user_id: str, *, bot: bool) -> Json:
     if user_id == "USLACKBOT":
         return {"id": user_id, "name": "Slackbot", "bot": True}
     user = workspace.slack.users.get(user_id) or {}
-    return {"id": user_id, "name": str(user.get("real_name") if not bot else user.get("name") or user_id),
-            "bot": bot}
+    name = user.get("name") if bot else user.get("real_name")
+    return {"id": user_id, "name": str(name or user_id), "bot": bot}
 
 
 def _message(workspace: DemoWorkspace, msg: FakeMessage, replies: list[FakeMessage]) -> Json:

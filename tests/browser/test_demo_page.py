@@ -93,7 +93,7 @@ async def show_the_answer(page: Page, thread: Locator) -> None:
 
 
 async def test_a_file_from_the_picker_and_one_dropped_in_the_thread(page: Page, tmp_path: Path) -> None:
-    first = tmp_path / "gadgets.csv"
+    first = tmp_path / "gadgets été.csv"
     first.write_text("factory_city,gadget_weight_kg,shipped_on\n" + "".join(
         f"{city},{weight},2025-0{month}-1{day}\n" for month, city in enumerate(["Lyon", "Porto", "Turin"], 1)
         for day, weight in enumerate([1.5, 2.25, 3.0, 4.75])), encoding="utf-8")

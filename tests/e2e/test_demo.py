@@ -147,3 +147,11 @@ def test_the_readme_shows_the_demo_with_a_picture_the_browser_test_took() -> Non
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert {"width": width, "height": height} == SCREENSHOT_WINDOW  # the browser test took it
+
+
+async def test_a_sandbox_the_person_chose_is_kept_and_its_missing_key_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = await cli.amain(["demo", "--port", "0"], settings=offline_settings(sandbox="openai"), stop=asyncio.Event())
+    err = capsys.readouterr().err
+    assert code == 2 and "OPENAI_API_KEY is not set: the hosted sandbox (DATASTORY_SANDBOX=openai) needs it" in err

@@ -19,6 +19,7 @@ from aiohttp import web
 from slack_sdk.signature import SignatureVerifier
 
 from bot.demo.fake_slack import FakeSlack
+from bot.demo.serving import listen
 from bot.demo.slack_events import SlackSender
 from bot.demo.views import channel_views
 from bot.demo.workspace import CHANNEL, USER, DeliveryError, DemoWorkspace
@@ -61,9 +62,7 @@ async def bot() -> AsyncIterator[RequestUrl]:
     app.router.add_post("/slack/events", handler)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    seen.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/slack/events"  # type: ignore[union-attr]
+    seen.url = f"http://127.0.0.1:{await listen(runner, '127.0.0.1')}/slack/events"
     try:
         yield seen
     finally:
