@@ -2,14 +2,7 @@
 // markdown blocks. Whatever the bot posts renders generically; a button calls ctx.onAction(button, blockId), which
 // the page sends as a block_actions payload. Unknown blocks and elements say what they are instead of vanishing.
 
-import { emojiNode, renderMrkdwn } from "./mrkdwn.js";
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
+import { el, emojiNode, renderMrkdwn } from "./mrkdwn.js";
 
 export function renderText(obj, ctx) {
   if (!obj) return el("span");

@@ -35,7 +35,8 @@ export function unescapeSlack(text) {
   return text.replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
 }
 
-function el(tag, className, text) {
+// An element with a class and text content (text is never parsed as HTML).
+export function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
