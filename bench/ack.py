@@ -32,8 +32,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.emulators.fake_slack import FakeSlack  # noqa: E402
-from tests.emulators.slack_events import SlackSender, envelope  # noqa: E402
+from bot.demo.fake_slack import FakeSlack  # noqa: E402
+from bot.demo.slack_events import SlackSender, envelope  # noqa: E402
 
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"

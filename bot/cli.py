@@ -94,6 +94,12 @@ def parser() -> argparse.ArgumentParser:
     due.add_argument("--dry-run", action="store_true", help="list what would run; claim and run nothing")
     _sub(sub, "doctor", "check tokens and scopes, the OpenAI endpoint, the database and the sandbox; say what to fix",
          "  datastory doctor\n  DATASTORY_SANDBOX=local datastory doctor")
+    demo = _sub(sub, "demo", "the real bot against a built-in Slack emulator, in your browser; no Slack, no keys",
+                "  datastory demo\n  datastory demo --port 8080 --open\n  datastory demo --port 0   # a free port")
+    demo.add_argument("--port", type=int, default=8000, help="port of the page (default 8000; 0 picks a free one)")
+    demo.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; the page has no "
+                      "authentication, so anything but loopback is a deliberate choice)")
+    demo.add_argument("--open", action="store_true", help="open the page in the default browser")
     return p
 
 
@@ -139,6 +145,13 @@ async def amain(
         for check in checks:
             print(check.line())
         return 1 if any(c.verdict == "failed" for c in checks) else 0
+    if args.command == "demo":
+        configure_logging("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level,
+                          settings.log_format)
+        from bot.demo.runner import run_demo
+
+        return await run_demo(settings, host=args.host, port=args.port, open_browser=args.open, ready=ready,
+                              stop=stop or _stop_on_signals())
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "sweep":
         return await _sweep(settings, idle_minutes=args.idle_minutes, dry_run=args.dry_run)

@@ -21,12 +21,13 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.emulators.fake_slack import FakeSlack
-from tests.emulators.slack_events import (
+from bot.demo.fake_slack import FakeSlack
+from bot.demo.slack_events import (
     SlackSender,
     envelope,
     file_share_message,
     fresh_ts,
+    signature,
     slash_command,
     url_verification,
 )
@@ -268,6 +269,8 @@ def test_official_signature_vector() -> None:
     verifier = SignatureVerifier(DOC_SECRET, clock=_FixedClock(int(DOC_TS)))
     assert verifier.generate_signature(timestamp=DOC_TS, body=DOC_BODY) == DOC_SIGNATURE
     assert verifier.is_valid(body=DOC_BODY, timestamp=DOC_TS, signature=DOC_SIGNATURE)
+    # the emulator signs without slack_sdk (the demo ships it in the package): the same bytes as Slack's example
+    assert signature(DOC_SECRET, DOC_TS, DOC_BODY) == DOC_SIGNATURE
 
 
 class _FixedClock:

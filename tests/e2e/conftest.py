@@ -13,9 +13,9 @@ import pytest
 
 from bot import cli
 from bot.config import Settings
+from bot.demo.fake_slack import FakeSlack, ThreadItem
+from bot.demo.slack_events import SignedReply, SlackSender, envelope
 from tests.emulators.fake_openai import FakeOpenAI
-from tests.emulators.fake_slack import FakeSlack, ThreadItem
-from tests.emulators.slack_events import SignedReply, SlackSender, envelope
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-e2e-bot-token"

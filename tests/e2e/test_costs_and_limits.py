@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
+from bot.demo import slack_events as ev
+from bot.demo.fake_slack import FakeMessage
+from bot.demo.slack_events import SlackSender
 from bot.store import make_store
 from bot.turns import UPLOAD_ATTEMPTS
 from tests.e2e.conftest import CHANNEL, SIGNING_SECRET, USER, Harness
-from tests.emulators import slack_events as ev
 from tests.emulators.fake_openai import ResponseContext, ScriptedTurn, ScriptUsage, default_script
-from tests.emulators.fake_slack import FakeMessage
-from tests.emulators.slack_events import SlackSender
 
 pytestmark = pytest.mark.e2e
 

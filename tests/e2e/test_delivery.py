@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from bot.demo import slack_events as ev
+from bot.demo.slack_events import SlackSender, envelope
 from tests.e2e.conftest import CHANNEL, SIGNING_SECRET, USER, Harness, no_work_at
-from tests.emulators import slack_events as ev
-from tests.emulators.slack_events import SlackSender, envelope
 
 pytestmark = pytest.mark.e2e
 

@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 
 from bot import cli
+from bot.demo import slack_events as ev
+from bot.demo.fake_slack import ThreadItem
+from bot.demo.slack_events import SlackSender
 from bot.digests import when
 from bot.schedules import parse_schedule
 from bot.store import make_store
 from bot.store.base import DigestRecord
 from tests.e2e.conftest import CHANNEL, SIGNING_SECRET, USER, Harness, RunningBot
-from tests.emulators import slack_events as ev
 from tests.emulators.fake_openai import ResponseContext, ScriptedTurn
-from tests.emulators.fake_slack import ThreadItem
-from tests.emulators.slack_events import SlackSender
 
 pytestmark = pytest.mark.e2e
 

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
+from bot.demo.recorder import Recorder
 from tests.e2e.conftest import CHANNEL, Harness, no_work_at
 from tests.emulators.fake_openai import ResponseContext, ScriptedTurn, default_script
-from tests.emulators.recorder import Recorder
 
 pytestmark = pytest.mark.e2e
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.demo.fake_slack import ThreadItem
 from bot.files import ACCEPTED_HINT, ACCESS_DENIED_REASON
 from tests.data.generate import BAD, GOOD, UNSUPPORTED, ensure_corpus
 from tests.e2e.conftest import CHANNEL, Harness
 from tests.emulators.fake_openai import ScriptedTurn, default_script
-from tests.emulators.fake_slack import ThreadItem
 from tests.unit.test_files_inspect import REASONS
 
 pytestmark = pytest.mark.e2e

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from bot.demo.slack_events import envelope
 from tests.e2e.conftest import CHANNEL, Harness
 from tests.emulators.fake_openai import ResponseContext, ScriptedTurn, default_script
-from tests.emulators.slack_events import envelope
 
 pytestmark = pytest.mark.e2e
 

@@ -44,8 +44,8 @@ from typing import Any, Literal, cast
 
 from aiohttp import web
 
-from tests.emulators.pacing import LinkPacer
-from tests.emulators.recorder import RecordedRequest, Recorder
+from bot.demo.pacing import LinkPacer
+from bot.demo.recorder import RecordedRequest, Recorder
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import contextlib
 import signal
 from pathlib import Path
 
+from bot.demo.fake_slack import FakeSlack
 from tests.emulators.fake_openai import FakeOpenAI
-from tests.emulators.fake_slack import FakeSlack
 
 
 async def serve(kind: str, key: str, file: Path | None = None, link_rate: float | None = None) -> None:

@@ -18,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.analysts.responses import ResponsesAnalyst
 from bot.costs import DAY, day_start
+from bot.demo.fake_slack import FakeSlack
 from bot.jobs.digests import DigestJob, batch_name
 from bot.jobs.periodic import run_periodically
 from bot.sandbox.openai import OpenAISandbox
@@ -29,7 +30,6 @@ from bot.tasks import TaskTracker
 from bot.turns import TurnWorker, WorkerConfig
 from tests.e2e.conftest import SALES_CSV
 from tests.emulators.fake_openai import FakeOpenAI, ResponseContext, ScriptedTurn
-from tests.emulators.fake_slack import FakeSlack
 
 TOKEN = "xoxb-unit"
 PREFIX = "datastory-"

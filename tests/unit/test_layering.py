@@ -42,6 +42,29 @@ def test_only_the_gateway_and_the_root_import_slack_libraries() -> None:
     assert offenders == []
 
 
+def test_the_core_never_imports_the_demo() -> None:
+    # bot/demo/ (the Slack emulator and the demo page) sits beside the core: only the CLI starts it.
+    offenders = [
+        str(p.relative_to(ROOT)) for p in core_modules()
+        if str(p.relative_to(ROOT)) != "bot/cli.py" and not p.is_relative_to(ROOT / "bot" / "demo")
+        and any(name == "bot.demo" or name.startswith("bot.demo.") for name in imports_of(p))
+    ]
+    assert offenders == []
+
+
+def test_the_emulator_stands_apart_from_the_bot() -> None:
+    # The emulator is Slack's side of the wire: it shares no code with the bot it is used to test (the layering
+    # rule above already keeps slack_bolt/slack_sdk out of it). Only the demo's runner builds the bot.
+    emulator = [p for p in (ROOT / "bot" / "demo").glob("*.py") if p.name != "runner.py"]
+    assert len(emulator) > 3, "bot/demo/ has moved: update this test"
+    offenders = [
+        str(p.relative_to(ROOT)) for p in emulator
+        if any(name.split(".")[0] in ("bot", "handlers") and not name.startswith("bot.demo")
+               for name in imports_of(p))
+    ]
+    assert offenders == []
+
+
 def test_only_config_reads_the_environment() -> None:
     offenders = []
     for p in [*core_modules(), *sorted((ROOT / "handlers").rglob("*.py"))]:

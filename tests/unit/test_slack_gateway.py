@@ -11,10 +11,10 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 from yarl import URL
 
+from bot.demo.fake_slack import FakeSlack
+from bot.demo.slack_events import fresh_ts
 from bot.poster import FileAccessDenied, ForeignFileHost, SlackError, Upload
 from bot.slack_gateway import SlackGateway, is_slack_host
-from tests.emulators.fake_slack import FakeSlack
-from tests.emulators.slack_events import fresh_ts
 
 
 @pytest.fixture

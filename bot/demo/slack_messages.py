@@ -1,0 +1,154 @@
+"""The emulator's Web API methods about messages, reactions and users (``chat.*``, ``reactions.*``,
+``conversations.replies``, ``users.info``, ``auth.test``), as Slack answers them (``reference/slack.md``)."""
+
+from __future__ import annotations
+
+import base64
+
+from bot.demo.recorder import RecordedRequest
+from bot.demo.slack_events import fresh_ts
+from bot.demo.slack_state import ApiError, FakeMessage, Json, SlackState, ts_key
+
+
+class MessagesApi(SlackState):
+    """``chat.*``, ``reactions.*``, ``conversations.replies``, ``users.info`` and ``auth.test``."""
+
+    def add_user(self, user_id: str, *, name: str | None = None, tz: str = "America/Los_Angeles",
+                 tz_offset: int = -25200, is_bot: bool = False, real_name: str | None = None) -> Json:
+        """Register a user for ``users.info`` (unknown ``U``/``W`` ids get a default user in UTC)."""
+        name = name or user_id.lower()
+        user = {
+            "id": user_id, "team_id": self.team_id, "name": name, "real_name": real_name or name.title(),
+            "deleted": False, "is_bot": is_bot, "is_app_user": False, "tz": tz, "tz_label": tz, "tz_offset": tz_offset,
+            "profile": {"display_name": name, "real_name": real_name or name.title(), "team": self.team_id},
+        }
+        self.users[user_id] = user
+        return user
+
+    def permalink(self, channel: str, ts: str) -> str:
+        """The permalink ``chat.getPermalink`` gives for a message (a reply links with its thread)."""
+        link = f"https://test-workspace.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        msg = self.find_message(channel, ts)
+        if msg is not None and msg.thread_ts and msg.thread_ts != ts:
+            link += f"?thread_ts={msg.thread_ts}&cid={channel}"
+        return link
+
+    async def _auth_test(self, rec: RecordedRequest) -> Json:
+        return {"url": "https://test-workspace.slack.com/", "team": self.team_name, "user": "datastory",
+                "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
+                "is_enterprise_install": False}
+
+    async def _chat_post_message(self, rec: RecordedRequest) -> Json:
+        p = rec.params
+        channel = self._check_channel(p.get("channel"))
+        text, blocks = self._check_text(p)
+        thread_ts = str(p["thread_ts"]) if p.get("thread_ts") else None
+        msg = FakeMessage(channel=channel, ts=fresh_ts(), user=self.bot_user_id, text=text, thread_ts=thread_ts,
+                          bot_id=self.bot_id, blocks=blocks, unfurl_links=p.get("unfurl_links"),
+                          unfurl_media=p.get("unfurl_media"))
+        self.messages.append(msg)
+        return {"channel": channel, "ts": msg.ts, "message": msg.to_api(team_id=self.team_id, app_id=self.app_id)}
+
+    async def _chat_update(self, rec: RecordedRequest) -> Json:
+        p = rec.params
+        channel = self._check_channel(p.get("channel"))
+        msg = self.find_message(channel, str(p.get("ts", "")))
+        if msg is None:
+            raise ApiError("message_not_found")
+        if msg.user != self.bot_user_id:
+            raise ApiError("cant_update_message")
+        text, blocks = self._check_text(p)
+        msg.history.append(msg.text)
+        msg.text = text
+        if blocks is not None:
+            msg.blocks = blocks or None
+        return {"channel": channel, "ts": msg.ts, "text": text,
+                "message": msg.to_api(team_id=self.team_id, app_id=self.app_id)}
+
+    async def _chat_post_ephemeral(self, rec: RecordedRequest) -> Json:
+        p = rec.params
+        channel = self._check_channel(p.get("channel"))
+        if not p.get("user"):
+            raise ApiError("user_not_found")
+        text, blocks = self._check_text(p)
+        ts = fresh_ts()
+        self.ephemerals.append({"channel": channel, "user": str(p["user"]), "text": text, "blocks": blocks,
+                                "thread_ts": p.get("thread_ts"), "message_ts": ts})
+        return {"message_ts": ts}
+
+    async def _chat_get_permalink(self, rec: RecordedRequest) -> Json:
+        p = rec.params
+        channel = self._check_channel(p.get("channel"))
+        ts = str(p.get("message_ts") or "")
+        if not ts:
+            raise ApiError("invalid_arguments")
+        if self.find_message(channel, ts) is None:
+            raise ApiError("message_not_found")
+        return {"channel": channel, "permalink": self.permalink(channel, ts)}
+
+    def _reaction_target(self, p: Json) -> tuple[tuple[str, str], str]:
+        if not p.get("timestamp") or not p.get("channel"):
+            raise ApiError("no_item_specified")
+        name = str(p.get("name", "")).strip(":")
+        if not name:
+            raise ApiError("invalid_name")
+        return (self._check_channel(p["channel"]), str(p["timestamp"])), name
+
+    async def _reactions_add(self, rec: RecordedRequest) -> Json:
+        key, name = self._reaction_target(rec.params)
+        if name in self.reactions[key]:
+            raise ApiError("already_reacted")
+        self.reactions[key].add(name)
+        return {}
+
+    async def _reactions_remove(self, rec: RecordedRequest) -> Json:
+        key, name = self._reaction_target(rec.params)
+        if name not in self.reactions.get(key, set()):
+            raise ApiError("no_reaction")
+        self.reactions[key].discard(name)
+        return {}
+
+    async def _conversations_replies(self, rec: RecordedRequest) -> Json:
+        p = rec.params
+        channel = self._check_channel(p.get("channel"))
+        root = str(p.get("ts", ""))
+        if not root:
+            raise ApiError("invalid_arguments")
+        msgs = [m for m in self.messages if m.channel == channel and (m.ts == root or m.thread_ts == root)]
+        if not msgs:
+            raise ApiError("thread_not_found")
+        msgs.sort(key=lambda m: ts_key(m.ts))
+        replies = [m for m in msgs if m.ts != root]
+        start = 0
+        if p.get("cursor"):
+            try:
+                start = int(base64.b64decode(str(p["cursor"])).decode().removeprefix("next_ts:"))
+            except ValueError as exc:
+                raise ApiError("invalid_cursor") from exc
+        limit = int(p.get("limit") or self.replies_page_size)
+        page = msgs[start:start + limit]
+        out = []
+        for m in page:
+            item = m.to_api(team_id=self.team_id, app_id=self.app_id)
+            if m.ts == root:
+                item.update({"thread_ts": root, "reply_count": len(replies),
+                             "reply_users": sorted({r.user for r in replies}),
+                             "reply_users_count": len({r.user for r in replies}),
+                             "latest_reply": replies[-1].ts if replies else root})
+            else:
+                parent = self.find_message(channel, root)
+                if parent is not None:
+                    item["parent_user_id"] = parent.user
+            out.append(item)
+        has_more = start + limit < len(msgs)
+        cursor = base64.b64encode(f"next_ts:{start + limit}".encode()).decode() if has_more else ""
+        return {"messages": out, "has_more": has_more, "response_metadata": {"next_cursor": cursor}}
+
+    async def _users_info(self, rec: RecordedRequest) -> Json:
+        user_id = str(rec.params.get("user", ""))
+        user = self.users.get(user_id)
+        if user is None:
+            if user_id[:1] not in ("U", "W"):
+                raise ApiError("user_not_found")
+            user = self.add_user(user_id, tz="UTC", tz_offset=0)
+        return {"user": user}
