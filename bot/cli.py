@@ -134,24 +134,8 @@ async def amain(
             where = Settings.env_name(str(err["loc"][0])) if err["loc"] else "the settings"
             print(f"datastory: {where}: {err['msg']}", file=sys.stderr)
         return 2
-    if args.command == "try":
-        configure_logging("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level,
-                          settings.log_format)
-        return await _try(settings, args)
-    if args.command == "doctor":
-        from bot.doctor import run_checks
-
-        checks = await run_checks(settings)
-        for check in checks:
-            print(check.line())
-        return 1 if any(c.verdict == "failed" for c in checks) else 0
-    if args.command == "demo":
-        configure_logging("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level,
-                          settings.log_format)
-        from bot.demo.runner import run_demo
-
-        return await run_demo(settings, host=args.host, port=args.port, open_browser=args.open, ready=ready,
-                              stop=stop or _stop_on_signals())
+    if args.command in ("try", "doctor", "demo"):
+        return await _console_command(settings, args, ready=ready, stop=stop)
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "sweep":
         return await _sweep(settings, idle_minutes=args.idle_minutes, dry_run=args.dry_run)
@@ -172,6 +156,26 @@ async def amain(
     except ConfigurationError as exc:
         print(f"datastory: {exc}", file=sys.stderr)
         return 2
+
+
+async def _console_command(settings: Settings, args: argparse.Namespace, *, ready: Callable[[str], None] | None,
+                           stop: asyncio.Event | None) -> int:
+    """The commands a person watches in a terminal: ``try`` and ``demo`` log only warnings at the default level
+    (their progress is their output), ``doctor`` prints its checks."""
+    if args.command == "doctor":
+        from bot.doctor import run_checks
+
+        checks = await run_checks(settings)
+        for check in checks:
+            print(check.line())
+        return 1 if any(c.verdict == "failed" for c in checks) else 0
+    configure_logging("WARNING" if settings.log_level.upper() == "INFO" else settings.log_level, settings.log_format)
+    if args.command == "try":
+        return await _try(settings, args)
+    from bot.demo.runner import run_demo
+
+    return await run_demo(settings, host=args.host, port=args.port, open_browser=args.open, ready=ready,
+                          stop=stop or _stop_on_signals())
 
 
 ALTERNATIVES = {
