@@ -142,7 +142,7 @@ async def test_it_listens_on_loopback_unless_told_otherwise(capsys: pytest.Captu
 def test_the_readme_shows_the_demo_with_a_picture_the_browser_test_took() -> None:
     root = Path(__file__).resolve().parents[2]
     readme = (root / "README.md").read_text(encoding="utf-8")
-    assert "pip install . && datastory demo" in readme and "](docs/demo.png)" in readme
+    assert ". .venv/bin/activate && datastory demo" in readme and "](docs/demo.png)" in readme
     png = (root / "docs" / "demo.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
