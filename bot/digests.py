@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from bot.clock import Clock
 from bot.poster import Poster, SlackError
 from bot.schedules import EXAMPLES, ScheduleError, check_zone, parse_digest_command
+from bot.slack_text import channel_link, mention
 from bot.store.base import DigestRecord, Store, ThreadKey
 
 logger = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class Digests:
     def _line(d: DigestRecord) -> str:
         state = " *paused*" if d.status == "paused" else ""
         question = d.question if len(d.question) <= 120 else d.question[:119] + "…"
-        return (f"`{d.id}`{state} {d.label} ({d.tz}), next {at(d.next_run_at, d.tz)}, owner <@{d.owner}>: "
+        return (f"`{d.id}`{state} {d.label} ({d.tz}), next {at(d.next_run_at, d.tz)}, owner {mention(d.owner)}: "
                 f"{question}")
 
     async def cancel(self, digest_id: str, *, by: str, team: str, channel: str) -> Cancellation:
@@ -177,15 +178,15 @@ class Digests:
             return Cancellation(False, f"There is no digest `{digest_id}`. `/datastory digests` lists this "
                                        "channel's digests.")
         if digest.key.channel != channel:
-            return Cancellation(False, f"Digest `{digest.id}` belongs to <#{digest.key.channel}>; cancel it there.",
-                                digest)
+            return Cancellation(False, f"Digest `{digest.id}` belongs to {channel_link(digest.key.channel)}; cancel "
+                                       "it there.", digest)
         if digest.status == "cancelled":
             return Cancellation(True, f"Digest `{digest.id}` ({digest.label}) was already cancelled.", digest)
         if not await self._store.cancel_digest(digest.id):
             return Cancellation(True, f"Digest `{digest.id}` ({digest.label}) was already cancelled.", digest)
         logger.info("digest cancelled digest=%s by=%s", digest.id, by)
         return Cancellation(True, f":no_entry_sign: Digest `{digest.id}` ({digest.label}) was cancelled by "
-                                  f"<@{by}>.", digest)
+                                  f"{mention(by)}.", digest)
 
     async def show_cancelled(self, *, channel: str, ts: str, cancellation: Cancellation) -> None:
         """Replace the message that carried the Cancel button: the question, and who cancelled (no button)."""

@@ -10,6 +10,11 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.slack_text import one_line
+
+NAME_CHARS = 200
+"""Longest file name kept (Slack allows 255); longer ones are cut with an ellipsis."""
+
 
 @dataclass(frozen=True, slots=True)
 class SlackFile:
@@ -28,14 +33,20 @@ class SlackFile:
 
     @classmethod
     def from_payload(cls, payload: dict[str, object]) -> SlackFile:
-        """Build from a ``files[]`` entry of an event or the ``file`` of ``files.info``."""
+        """Build from a ``files[]`` entry of an event or the ``file`` of ``files.info``.
+
+        The name and title are whoever shared the file's words: they are made one clean line here, where they enter
+        (no control characters or line breaks, which would reach the thread's messages and the model's prompt; no
+        backticks, which would end the code span a name is shown in).
+        """
         url = payload.get("url_private_download") or payload.get("url_private") or ""
-        name = payload.get("name") or payload.get("title") or str(payload.get("id", "file"))
+        name = one_line(str(payload.get("name") or payload.get("title") or ""), limit=NAME_CHARS) \
+            or str(payload.get("id") or "file")
         size = payload.get("size")
         return cls(
             id=str(payload.get("id", "")),
-            name=str(name),
-            title=str(payload.get("title") or name),
+            name=name,
+            title=one_line(str(payload.get("title") or name), limit=NAME_CHARS),
             mimetype=str(payload.get("mimetype") or ""),
             filetype=str(payload.get("filetype") or ""),
             size=size if isinstance(size, int) else 0,

@@ -16,6 +16,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.deps import Deps
 from bot.digests import CANCEL_ACTION
+from bot.slack_text import finalise
 
 
 def _id(value: Any) -> str:
@@ -40,9 +41,9 @@ class ActionHandlers:
         result = await self._deps.digests.cancel(digest_id, by=_id(user), team=team, channel=channel)
         message_ts = str((container or {}).get("message_ts") or "")
         if not result.cancelled:
-            await respond(text=result.text, response_type="ephemeral", replace_original=False)
+            await respond(text=finalise(result.text), response_type="ephemeral", replace_original=False)
         elif (container or {}).get("is_ephemeral") or not message_ts:
-            await respond(text=result.text, replace_original=True)
+            await respond(text=finalise(result.text), replace_original=True)
         else:
             await self._deps.digests.show_cancelled(channel=channel, ts=message_ts, cancellation=result)
 

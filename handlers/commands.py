@@ -14,6 +14,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.deps import Deps
 from bot.intake import HELP_TEXT
+from bot.slack_text import finalise, finalise_blocks, one_line
 
 COMMAND = "/datastory"
 COMMANDS_HELP = ("Commands: `/datastory help`; `/datastory reset` deletes the workspaces of this channel's threads "
@@ -35,30 +36,31 @@ class CommandHandlers:
         channel = str(command.get("channel_id") or "")
         sub = words[0].lower() if words else "help"
         if sub == "help":
-            await ack(text=f"{HELP_TEXT}\n\n{COMMANDS_HELP}")
+            await ack(text=finalise(f"{HELP_TEXT}\n\n{COMMANDS_HELP}"))
             return
         if sub == "reset":
-            await ack(text="Resetting the workspaces of this channel's threads…")
+            await ack(text=finalise("Resetting the workspaces of this channel's threads…"))
             count = await self._deps.intake.reset_channel(team, channel)
-            await respond(text=f"Reset {count} thread workspace{'s' * (count != 1)} in this channel. "
-                               "Files are kept; the next question in a thread starts a fresh workspace.")
+            await respond(text=finalise(f"Reset {count} thread workspace{'s' * (count != 1)} in this channel. "
+                                        "Files are kept; the next question in a thread starts a fresh workspace."))
             return
         if sub == "digests" or (sub == "digest" and len(words) == 1):
             await ack()
             listing = await self._deps.digests.list_channel(team=team, channel=channel)
-            await respond(text=listing.text, blocks=listing.blocks)
+            await respond(text=finalise(listing.text), blocks=finalise_blocks(listing.blocks))
             return
         if sub == "digest" and words[1].lower() == "cancel" and len(words) == 3:
             await ack()
             result = await self._deps.digests.cancel(words[2], by=str(command.get("user_id") or ""), team=team,
                                                      channel=channel)
-            await respond(text=result.text)
+            await respond(text=finalise(result.text))
             return
         if sub == "digest":
-            await ack(text="Use `/datastory digests` to list this channel's digests and `/datastory digest cancel "
-                           "ID` to cancel one.")
+            await ack(text=finalise("Use `/datastory digests` to list this channel's digests and `/datastory digest "
+                                    "cancel ID` to cancel one."))
             return
-        await ack(text=f"I don't know `/datastory {words[0]}` yet. Try `/datastory help`.")
+        unknown = one_line(words[0], limit=40)
+        await ack(text=finalise(f"I don't know `/datastory {unknown}` yet. Try `/datastory help`."))
 
 
 def register(app: AsyncApp, deps: Deps) -> None:

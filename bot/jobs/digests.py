@@ -37,6 +37,7 @@ from bot.files import FilesRefused, refusals_text
 from bot.formatting import split_message, to_mrkdwn
 from bot.poster import Poster, SlackError
 from bot.schedules import Schedule, utc
+from bot.slack_text import mention
 from bot.store.base import DigestRecord, FileRecord, Store
 from bot.turns import BatchOutcome, TurnWorker, newest_versions
 
@@ -141,7 +142,7 @@ class DigestJob:
                 return
             if self._budget is not None and (refusal := await over_budget(
                     self._store, user=d.owner, channel=d.key.channel, budget=self._budget, now=now,
-                    user_is=f"of <@{d.owner}>")):
+                    user_is=f"of {mention(d.owner)}")):
                 await self._poster.post(channel=d.key.channel, thread_ts=None,
                                         text=f":money_with_wings: Digest `{d.id}` ({d.label}) did not run: {refusal}")
                 await self._store.finish_digest_run(d.id, now=now, outcome="skipped: over budget", content_hash=None,
@@ -190,8 +191,8 @@ class DigestJob:
         if outcome.refused:
             parts.append(refusals_text(list(outcome.refused)))
         link = await self._link(d)
-        parts.append(f"<{link}|Source thread> · {outcome.footer}" if link and outcome.footer
-                     else f"<{link}|Source thread>" if link else outcome.footer)
+        source = f"Source thread ({link})" if link else ""
+        parts.append(" · ".join(p for p in (source, outcome.footer) if p))
         for part in split_message("\n\n".join(p for p in parts if p)):
             await self._poster.post(channel=channel, thread_ts=None, text=part)
         if outcome.uploads:
@@ -210,7 +211,7 @@ class DigestJob:
         ref = new_ref()
         logger.error("digest failed digest=%s thread=%s ref=%s failures=%d error=%s", d.id, d.key, ref, failures,
                      type(exc).__name__, exc_info=exc)
-        text = f":warning: <@{d.owner}> Digest `{d.id}` ({d.label}) failed: {describe(exc)} (ref `{ref}`)"
+        text = f":warning: {mention(d.owner)} Digest `{d.id}` ({d.label}) failed: {describe(exc)} (ref `{ref}`)"
         if paused:
             text += (f"\n:double_vertical_bar: Digest `{d.id}` is paused after {MAX_FAILURES} failures in a row; "
                      "fix the cause and schedule it again.")

@@ -29,9 +29,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 
+from tests.emulators.mrkdwn import live_sequences
 from tests.emulators.pacing import LinkPacer
 from tests.emulators.recorder import RecordedRequest, Recorder
 from tests.emulators.slack_events import file_share_message, fresh_ts
@@ -95,6 +97,7 @@ class FakeMessage:
     """Earlier texts, oldest first (one entry per ``chat.update``)."""
     unfurl_links: Any = None
     unfurl_media: Any = None
+    link_names: Any = None
 
     @property
     def is_bot(self) -> bool:
@@ -176,6 +179,16 @@ def _ts_key(ts: str) -> tuple[int, int]:
         return int(secs), int(micros.ljust(6, "0")[:6] or 0)
     except ValueError:
         return 0, 0
+
+
+def _block_texts(value: Any) -> list[str]:
+    """The texts of every text object in Block Kit ``value``."""
+    if isinstance(value, list):
+        return [t for v in value for t in _block_texts(v)]
+    if not isinstance(value, dict):
+        return []
+    own = [str(value["text"])] if value.get("type") in ("mrkdwn", "plain_text") and value.get("text") else []
+    return own + [t for k, v in value.items() if k != "text" or not own for t in _block_texts(v)]
 
 
 def _filetype(name: str) -> str:
@@ -336,13 +349,14 @@ class FakeSlack:
                       mode: str) -> Json:
         now = int(time.time())
         base = f"{self.base_url}/files-pri/{self.team_id}-{fid}"
+        quoted = quote(name, safe="")  # Slack percent-encodes the name in its URLs
         return {
             "id": fid, "created": now, "timestamp": now, "name": name, "title": title, "mimetype": mimetype,
             "filetype": filetype, "pretty_type": filetype.upper(), "user": user, "user_team": self.team_id,
             "editable": False, "size": size, "mode": mode, "is_external": False, "external_type": "",
             "is_public": True, "public_url_shared": False, "display_as_bot": False, "username": "",
-            "url_private": f"{base}/{name}", "url_private_download": f"{base}/download/{name}",
-            "permalink": f"https://example.slack.com/files/{user}/{fid}/{name}", "has_rich_preview": False,
+            "url_private": f"{base}/{quoted}", "url_private_download": f"{base}/download/{quoted}",
+            "permalink": f"https://example.slack.com/files/{user}/{fid}/{quoted}", "has_rich_preview": False,
             "file_access": "visible",
         }
 
@@ -400,6 +414,34 @@ class FakeSlack:
     def bot_messages(self, channel: str | None = None) -> list[FakeMessage]:
         """Messages the bot posted (optionally in one channel)."""
         return [m for m in self.messages if m.is_bot and (channel is None or m.channel == channel)]
+
+    def received_texts(self) -> list[tuple[str, bool]]:
+        """Every text the bot made Slack show, with whether ``link_names`` was on: messages (and each of their
+        earlier versions), their ``mrkdwn``/``plain_text`` block texts, ephemerals, ``response_url`` answers,
+        and the comments, titles and names of uploads."""
+        out: list[tuple[str, bool]] = []
+
+        def add(text: Any, link_names: Any, blocks: Any = None) -> None:
+            names = str(link_names).lower() in ("1", "true")
+            if text:
+                out.append((str(text), names))
+            out.extend((t, names) for t in _block_texts(blocks))
+
+        for msg in self.bot_messages():
+            for text in [*msg.history, msg.text]:
+                add(text, msg.link_names)
+            add("", msg.link_names, msg.blocks)
+        for item in [*self.ephemerals, *self.command_responses]:
+            add(item.get("text"), item.get("link_names"), item.get("blocks"))
+        for upload in self.uploads:
+            for text in (upload.initial_comment, upload.title, upload.name):
+                add(text, False)
+        return out
+
+    def live_sequences(self) -> list[str]:
+        """Every live control sequence (mention, broadcast, link) in what the bot made Slack show
+        (:func:`tests.emulators.mrkdwn.live_sequences` over :meth:`received_texts`)."""
+        return [seq for text, names in self.received_texts() for seq in live_sequences(text, link_names=names)]
 
     def new_response_url(self) -> str:
         """A slash-command ``response_url`` pointing at this emulator (POSTs land in ``command_responses``)."""
@@ -513,7 +555,7 @@ class FakeSlack:
         thread_ts = str(p["thread_ts"]) if p.get("thread_ts") else None
         msg = FakeMessage(channel=channel, ts=fresh_ts(), user=self.bot_user_id, text=text, thread_ts=thread_ts,
                           bot_id=self.bot_id, blocks=blocks, unfurl_links=p.get("unfurl_links"),
-                          unfurl_media=p.get("unfurl_media"))
+                          unfurl_media=p.get("unfurl_media"), link_names=p.get("link_names"))
         self.messages.append(msg)
         return {"channel": channel, "ts": msg.ts, "message": msg.to_api(team_id=self.team_id, app_id=self.app_id)}
 
@@ -528,6 +570,7 @@ class FakeSlack:
         text, blocks = self._check_text(p)
         msg.history.append(msg.text)
         msg.text = text
+        msg.link_names = p.get("link_names")
         if blocks is not None:
             msg.blocks = blocks or None
         return {"channel": channel, "ts": msg.ts, "text": text,
@@ -541,7 +584,7 @@ class FakeSlack:
         text, blocks = self._check_text(p)
         ts = fresh_ts()
         self.ephemerals.append({"channel": channel, "user": str(p["user"]), "text": text, "blocks": blocks,
-                                "thread_ts": p.get("thread_ts"), "message_ts": ts})
+                                "thread_ts": p.get("thread_ts"), "message_ts": ts, "link_names": p.get("link_names")})
         return {"message_ts": ts}
 
     def permalink(self, channel: str, ts: str) -> str:
@@ -758,7 +801,7 @@ class FakeSlack:
         name = str(hosted.payload.get("name") or file_id)
         headers = {"Content-Type": mimetype}
         if "/download/" in request.path:
-            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+            headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
         if isinstance(hosted.content, Path) and self.link_rate:
             return await self._paced_file(request, hosted.content, headers, self.link_rate)
         if isinstance(hosted.content, Path):
