@@ -26,6 +26,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.access import Access
 from bot.backends import Backends, ConfigurationError, build_backends
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -146,19 +147,26 @@ def build_app(
         store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock, tracker=tracker,
         config=worker_config(settings, backends.sandbox.kind),
     )
-    digests = Digests(store=store, poster=poster, clock=clock)
+    access = build_access(settings, poster=poster, clock=clock)
+    digests = Digests(store=store, poster=poster, clock=clock, access=access)
     intake = Intake(
         store=store, worker=worker, poster=poster, clock=clock, tracker=tracker,
-        max_file_bytes=settings.max_file_bytes,
-        allowed_channels=frozenset(settings.allowed_channels), allowed_users=frozenset(settings.allowed_users),
-        daily_budget_usd=settings.daily_budget_usd, digests=digests,
+        max_file_bytes=settings.max_file_bytes, access=access, daily_budget_usd=settings.daily_budget_usd,
+        digests=digests,
     )
-    register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests))
+    register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests, access=access))
     app = BotApp(settings=settings, bolt=bolt, web=web.Application(), store=store, worker=worker, tracker=tracker,
                  poster=poster, backends=backends, clock=clock, slack_session=session,
-                 digest_job=build_digest_job(settings, store=store, poster=poster, worker=worker))
+                 digest_job=build_digest_job(settings, store=store, poster=poster, worker=worker, access=access))
     _mount_routes(app)
     return app
+
+
+def build_access(settings: Settings, *, poster: Poster, clock: Clock) -> Access:
+    """The access rules of the settings (allowlists, admins, other organisations)."""
+    return Access(poster=poster, clock=clock, allowed_channels=frozenset(settings.allowed_channels),
+                  allowed_users=frozenset(settings.allowed_users), admin_users=frozenset(settings.admin_users),
+                  allow_external_users=settings.allow_external_users)
 
 
 def _gateway(settings: Settings, slack: AsyncWebClient) -> SlackGateway:
@@ -209,8 +217,9 @@ def build_digest_runner(
         store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock, tracker=tracker,
         config=worker_config(settings, backends.sandbox.kind),
     )
-    return DigestRunner(job=build_digest_job(settings, store=store, poster=poster, worker=worker), store=store,
-                        backends=backends, poster=poster, tracker=tracker, session=session)
+    access = build_access(settings, poster=poster, clock=clock)
+    return DigestRunner(job=build_digest_job(settings, store=store, poster=poster, worker=worker, access=access),
+                        store=store, backends=backends, poster=poster, tracker=tracker, session=session)
 
 
 def _mount_routes(app: BotApp) -> None:

@@ -104,7 +104,14 @@ class Settings(BaseSettings):
         default_factory=list, description="Comma-separated channel ids the bot works in; empty = all."
     )
     allowed_users: CommaList = Field(
-        default_factory=list, description="Comma-separated user ids whose files are analysed; empty = all."
+        default_factory=list, description="Comma-separated user ids the bot works for; empty = all."
+    )
+    admin_users: CommaList = Field(
+        default_factory=list,
+        description="Comma-separated user ids that may reset a whole channel and cancel others' digests.",
+    )
+    allow_external_users: bool = Field(
+        default=False, description="Serve users of other organisations in shared (Slack Connect) channels."
     )
     max_concurrent_turns: int = Field(
         default=8, ge=1, description="Turns running at once across all threads; more work queues and says so."
@@ -151,7 +158,7 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
-    @field_validator("allowed_channels", "allowed_users", mode="before")
+    @field_validator("allowed_channels", "allowed_users", "admin_users", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.access import Access
 from bot.config import Settings
 from bot.digests import Digests
 from bot.intake import Intake
@@ -16,3 +17,4 @@ class Deps:
     settings: Settings
     intake: Intake
     digests: Digests
+    access: Access

@@ -57,6 +57,26 @@ class SlackFile:
 
 
 @dataclass(frozen=True, slots=True)
+class UserInfo:
+    """What ``users.info`` says about a person."""
+
+    id: str
+    team: str
+    """The person's own team (another organisation's for a Slack Connect member)."""
+    tz: str = "UTC"
+    is_admin: bool = False
+    """A workspace admin or owner."""
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, object]) -> UserInfo:
+        """Build from the ``user`` object of ``users.info``."""
+        tz = payload.get("tz")
+        return cls(id=str(payload.get("id") or ""), team=str(payload.get("team_id") or ""),
+                   tz=tz if isinstance(tz, str) and tz else "UTC",
+                   is_admin=any(payload.get(k) is True for k in ("is_admin", "is_owner", "is_primary_owner")))
+
+
+@dataclass(frozen=True, slots=True)
 class Upload:
     """A file the bot posts into a thread (a chart, a table)."""
 
@@ -125,6 +145,11 @@ class Poster(Protocol):
 
     async def user_tz(self, user: str) -> str:
         """The user's IANA time zone from ``users.info`` (``users:read``); ``"UTC"`` when it cannot be read."""
+        ...
+
+    async def user_info(self, user: str) -> UserInfo | None:
+        """``users.info``: the person's team, zone and admin flags; None for an unknown user. Raises
+        :class:`SlackError` when Slack cannot be asked."""
         ...
 
     def download(self, url: str) -> AsyncIterator[bytes]:

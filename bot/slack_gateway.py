@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from yarl import URL
 
-from bot.poster import FileAccessDenied, ForeignFileHost, SlackError, SlackFile, Upload
+from bot.poster import FileAccessDenied, ForeignFileHost, SlackError, SlackFile, Upload, UserInfo
 from bot.slack_text import finalise, finalise_blocks, one_line
 
 logger = logging.getLogger(__name__)
@@ -185,13 +185,22 @@ class SlackGateway:
     async def user_tz(self, user: str) -> str:
         """The user's ``tz`` from ``users.info``; ``"UTC"`` when the call fails or the profile has none."""
         try:
-            resp = await self._call("users.info", self._client.users_info(user=user))
+            info = await self.user_info(user)
         except SlackError as exc:
             logger.warning("users.info failed, using UTC user=%s error=%s", user, exc.code)
             return "UTC"
+        return info.tz if info is not None else "UTC"
+
+    async def user_info(self, user: str) -> UserInfo | None:
+        """``users.info``; None for ``user_not_found``, :class:`SlackError` for other failures."""
+        try:
+            resp = await self._call("users.info", self._client.users_info(user=user))
+        except SlackError as exc:
+            if exc.code == "user_not_found":
+                return None
+            raise
         profile = resp.get("user")
-        tz = profile.get("tz") if isinstance(profile, dict) else None
-        return tz if isinstance(tz, str) and tz else "UTC"
+        return UserInfo.from_payload(profile) if isinstance(profile, dict) else None
 
     # ------------------------------------------------------------------ downloads
 

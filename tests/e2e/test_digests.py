@@ -254,6 +254,7 @@ async def test_the_cancel_button_cancels_and_updates_the_confirmation(
     confirmation = await schedule(harness, bot, ts, "digest daily 08:30: revenue")
     digest_id = button_of(confirmation)["value"]
     due = (await digest(bot, digest_id)).next_run_at
+    harness.slack.add_user("U2", is_admin=True)  # not the owner: a workspace admin may cancel it
     async with SlackSender(bot.url + "/slack/events", SIGNING_SECRET) as sender:
         reply = await sender.send_interactive(ev.block_actions(
             "digest_cancel", digest_id, channel_id=CHANNEL, user_id="U2", message_ts=confirmation.ts,

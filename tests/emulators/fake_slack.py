@@ -317,13 +317,22 @@ class FakeSlack:
         return f"{prefix}{self._ids:04d}{secrets.token_hex(3).upper()}"
 
     def add_user(self, user_id: str, *, name: str | None = None, tz: str = "America/Los_Angeles",
-                 tz_offset: int = -25200, is_bot: bool = False, real_name: str | None = None) -> Json:
-        """Register a user for ``users.info`` (unknown ``U``/``W`` ids get a default user in UTC)."""
+                 tz_offset: int = -25200, is_bot: bool = False, real_name: str | None = None,
+                 is_admin: bool = False, is_owner: bool = False, team_id: str | None = None) -> Json:
+        """Register a user for ``users.info`` (unknown ``U``/``W`` ids get a default user in UTC).
+
+        ``is_admin``/``is_owner``: a workspace admin or owner (``is_primary_owner`` goes with ``is_owner``).
+        ``team_id``: another organisation's team for a Slack Connect member; their messages then carry it as
+        ``user_team`` and ``team``, and ``users.info`` reports it.
+        """
         name = name or user_id.lower()
+        team = team_id or self.team_id
         user = {
-            "id": user_id, "team_id": self.team_id, "name": name, "real_name": real_name or name.title(),
+            "id": user_id, "team_id": team, "name": name, "real_name": real_name or name.title(),
             "deleted": False, "is_bot": is_bot, "is_app_user": False, "tz": tz, "tz_label": tz, "tz_offset": tz_offset,
-            "profile": {"display_name": name, "real_name": real_name or name.title(), "team": self.team_id},
+            "is_admin": is_admin or is_owner, "is_owner": is_owner, "is_primary_owner": is_owner,
+            "is_restricted": False, "is_ultra_restricted": False,
+            "profile": {"display_name": name, "real_name": real_name or name.title(), "team": team},
         }
         self.users[user_id] = user
         return user
@@ -391,11 +400,15 @@ class FakeSlack:
         parent = self.find_message(channel, thread_ts) if thread_ts else None
         parent_user = parent.user if parent else None
         msg = self.add_message(channel=channel, user=user, text=text, thread_ts=thread_ts, files=files)
+        team = str(self.users.get(user, {}).get("team_id") or self.team_id)  # the author's own team
         if files:
-            return file_share_message(channel, user, files, text=text, ts=msg.ts, thread_ts=thread_ts,
-                                      channel_type=channel_type, parent_user_id=parent_user, team=self.team_id)
-        return message_event(channel, user, text, ts=msg.ts, thread_ts=thread_ts, parent_user_id=parent_user,
-                             channel_type=channel_type, team=self.team_id)
+            event = file_share_message(channel, user, files, text=text, ts=msg.ts, thread_ts=thread_ts,
+                                       channel_type=channel_type, parent_user_id=parent_user, team=team)
+        else:
+            event = message_event(channel, user, text, ts=msg.ts, thread_ts=thread_ts, parent_user_id=parent_user,
+                                  channel_type=channel_type, team=team)
+        event.update({"user_team": team, "source_team": team})
+        return event
 
     def find_message(self, channel: str, ts: str | None) -> FakeMessage | None:
         """The message ``ts`` in ``channel``."""
