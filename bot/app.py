@@ -92,6 +92,7 @@ class BotApp:
         cancelled = await self.tracker.close(grace=self.settings.shutdown_grace_seconds)
         if cancelled:
             logger.info("shutdown: %d turn(s) interrupted; they resume at the next start", cancelled)
+        self.worker.close()
         await self.backends.close()
         await self.poster.close()
         if self.slack_session is not None:
@@ -184,6 +185,7 @@ class DigestRunner:
     poster: Poster
     tracker: TaskTracker
     session: aiohttp.ClientSession
+    worker: TurnWorker
 
     async def open(self, *, warm: bool = True) -> None:
         """Open the store and (unless ``warm`` is False, as in a dry run) warm the sandbox."""
@@ -194,6 +196,7 @@ class DigestRunner:
     async def close(self) -> None:
         """Close every client."""
         await self.tracker.close(grace=0)
+        self.worker.close()
         await self.backends.close()
         await self.poster.close()
         await self.session.close()
@@ -219,7 +222,8 @@ def build_digest_runner(
     )
     access = build_access(settings, poster=poster, clock=clock)
     return DigestRunner(job=build_digest_job(settings, store=store, poster=poster, worker=worker, access=access),
-                        store=store, backends=backends, poster=poster, tracker=tracker, session=session)
+                        store=store, backends=backends, poster=poster, tracker=tracker, session=session,
+                        worker=worker)
 
 
 def _mount_routes(app: BotApp) -> None:

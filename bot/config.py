@@ -100,6 +100,10 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="How often `datastory run` looks for due digests (the first look is at start)."
     )
     max_file_mb: int = Field(default=512, ge=1, description="Larger files are refused, before any download.")
+    max_output_mb: int = Field(
+        default=100, ge=1,
+        description="Megabytes of the files the code wrote that one answer reads and attaches; the rest are named.",
+    )
     allowed_channels: CommaList = Field(
         default_factory=list, description="Comma-separated channel ids the bot works in; empty = all."
     )

@@ -24,6 +24,9 @@ from bot.slack_text import one_line
 
 SLACK_TEXT_LIMIT = 3900
 """Slack rejects messages around 4,000 characters (``msg_too_long``); stay under it with room for a footer."""
+ANSWER_CHARS = 40_000
+"""The longest narrative posted (about ten messages); a longer one is cut, and says so."""
+NO_NARRATIVE = "_The analysis produced no narrative._"
 
 _SANDBOX_LINK = re.compile(r"!?\[([^\]]*)\]\(sandbox:[^)]*\)")
 _BARE_SANDBOX = re.compile(r"sandbox:/mnt/data/([\w.\-]*[\w\-])")
@@ -112,6 +115,14 @@ def to_mrkdwn(markdown: str) -> str:
     prepared = _fence_tables(_unlink_sandbox(markdown)).replace(_LT, "").replace("<", _LT)
     converted: str = _SafeRenderer(prepared).slackify()
     return _BULLET.sub(r"\1• ", converted.replace(_LT, "&lt;")).strip()
+
+
+def narrative(markdown: str) -> str:
+    """The model's answer as it is posted: cut at :data:`ANSWER_CHARS` (saying so), converted with
+    :func:`to_mrkdwn`, a placeholder when empty. CPU work on a long answer: the callers run it in a thread."""
+    cut = len(markdown) > ANSWER_CHARS
+    text = to_mrkdwn(markdown[:ANSWER_CHARS]) or NO_NARRATIVE
+    return text + (f"\n\n_(The answer was cut at {ANSWER_CHARS:,} characters.)_" if cut else "")
 
 
 def split_message(text: str, *, limit: int = SLACK_TEXT_LIMIT) -> list[str]:

@@ -37,7 +37,7 @@ from bot.costs import over_budget
 from bot.digests import at
 from bot.errors import describe, new_ref
 from bot.files import FilesRefused, refusals_text
-from bot.formatting import split_message, to_mrkdwn
+from bot.formatting import narrative, split_message
 from bot.poster import Poster, SlackError
 from bot.schedules import Schedule, utc
 from bot.slack_text import mention
@@ -197,7 +197,7 @@ class DigestJob:
         channel = d.key.channel
         parts = [f":newspaper: *Digest* `{d.id}` · {d.label}\n" + "\n".join(">" + line for line in
                                                                            d.question.splitlines()),
-                 to_mrkdwn(outcome.result.text) or "_The analysis produced no narrative._"]
+                 await asyncio.to_thread(narrative, outcome.result.text), outcome.not_attached]
         if outcome.refused:
             parts.append(refusals_text(list(outcome.refused)))
         link = await self._link(d)
