@@ -35,7 +35,10 @@ from bot.digests import Digests
 from bot.intake import Intake
 from bot.jobs.digests import DigestJob, build_digest_job
 from bot.jobs.periodic import run_periodically
+from bot.jobs.retention import INTERVAL_SECONDS as RETENTION_INTERVAL_SECONDS
+from bot.jobs.retention import build_retention
 from bot.jobs.sweeper import build_sweeper
+from bot.offboarding import Offboarding
 from bot.poster import Poster
 from bot.slack_gateway import SlackGateway
 from bot.store import make_store
@@ -76,6 +79,10 @@ class BotApp:
         self.jobs.append(asyncio.create_task(run_periodically(
             sweeper.run_once, interval=self.settings.sweep_interval_seconds, clock=self.clock, name="sweeper"),
             name="sweeper"))
+        retention = build_retention(self.settings, store=self.store)
+        self.jobs.append(asyncio.create_task(run_periodically(
+            retention.run_once, interval=RETENTION_INTERVAL_SECONDS, clock=self.clock, name="retention"),
+            name="retention"))
         if self.digest_job is not None:  # the first pass runs now: digests missed while the bot was down, once
             self.jobs.append(asyncio.create_task(run_periodically(
                 self.digest_job.run_once, interval=self.settings.digest_interval_seconds, clock=self.clock,
@@ -155,7 +162,9 @@ def build_app(
         max_file_bytes=settings.max_file_bytes, access=access, daily_budget_usd=settings.daily_budget_usd,
         digests=digests,
     )
-    register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests, access=access))
+    offboarding = Offboarding(store=store, sandbox=backends.sandbox, tracker=tracker)
+    register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests, access=access,
+                                 offboarding=offboarding))
     app = BotApp(settings=settings, bolt=bolt, web=web.Application(), store=store, worker=worker, tracker=tracker,
                  poster=poster, backends=backends, clock=clock, slack_session=session,
                  digest_job=build_digest_job(settings, store=store, poster=poster, worker=worker, access=access))

@@ -160,6 +160,10 @@ class Settings(BaseSettings):
         default=None, gt=0,
         description="Daily spending limit per user and per channel (UTC days; digest runs count); empty = none.",
     )
+    retention_days: int = Field(
+        default=30, ge=1,
+        description="Turns (answers, code), digest runs, dedupe keys and idle threads older than this are pruned.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
     @field_validator("allowed_channels", "allowed_users", "admin_users", mode="before")

@@ -8,6 +8,7 @@ from bot.access import Access
 from bot.config import Settings
 from bot.digests import Digests
 from bot.intake import Intake
+from bot.offboarding import Offboarding
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,3 +19,4 @@ class Deps:
     intake: Intake
     digests: Digests
     access: Access
+    offboarding: Offboarding

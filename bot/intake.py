@@ -110,7 +110,7 @@ class Intake:
     def receive(self, msg: IncomingMessage) -> None:
         """Handle ``msg`` in a tracked background task (called right after Slack was acknowledged)."""
         try:
-            self._tracker.spawn(self._handle(msg), name=f"intake-{msg.channel}-{msg.ts}")
+            self._tracker.spawn(self._handle(msg), name=f"intake-{msg.channel}-{msg.ts}", group=msg.team)
         except TrackerClosed:
             logger.warning("shutting down; message not handled channel=%s ts=%s", msg.channel, msg.ts)
 

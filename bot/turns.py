@@ -358,12 +358,12 @@ class TurnWorker:
         record = TurnRecord(id=turn.id, key=turn.key, message_ts=turn.message_ts, user=turn.user,
                             question=turn.question, file_ids=tuple(f.slack_file_id for f in turn.files),
                             status="queued", created_at=turn.created_at)
-        self._start(self._run(record, [f.name for f in turn.files], reacted=reacted), turn.id)
+        self._start(self._run(record, [f.name for f in turn.files], reacted=reacted), turn.id, turn.key.team)
         return True
 
-    def _start(self, work: Coroutine[Any, Any, None], turn_id: str) -> None:
+    def _start(self, work: Coroutine[Any, Any, None], turn_id: str, team: str) -> None:
         try:
-            self._tracker.spawn(work, name=f"turn-{turn_id}")
+            self._tracker.spawn(work, name=f"turn-{turn_id}", group=team)
         except TrackerClosed:
             logger.info("shutting down; turn stays queued turn=%s", turn_id)
 
@@ -387,7 +387,7 @@ class TurnWorker:
         turns = await self._store.unfinished_turns()
         for turn in turns:
             logger.info("resuming turn=%s thread=%s", turn.id, turn.key)
-            self._start(self.run(turn.id), turn.id)
+            self._start(self.run(turn.id), turn.id, turn.key.team)
         return len(turns)
 
     async def run(self, turn_id: str) -> None:
