@@ -38,6 +38,7 @@ from bot.jobs.periodic import run_periodically
 from bot.jobs.retention import INTERVAL_SECONDS as RETENTION_INTERVAL_SECONDS
 from bot.jobs.retention import build_retention
 from bot.jobs.sweeper import build_sweeper
+from bot.metrics_guard import MetricsAccess, guarded
 from bot.offboarding import Offboarding
 from bot.poster import Poster
 from bot.slack_gateway import SlackGateway
@@ -264,7 +265,7 @@ def _mount_routes(app: BotApp) -> None:
 
     app.web.router.add_post(EVENTS_PATH, events)
     app.web.router.add_get("/healthz", healthz)
-    app.web.router.add_get("/metrics", metrics)
+    app.web.router.add_get("/metrics", guarded(metrics, MetricsAccess.from_settings(app.settings)))
     app.web.cleanup_ctx.append(lifecycle)
 
 

@@ -25,6 +25,7 @@ from bot.backends import ConfigurationError, build_backends
 from bot.config import Settings
 from bot.jobs.sweeper import build_sweeper
 from bot.logs import configure_logging
+from bot.metrics_guard import extra_listener
 from bot.store import make_store
 
 logger = logging.getLogger(__name__)
@@ -216,6 +217,8 @@ async def _serve(bot: BotApp, *, host: str, port: int) -> tuple[web.AppRunner, s
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound_host, bound_port = runner.addresses[0][:2]
+    if (metrics := extra_listener(runner, bot.settings)) is not None:  # DATASTORY_METRICS_BIND
+        await metrics.start()
     return runner, f"http://{bound_host}:{bound_port}"
 
 

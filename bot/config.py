@@ -164,6 +164,12 @@ class Settings(BaseSettings):
         default=30, ge=1,
         description="Turns (answers, code), digest runs, dedupe keys and idle threads older than this are pruned.",
     )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, GET /metrics needs `Authorization: Bearer <token>`.",
+    )
+    metrics_bind: str | None = Field(
+        default=None, description="HOST:PORT of a second listener that alone serves GET /metrics.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
 
     @field_validator("allowed_channels", "allowed_users", "admin_users", mode="before")
@@ -187,6 +193,16 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite://", "sqlite+aiosqlite://", "postgresql://", "postgresql+asyncpg://",
                                  "postgres://")):
             raise ValueError("DATASTORY_DATABASE_URL must be sqlite:///PATH or postgresql://USER@HOST/DB")
+        return value
+
+    @field_validator("metrics_bind")
+    @classmethod
+    def _check_metrics_bind(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        _host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("DATASTORY_METRICS_BIND must be HOST:PORT, such as 127.0.0.1:9464")
         return value
 
     @model_validator(mode="after")
@@ -213,6 +229,14 @@ class Settings(BaseSettings):
     def container_idle_minutes(self) -> int:
         """The ``expires_after.minutes`` sent to the provider: the idle TTL, capped at the API's limit."""
         return min(self.idle_minutes, MAX_CONTAINER_IDLE_MINUTES)
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """``DATASTORY_METRICS_BIND`` as ``(host, port)`` (brackets of an IPv6 host removed)."""
+        if not self.metrics_bind:
+            return None
+        host, _, port = self.metrics_bind.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @property
     def max_file_bytes(self) -> int:
