@@ -1,6 +1,6 @@
 """A workspace that uninstalls the app or revokes its bot token leaves nothing running and nothing behind: its turns
-stop, its containers are deleted and every stored row of the team is purged. Retention prunes old rows, and the
-sweeper asks the store only for idle threads."""
+stop, its containers are deleted and every stored row of the team is purged. The running bot prunes rows older
+than the retention period."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import time
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.store import make_store
 from bot.store.base import Removed
+from bot.store.sql import async_url
 from tests.e2e.conftest import CHANNEL, Harness, RunningBot
 from tests.e2e.test_digests import QUIET, button_of, schedule
 from tests.emulators import slack_events as ev
@@ -85,22 +88,43 @@ async def test_tokens_revoked_purges_only_when_the_bot_token_is_revoked(harness:
     assert (await stored(bot))["threads"] == []
 
 
-async def test_retention_prunes_old_turns_and_the_sweeper_reads_only_idle_threads(harness: Harness) -> None:
+async def test_the_running_bot_prunes_what_is_older_than_the_retention_period(harness: Harness) -> None:
     bot = await harness.start()
-    event = harness.file_event("sales.csv")
-    await bot.send(event)
-    await harness.wait_done(event["ts"])
+    old, recent = harness.file_event("old.csv"), harness.file_event("recent.csv")
+    for event in (old, recent):
+        await bot.send(event)
+        await harness.wait_done(event["ts"])
     assert await bot.shutdown() == 0
+    month = 31 * 86_400  # the old thread's rows are aged past DATASTORY_RETENTION_DAYS=30, its container swept
+    engine = create_async_engine(str(async_url(bot.settings.database_url)))
+    async with engine.begin() as conn:
+        for table, column in (("turns", "created_at"), ("turns", "finished_at"), ("turns", "started_at"),
+                              ("threads", "last_active_at"), ("files", "created_at")):
+            await conn.execute(text(f"UPDATE {table} SET {column} = {column} - {month} WHERE thread_ts = :ts"),
+                               {"ts": old["ts"]})
+        await conn.execute(text("UPDATE threads SET container_id = NULL WHERE thread_ts = :ts"), {"ts": old["ts"]})
+        await conn.execute(text(f"UPDATE dedupe SET created_at = created_at - {month} WHERE key LIKE :k"),
+                           {"k": f"%{old['ts']}"})
+    await engine.dispose()
 
+    again = await harness.start()  # the retention job's first pass runs at start
+
+    async def pruned() -> bool:
+        return [t.key.thread_ts for t in (await stored(again))["threads"]] == [recent["ts"]]
+
+    for _ in range(200):
+        if await pruned():
+            break
+        await asyncio.sleep(0.05)
+    left = await stored(again)
+    assert [t.key.thread_ts for t in left["threads"]] == [recent["ts"]]
+    assert [t.message_ts for t in left["turns"]] == [recent["ts"]]
+    assert await again.shutdown() == 0
     store = make_store(bot.settings.database_url)
     await store.open()
     try:
-        [thread] = await store.list_threads()
-        assert await store.idle_threads(before=thread.last_active_at) == []  # active: not even read by a sweep
-        assert [t.key for t in await store.idle_threads(before=time.time() + 1)] == [thread.key]
-        removed = await store.prune(before=time.time() + 31 * 86_400)  # what a run 31 days later prunes
-        assert removed.turns == 1 and removed.dedupe_keys == 1
-        assert await store.list_turns(thread.key) == []
-        assert await store.prune(before=time.time() + 31 * 86_400) == Removed()
+        assert await store.claim(f"msg:T1:{CHANNEL}:{old['ts']}", now=time.time())  # its dedupe key went too
+        assert not await store.claim(f"msg:T1:{CHANNEL}:{recent['ts']}", now=time.time())
+        assert await store.prune(before=time.time() - 30 * 86_400) == Removed()  # nothing else was that old
     finally:
         await store.close()
