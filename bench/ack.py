@@ -10,7 +10,13 @@ generator share this process, so the reaction's arrival is timed by the same clo
 2. CSV event → first visible feedback (the reaction arriving at FakeSlack), p50/p99 over the same bursts and for
    single events sent one at a time (goal p99 < 250 ms).
 
-Run: ``python bench/ack.py [--rounds 6] [--concurrency 50]``.
+``--adversarial``: before the rounds, the bot is also handed a CSV with 100,000 one-character columns and ten
+questions whose code writes a 50 MB CSV each (FakeOpenAI's ``--big-output-mb 50``; the last row holds a formula,
+so each is scanned and neutralised: the worst case). They are in flight while the rounds run (the report says how
+many were still running when the measurement ended, and when they finished); the goals are the same.
+``--adversarial-parts wide`` or ``outputs`` hands over only one of the two, to see which costs what.
+
+Run: ``python bench/ack.py [--rounds 6] [--concurrency 50] [--adversarial [--adversarial-parts wide,outputs]]``.
 """
 
 from __future__ import annotations
@@ -68,12 +74,41 @@ async def spawn(argv: list[str], env: dict[str, str], port: int) -> subprocess.P
     raise RuntimeError("server did not start")
 
 
-def file_events(slack: FakeSlack, n: int) -> list[dict[str, Any]]:
+WIDE_COLUMNS = 100_000
+WIDE = (b",".join(b"abcdefghij"[i % 10:i % 10 + 1] for i in range(WIDE_COLUMNS)) + b"\n"
+        + b",".join(b"1" for _ in range(WIDE_COLUMNS)) + b"\n")
+BIG_OUTPUTS = 10
+BIG_OUTPUT_MB = 50
+
+
+def file_events(slack: FakeSlack, n: int, *, content: bytes = CSV, name: str = "sales.csv",
+                text: str = "") -> list[dict[str, Any]]:
     out = []
     for _ in range(n):
-        f = slack.add_file(name="sales.csv", content=CSV)
-        out.append(envelope(slack.post_as_user(channel="C1", user="U1", files=[f])))
+        f = slack.add_file(name=name, content=content)
+        out.append(envelope(slack.post_as_user(channel="C1", user="U1", files=[f], text=text)))
     return out
+
+
+def finished(slack: FakeSlack, roots: list[str]) -> dict[str, float]:
+    """When each thread's turn ended (its status reply turned ✅ or ⚠️), by root ts."""
+    ended: dict[str, float] = {}
+    for rec in slack.recorder.calls("chat.update"):
+        text = str(rec.params.get("text") or "")
+        msg = slack.find_message(str(rec.params.get("channel")), str(rec.params.get("ts")))
+        if msg is not None and msg.thread_ts in roots and text.startswith((":white_check_mark:", ":warning:")):
+            ended.setdefault(msg.thread_ts, rec.received_at)
+    return ended
+
+
+async def adversary(bot: SlackSender, slack: FakeSlack, parts: set[str]) -> tuple[list[str], float]:
+    """Hand the bot the wide CSV and/or the big-output questions (acked, then left to run); their root ts."""
+    bodies = file_events(slack, 1, content=WIDE, name="wide.csv") if "wide" in parts else []
+    if "outputs" in parts:
+        bodies += file_events(slack, BIG_OUTPUTS, text="export everything as CSV BIG-OUTPUT")
+    started = time.perf_counter()
+    await burst(bot, bodies)
+    return [b["event"]["ts"] for b in bodies], started
 
 
 async def burst(sender: SlackSender, bodies: list[dict[str, Any]]) -> tuple[list[float], dict[str, float]]:
@@ -107,9 +142,10 @@ async def wait_feedback(slack: FakeSlack, sent: dict[str, float]) -> None:
     raise TimeoutError("reactions missing")
 
 
-async def main(rounds: int, concurrency: int) -> None:
-    oai = subprocess.Popen([sys.executable, "-m", "tests.emulators.serve", "openai", "--key", "sk-bench"], cwd=ROOT,
-                           stdout=subprocess.PIPE)
+async def main(rounds: int, concurrency: int, adversarial: set[str]) -> None:
+    big = ["--big-output-mb", str(BIG_OUTPUT_MB)] if "outputs" in adversarial else []
+    oai = subprocess.Popen([sys.executable, "-m", "tests.emulators.serve", "openai", "--key", "sk-bench", *big],
+                           cwd=ROOT, stdout=subprocess.PIPE)
     assert oai.stdout is not None
     oai_url = oai.stdout.readline().decode().strip()
     async with FakeSlack(bot_token=TOKEN) as slack:
@@ -132,6 +168,7 @@ async def main(rounds: int, concurrency: int) -> None:
         try:
             for sender in (bot, base):  # warm up: Bolt's first request calls auth.test
                 await burst(sender, file_events(slack, 2))
+            hostile, hostile_started = await adversary(bot, slack, adversarial) if adversarial else ([], 0.0)
             bot_acks: list[float] = []
             base_acks: list[float] = []
             feedback: list[float] = []
@@ -147,6 +184,13 @@ async def main(rounds: int, concurrency: int) -> None:
                 _, sent = await burst(bot, [body])
                 await wait_feedback(slack, sent)
                 single += feedback_latencies(slack, sent)
+            measured_until = time.perf_counter()
+            still_running = len(hostile) - len([t for t, at in finished(slack, hostile).items() if at < measured_until])
+            for _ in range(3000):  # the adversarial turns end (checked on a timer)
+                if len(finished(slack, hostile)) == len(hostile):
+                    break
+                await asyncio.sleep(0.2)
+            ends = finished(slack, hostile)
         finally:
             await bot.close()
             await base.close()
@@ -163,11 +207,32 @@ async def main(rounds: int, concurrency: int) -> None:
     print(f"  p50 {pct(feedback, 50) * ms:7.1f} ms   p99 {pct(feedback, 99) * ms:7.1f} ms   (goal p99 < 250 ms)")
     print(f"  one event at a time: p50 {pct(single, 50) * ms:7.1f} ms   p99 {pct(single, 99) * ms:7.1f} ms   "
           f"mean {statistics.mean(single) * ms:.1f} ms")
+    if adversarial:
+        wide = "wide" in adversarial
+        print("adversarial load handed to the bot before the rounds: "
+              + " and ".join(([f"a {len(WIDE) // 1024} KB CSV of {WIDE_COLUMNS:,} columns"] if wide else [])
+                             + ([f"{BIG_OUTPUTS} questions writing a {BIG_OUTPUT_MB} MB CSV each"]
+                                if "outputs" in adversarial else [])))
+        print(f"  still running when the measurement ended: {still_running} of {len(hostile)}")
+        wide_end = ends.get(hostile[0]) if wide else None
+        big_ends = [at for ts, at in ends.items() if not wide or ts != hostile[0]]
+        if wide:
+            print(f"  wide CSV turn ended after {(wide_end - hostile_started) if wide_end else float('nan'):.1f} s")
+        if "outputs" in adversarial:
+            print(f"  big-output turns: {len(big_ends)} of {BIG_OUTPUTS} ended, the last after "
+                  f"{(max(big_ends) - hostile_started) if big_ends else float('nan'):.1f} s")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--adversarial", action="store_true",
+                        help="also keep a 100,000-column CSV and ten 50 MB output CSVs in flight")
+    parser.add_argument("--adversarial-parts", default="wide,outputs",
+                        help="with --adversarial: wide, outputs, or both (comma-separated)")
     args = parser.parse_args()
-    asyncio.run(main(args.rounds, args.concurrency))
+    parts = {p.strip() for p in args.adversarial_parts.split(",") if p.strip()} if args.adversarial else set()
+    if parts - {"wide", "outputs"}:
+        parser.error("--adversarial-parts takes wide and/or outputs")
+    asyncio.run(main(args.rounds, args.concurrency, parts))

@@ -27,6 +27,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.access import Access
 from bot.backends import Backends, ConfigurationError, build_backends
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -35,8 +36,12 @@ from bot.digests import Digests
 from bot.intake import Intake
 from bot.jobs.digests import DigestJob, DigestReport, build_digest_job
 from bot.jobs.periodic import run_periodically
+from bot.jobs.retention import INTERVAL_SECONDS as RETENTION_INTERVAL_SECONDS
+from bot.jobs.retention import build_retention
 from bot.jobs.sweeper import SweepReport, build_sweeper
 from bot.metrics import Metrics
+from bot.metrics_guard import MetricsAccess, guarded
+from bot.offboarding import Offboarding
 from bot.poster import Poster
 from bot.slack_gateway import SlackGateway
 from bot.store import make_store
@@ -87,6 +92,10 @@ class BotApp:
         self.jobs.append(asyncio.create_task(run_periodically(
             sweep, interval=self.settings.sweep_interval_seconds, clock=self.clock, name="sweeper"),
             name="sweeper"))
+        retention = build_retention(self.settings, store=self.store)
+        self.jobs.append(asyncio.create_task(run_periodically(
+            retention.run_once, interval=RETENTION_INTERVAL_SECONDS, clock=self.clock, name="retention"),
+            name="retention"))
         if (job := self.digest_job) is not None:  # the first pass runs now: digests missed while down, once
 
             async def digests(now: float) -> DigestReport:
@@ -111,6 +120,7 @@ class BotApp:
         cancelled = await self.tracker.close(grace=self.settings.shutdown_grace_seconds)
         if cancelled:
             logger.info("shutdown: %d turn(s) interrupted; they resume at the next start", cancelled)
+        self.worker.close()
         await self.backends.close()
         await self.poster.close()
         if self.slack_session is not None:
@@ -168,17 +178,19 @@ def build_app(
         store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock, tracker=tracker,
         config=worker_config(settings, backends.sandbox.kind), metrics=metrics,
     )
-    digests = Digests(store=store, poster=poster, clock=clock)
+    access = build_access(settings, poster=poster, clock=clock)
+    digests = Digests(store=store, poster=poster, clock=clock, access=access)
     intake = Intake(
         store=store, worker=worker, poster=poster, clock=clock, tracker=tracker,
-        max_file_bytes=settings.max_file_bytes,
-        allowed_channels=frozenset(settings.allowed_channels), allowed_users=frozenset(settings.allowed_users),
-        daily_budget_usd=settings.daily_budget_usd, digests=digests, metrics=metrics,
+        max_file_bytes=settings.max_file_bytes, access=access, daily_budget_usd=settings.daily_budget_usd,
+        digests=digests, metrics=metrics,
     )
-    register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests, metrics=metrics))
+    offboarding = Offboarding(store=store, sandbox=backends.sandbox, tracker=tracker)
+    register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests, access=access,
+                                 offboarding=offboarding, metrics=metrics))
     app = BotApp(settings=settings, bolt=bolt, web=web.Application(), store=store, worker=worker, tracker=tracker,
                  poster=poster, backends=backends, clock=clock, metrics=metrics, slack_session=session,
-                 digest_job=build_digest_job(settings, store=store, poster=poster, worker=worker))
+                 digest_job=build_digest_job(settings, store=store, poster=poster, worker=worker, access=access))
     metrics.watch(ready=lambda: float(app.ready), running=lambda: app.worker.running, tasks=lambda: len(app.tracker))
     _mount_routes(app)
     return app
@@ -194,6 +206,13 @@ def _count_events(metrics: Metrics) -> Callable[..., Awaitable[None]]:
         await next()
 
     return count
+
+
+def build_access(settings: Settings, *, poster: Poster, clock: Clock) -> Access:
+    """The access rules of the settings (allowlists, admins, other organisations)."""
+    return Access(poster=poster, clock=clock, allowed_channels=frozenset(settings.allowed_channels),
+                  allowed_users=frozenset(settings.allowed_users), admin_users=frozenset(settings.admin_users),
+                  allow_external_users=settings.allow_external_users)
 
 
 def _gateway(settings: Settings, slack: AsyncWebClient, metrics: Metrics | None = None) -> SlackGateway:
@@ -212,6 +231,7 @@ class DigestRunner:
     poster: Poster
     tracker: TaskTracker
     session: aiohttp.ClientSession
+    worker: TurnWorker
 
     async def open(self, *, warm: bool = True) -> None:
         """Open the store and (unless ``warm`` is False, as in a dry run) warm the sandbox."""
@@ -222,6 +242,7 @@ class DigestRunner:
     async def close(self) -> None:
         """Close every client."""
         await self.tracker.close(grace=0)
+        self.worker.close()
         await self.backends.close()
         await self.poster.close()
         await self.session.close()
@@ -245,8 +266,10 @@ def build_digest_runner(
         store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock, tracker=tracker,
         config=worker_config(settings, backends.sandbox.kind),
     )
-    return DigestRunner(job=build_digest_job(settings, store=store, poster=poster, worker=worker), store=store,
-                        backends=backends, poster=poster, tracker=tracker, session=session)
+    access = build_access(settings, poster=poster, clock=clock)
+    return DigestRunner(job=build_digest_job(settings, store=store, poster=poster, worker=worker, access=access),
+                        store=store, backends=backends, poster=poster, tracker=tracker, session=session,
+                        worker=worker)
 
 
 def _mount_routes(app: BotApp) -> None:
@@ -267,7 +290,7 @@ def _mount_routes(app: BotApp) -> None:
 
     app.web.router.add_post(EVENTS_PATH, events)
     app.web.router.add_get("/healthz", healthz)
-    app.web.router.add_get("/metrics", metrics)
+    app.web.router.add_get("/metrics", guarded(metrics, MetricsAccess.from_settings(app.settings)))
     app.web.cleanup_ctx.append(lifecycle)
 
 

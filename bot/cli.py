@@ -28,6 +28,7 @@ from bot.config import Settings
 from bot.files import FileRejected
 from bot.jobs.sweeper import build_sweeper
 from bot.logs import configure_logging
+from bot.metrics_guard import extra_listener
 from bot.sandbox.base import SandboxError
 from bot.store import make_store
 
@@ -328,6 +329,8 @@ async def _serve(bot: BotApp, *, host: str, port: int) -> tuple[web.AppRunner, s
     site = web.TCPSite(runner, host, port)
     await site.start()
     bound_host, bound_port = runner.addresses[0][:2]
+    if (metrics := extra_listener(runner, bot.settings)) is not None:  # DATASTORY_METRICS_BIND
+        await metrics.start()
     return runner, f"http://{bound_host}:{bound_port}"
 
 

@@ -101,11 +101,22 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="How often `datastory run` looks for due digests (the first look is at start)."
     )
     max_file_mb: int = Field(default=512, ge=1, description="Larger files are refused, before any download.")
+    max_output_mb: int = Field(
+        default=100, ge=1,
+        description="Megabytes of the files the code wrote that one answer reads and attaches; the rest are named.",
+    )
     allowed_channels: CommaList = Field(
         default_factory=list, description="Comma-separated channel ids the bot works in; empty = all."
     )
     allowed_users: CommaList = Field(
-        default_factory=list, description="Comma-separated user ids whose files are analysed; empty = all."
+        default_factory=list, description="Comma-separated user ids the bot works for; empty = all."
+    )
+    admin_users: CommaList = Field(
+        default_factory=list,
+        description="Comma-separated user ids that may reset a whole channel and cancel others' digests.",
+    )
+    allow_external_users: bool = Field(
+        default=False, description="Serve users of other organisations in shared (Slack Connect) channels."
     )
     max_concurrent_turns: int = Field(
         default=8, ge=1, description="Turns running at once across all threads; more work queues and says so."
@@ -150,12 +161,22 @@ class Settings(BaseSettings):
         default=None, gt=0,
         description="Daily spending limit per user and per channel (UTC days; digest runs count); empty = none.",
     )
+    retention_days: int = Field(
+        default=30, ge=1,
+        description="Turns (answers, code), digest runs, dedupe keys and idle threads older than this are pruned.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, GET /metrics needs `Authorization: Bearer <token>`.",
+    )
+    metrics_bind: str | None = Field(
+        default=None, description="HOST:PORT of a second listener that alone serves GET /metrics.",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: Literal["text", "json"] = Field(
         default="text", description="`text` (one line per record) or `json` (one object per line, ids from context)."
     )
 
-    @field_validator("allowed_channels", "allowed_users", mode="before")
+    @field_validator("allowed_channels", "allowed_users", "admin_users", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
@@ -176,6 +197,16 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite://", "sqlite+aiosqlite://", "postgresql://", "postgresql+asyncpg://",
                                  "postgres://")):
             raise ValueError("DATASTORY_DATABASE_URL must be sqlite:///PATH or postgresql://USER@HOST/DB")
+        return value
+
+    @field_validator("metrics_bind")
+    @classmethod
+    def _check_metrics_bind(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        _host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("DATASTORY_METRICS_BIND must be HOST:PORT, such as 127.0.0.1:9464")
         return value
 
     @model_validator(mode="after")
@@ -202,6 +233,14 @@ class Settings(BaseSettings):
     def container_idle_minutes(self) -> int:
         """The ``expires_after.minutes`` sent to the provider: the idle TTL, capped at the API's limit."""
         return min(self.idle_minutes, MAX_CONTAINER_IDLE_MINUTES)
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """``DATASTORY_METRICS_BIND`` as ``(host, port)`` (brackets of an IPv6 host removed)."""
+        if not self.metrics_bind:
+            return None
+        host, _, port = self.metrics_bind.rpartition(":")
+        return host.strip("[]"), int(port)
 
     @property
     def max_file_bytes(self) -> int:

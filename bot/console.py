@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from bot.poster import ForeignFileHost, SlackFile, Upload
+from bot.poster import ForeignFileHost, SlackFile, Upload, UserInfo
 
 CHUNK = 1024 * 1024
 EMOJI = {
@@ -127,6 +127,10 @@ class ConsolePoster:
     async def user_tz(self, user: str) -> str:
         """The console user's zone is not known; UTC."""
         return "UTC"
+
+    async def user_info(self, user: str) -> UserInfo | None:
+        """The one console user, of no team."""
+        return UserInfo(id=user, team="")
 
     async def download(self, url: str) -> AsyncIterator[bytes]:
         """Stream a file the user named (``file://`` URL); anything else is refused."""

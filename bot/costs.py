@@ -55,7 +55,8 @@ def day_start(now: float) -> float:
 async def over_budget(store: Store, *, user: str, channel: str, budget: float, now: float,
                       user_is: str = "for you") -> str | None:
     """The refusal text when ``user``'s or ``channel``'s spending today (UTC) reached ``budget``, else None.
-    ``user_is`` names the user in the text (``for you`` to the person asking, ``of <@U1>`` in a channel)."""
+    ``user_is`` names the user in the text (``for you`` to the person asking; in a channel
+    ``of`` and a :func:`bot.slack_text.mention`)."""
     since = day_start(now)
     spent_user = await store.spent_since(since, user=user)
     if spent_user >= budget:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.access import Access
 from bot.config import Settings
 from bot.digests import Digests
 from bot.intake import Intake
 from bot.metrics import Metrics
+from bot.offboarding import Offboarding
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,4 +19,6 @@ class Deps:
     settings: Settings
     intake: Intake
     digests: Digests
+    access: Access
+    offboarding: Offboarding
     metrics: Metrics = field(default_factory=Metrics)

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bot.access import ADMIN_HINT, Access
 from bot.clock import Clock
 from bot.poster import Poster, SlackError
 from bot.schedules import EXAMPLES, ScheduleError, check_zone, parse_digest_command
+from bot.slack_text import channel_link, mention
 from bot.store.base import DigestRecord, Store, ThreadKey
 
 logger = logging.getLogger(__name__)
@@ -102,7 +104,8 @@ def _quote(question: str) -> str:
 class Digests:
     """Creating, listing and cancelling digests; used by the intake, the slash command and the Cancel button."""
 
-    def __init__(self, *, store: Store, poster: Poster, clock: Clock) -> None:
+    def __init__(self, *, store: Store, poster: Poster, clock: Clock, access: Access) -> None:
+        self._access = access
         self._store = store
         self._poster = poster
         self._clock = clock
@@ -166,26 +169,30 @@ class Digests:
     def _line(d: DigestRecord) -> str:
         state = " *paused*" if d.status == "paused" else ""
         question = d.question if len(d.question) <= 120 else d.question[:119] + "…"
-        return (f"`{d.id}`{state} {d.label} ({d.tz}), next {at(d.next_run_at, d.tz)}, owner <@{d.owner}>: "
+        return (f"`{d.id}`{state} {d.label} ({d.tz}), next {at(d.next_run_at, d.tz)}, owner {mention(d.owner)}: "
                 f"{question}")
 
     async def cancel(self, digest_id: str, *, by: str, team: str, channel: str) -> Cancellation:
-        """Cancel a digest of this channel (anyone in the channel may; the button sits in the channel)."""
+        """Cancel a digest of this channel: its owner may, and an admin (:meth:`bot.access.Access.is_admin`) may
+        cancel anyone's."""
         digest_id = digest_id.strip().strip("`").lower()
         digest = await self._store.get_digest(digest_id) if DIGEST_ID.match(digest_id) else None
         if digest is None or digest.key.team != team:
             return Cancellation(False, f"There is no digest `{digest_id}`. `/datastory digests` lists this "
                                        "channel's digests.")
         if digest.key.channel != channel:
-            return Cancellation(False, f"Digest `{digest.id}` belongs to <#{digest.key.channel}>; cancel it there.",
-                                digest)
+            return Cancellation(False, f"Digest `{digest.id}` belongs to {channel_link(digest.key.channel)}; cancel "
+                                       "it there.", digest)
+        if by != digest.owner and not await self._access.is_admin(by):
+            return Cancellation(False, f"Digest `{digest.id}` is {mention(digest.owner)}'s: only its owner or "
+                                       f"{ADMIN_HINT} can cancel it.", digest)
         if digest.status == "cancelled":
             return Cancellation(True, f"Digest `{digest.id}` ({digest.label}) was already cancelled.", digest)
         if not await self._store.cancel_digest(digest.id):
             return Cancellation(True, f"Digest `{digest.id}` ({digest.label}) was already cancelled.", digest)
         logger.info("digest cancelled digest=%s by=%s", digest.id, by)
         return Cancellation(True, f":no_entry_sign: Digest `{digest.id}` ({digest.label}) was cancelled by "
-                                  f"<@{by}>.", digest)
+                                  f"{mention(by)}.", digest)
 
     async def show_cancelled(self, *, channel: str, ts: str, cancellation: Cancellation) -> None:
         """Replace the message that carried the Cancel button: the question, and who cancelled (no button)."""

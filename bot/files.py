@@ -29,7 +29,7 @@ import logging
 import re
 import zlib
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -726,15 +726,21 @@ def neutralise_csv(data: bytes, *, delimiter: str = ",") -> bytes:
     LibreOffice and Google Sheets then show the text instead of evaluating it). Plain numbers such as ``-12.5``
     stay as they are. A file without such a cell is returned unchanged (same bytes); otherwise it is written back
     with the same encoding (BOM kept), delimiter and line ending, quoting only where CSV needs it.
+
+    Rows are streamed, twice, never held in a list: a list of millions of rows costs garbage-collection pauses of
+    seconds, and building it in one C call holds the interpreter lock throughout (this runs in a worker thread).
     """
     text, codec, bom = _decode_output(data)
     newline = "\r\n" if "\r\n" in text else "\n"
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False))
-    if not any(is_dangerous_cell(cell) for row in rows for cell in row):
+
+    def rows() -> Iterator[list[str]]:
+        return csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
+
+    if not any(is_dangerous_cell(cell) for row in rows() for cell in row):
         return data
     out = io.StringIO(newline="")
     writer = csv.writer(out, delimiter=delimiter, lineterminator=newline)
-    for row in rows:
+    for row in rows():
         writer.writerow(["'" + cell if is_dangerous_cell(cell) else cell for cell in row])
     written = out.getvalue()
     if not text.endswith(("\n", "\r")) and written.endswith(newline):

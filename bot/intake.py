@@ -6,6 +6,8 @@ A thread message that starts with ``digest`` schedules a digest (:class:`bot.dig
 asking a question.
 The same post can arrive as several events (``message`` and ``app_mention``; Slack retries): one dedupe key per
 ``(team, channel, ts)`` makes exactly one of them act, across restarts too, because the key is stored.
+A message that would start something is first checked by :class:`bot.access.Access` (allowlists, other
+organisations); a refusal is told to its author alone, once per post.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from bot.access import Access, Person
 from bot.clock import Clock
 from bot.costs import over_budget
 from bot.digests import NO_DATA_TEXT, Digests, is_digest_command
@@ -31,6 +34,7 @@ from bot.turns import TurnWorker
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["turn", "duplicate", "rejected", "refused", "reset", "help", "digest", "ignored"]
+Action = Literal["files", "question", "reset", "digest", "help"]
 
 RESET_WORDS = frozenset({"reset", "start over", "restart"})
 RESET_TEXT = ("Fresh start: I deleted this thread's workspace. Your files are kept; the next question loads them "
@@ -57,6 +61,14 @@ class IncomingMessage:
     """The bot's own user id (to recognise and strip mentions)."""
     is_retry: bool = False
     """Slack is redelivering this event (``X-Slack-Retry-Num`` > 0): it may have been handled long ago."""
+    user_team: str = ""
+    """The author's own team as the event says it (``user_team``/``team``); another organisation's in a shared
+    channel. Empty when the event does not say."""
+
+    @property
+    def person(self) -> Person:
+        """The author, for the access checks (``team`` is the workspace the bot is installed in)."""
+        return Person(user=self.user, channel=self.channel, home_team=self.team, user_team=self.user_team)
 
     @property
     def mentions_bot(self) -> bool:
@@ -85,9 +97,8 @@ class Intake:
 
     def __init__(
         self, *, store: Store, worker: TurnWorker, poster: Poster, clock: Clock, tracker: TaskTracker,
-        max_file_bytes: int, allowed_channels: frozenset[str] = frozenset(),
-        allowed_users: frozenset[str] = frozenset(), daily_budget_usd: float | None = None,
-        digests: Digests | None = None, metrics: Metrics | None = None,
+        max_file_bytes: int, access: Access, daily_budget_usd: float | None = None, digests: Digests | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._budget = daily_budget_usd
@@ -98,14 +109,13 @@ class Intake:
         self._poster = poster
         self._clock = clock
         self._max_file_bytes = max_file_bytes
-        self._allowed_channels = allowed_channels
-        self._allowed_users = allowed_users
+        self._access = access
 
     def receive(self, msg: IncomingMessage) -> None:
         """Handle ``msg`` in a tracked background task (called right after Slack was acknowledged)."""
         received = self._metrics.mark_received()  # the task inherits the arrival time (first-feedback latency)
         try:
-            self._tracker.spawn(self._handle(msg), name=f"intake-{msg.channel}-{msg.ts}")
+            self._tracker.spawn(self._handle(msg), name=f"intake-{msg.channel}-{msg.ts}", group=msg.team)
         except TrackerClosed:
             logger.warning("shutting down; message not handled channel=%s ts=%s", msg.channel, msg.ts)
         finally:
@@ -120,21 +130,49 @@ class Intake:
 
     async def on_message(self, msg: IncomingMessage) -> Outcome:
         """Act on one message; returns what was done (for logs and tests)."""
-        if self._allowed_channels and msg.channel not in self._allowed_channels:
+        action = await self._action(msg)
+        if action is None:
             return "ignored"
-        if msg.files:
+        if refusal := await self._access.refusal(msg.person):
+            return await self._refuse(msg, refusal)
+        if action == "files":
             return await self._on_files(msg)
-        if msg.thread_ts is not None and await self._thread_has_data(msg.key):
-            if msg.question.lower().strip(" .!") in RESET_WORDS:
-                return await self._reset(msg)
-            if self._digests is not None and is_digest_command(msg.question):
-                return await self._digest(msg, self._digests)
+        if action == "reset":
+            return await self._reset(msg)
+        if action == "digest" and self._digests is not None:
+            return await self._digest(msg, self._digests)
+        if action == "question":
             return await self._submit(msg, ())
-        if msg.mentions_bot:
+        wants_digest = self._digests is not None and is_digest_command(msg.question)
+        return await self._reply_once(msg, NO_DATA_TEXT if wants_digest else HELP_TEXT, outcome="help")
+
+    async def _action(self, msg: IncomingMessage) -> Action | None:
+        """What the message would start, before anyone's access is checked (None: it is not for the bot)."""
+        if msg.files:
+            return "files"
+        if (msg.thread_ts is not None and self._access.channel_allowed(msg.channel)
+                and await self._thread_has_data(msg.key)):
+            if msg.question.lower().strip(" .!") in RESET_WORDS:
+                return "reset"
             if self._digests is not None and is_digest_command(msg.question):
-                return await self._reply_once(msg, NO_DATA_TEXT, outcome="help")
-            return await self._reply_once(msg, HELP_TEXT, outcome="help")
-        return "ignored"
+                return "digest"
+            return "question"
+        return "help" if msg.mentions_bot else None
+
+    async def _refuse(self, msg: IncomingMessage, text: str) -> Outcome:
+        """Tell the author alone why nothing happens (once per post)."""
+        if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):
+            return "duplicate"
+        logger.info("refused channel=%s user=%s ts=%s", msg.channel, msg.user, msg.ts)
+        await self._tell_author(msg, text)
+        return "refused"
+
+    async def _tell_author(self, msg: IncomingMessage, text: str) -> None:
+        try:
+            await self._poster.post_ephemeral(channel=msg.channel, user=msg.user, thread_ts=msg.thread_ts or msg.ts,
+                                              text=text)
+        except SlackError as exc:
+            logger.warning("refusal not delivered channel=%s error=%s", msg.channel, exc.code)
 
     async def _reset(self, msg: IncomingMessage) -> Outcome:
         if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):
@@ -153,7 +191,7 @@ class Intake:
 
     async def reset_channel(self, team: str, channel: str) -> int:
         """``/datastory reset``: reset every thread of the channel that has a workspace (each after the turns
-        already asked in it); returns how many."""
+        already asked in it); returns how many. Whether the caller may (an admin) is the caller's check."""
         threads = [t for t in await self._store.list_threads()
                    if t.key.team == team and t.key.channel == channel and t.container_id]
         now = f"{self._clock.now():.6f}"
@@ -165,12 +203,6 @@ class Intake:
         return await self._store.get_thread(key) is not None and bool(await self._store.list_files(key))
 
     async def _on_files(self, msg: IncomingMessage) -> Outcome:
-        if self._allowed_users and msg.user not in self._allowed_users:
-            return await self._reply_once(
-                msg, f"I only analyse files shared by the people this bot is set up for, so I left "
-                     f"{', '.join(f'`{f.name}`' for f in msg.files)} alone (`DATASTORY_ALLOWED_USERS`).",
-                outcome="rejected",
-            )
         files = [await self._resolve(f) for f in msg.files]
         accepted = [f for f in files if rejection_reason(f, max_bytes=self._max_file_bytes) is None]
         refusals = [f"• `{f.name}`: {reason}" for f in files
@@ -199,14 +231,7 @@ class Intake:
         feedback); a retry reacts only once the store said it is new, so an old answered message is left as is."""
         if self._budget is not None and (refusal := await over_budget(
                 self._store, user=msg.user, channel=msg.channel, budget=self._budget, now=self._clock.now())):
-            if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):
-                return "duplicate"
-            try:
-                await self._poster.post_ephemeral(channel=msg.channel, user=msg.user, thread_ts=msg.thread_ts or msg.ts,
-                                                  text=refusal)
-            except SlackError as exc:
-                logger.warning("budget refusal not delivered channel=%s error=%s", msg.channel, exc.code)
-            return "refused"
+            return await self._refuse(msg, refusal)
         if msg.is_retry:
             return await self._store_turn(msg, files, reacted=False)
         _, outcome = await asyncio.gather(self._acknowledge(msg), self._store_turn(msg, files, reacted=True))

@@ -10,6 +10,11 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot.slack_text import one_line
+
+NAME_CHARS = 200
+"""Longest file name kept (Slack allows 255); longer ones are cut with an ellipsis."""
+
 
 @dataclass(frozen=True, slots=True)
 class SlackFile:
@@ -28,14 +33,20 @@ class SlackFile:
 
     @classmethod
     def from_payload(cls, payload: dict[str, object]) -> SlackFile:
-        """Build from a ``files[]`` entry of an event or the ``file`` of ``files.info``."""
+        """Build from a ``files[]`` entry of an event or the ``file`` of ``files.info``.
+
+        The name and title are whoever shared the file's words: they are made one clean line here, where they enter
+        (no control characters or line breaks, which would reach the thread's messages and the model's prompt; no
+        backticks, which would end the code span a name is shown in).
+        """
         url = payload.get("url_private_download") or payload.get("url_private") or ""
-        name = payload.get("name") or payload.get("title") or str(payload.get("id", "file"))
+        name = one_line(str(payload.get("name") or payload.get("title") or ""), limit=NAME_CHARS) \
+            or str(payload.get("id") or "file")
         size = payload.get("size")
         return cls(
             id=str(payload.get("id", "")),
-            name=str(name),
-            title=str(payload.get("title") or name),
+            name=name,
+            title=one_line(str(payload.get("title") or name), limit=NAME_CHARS),
             mimetype=str(payload.get("mimetype") or ""),
             filetype=str(payload.get("filetype") or ""),
             size=size if isinstance(size, int) else 0,
@@ -43,6 +54,26 @@ class SlackFile:
             url_private_download=str(url),
             user=str(payload.get("user") or ""),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    """What ``users.info`` says about a person."""
+
+    id: str
+    team: str
+    """The person's own team (another organisation's for a Slack Connect member)."""
+    tz: str = "UTC"
+    is_admin: bool = False
+    """A workspace admin or owner."""
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, object]) -> UserInfo:
+        """Build from the ``user`` object of ``users.info``."""
+        tz = payload.get("tz")
+        return cls(id=str(payload.get("id") or ""), team=str(payload.get("team_id") or ""),
+                   tz=tz if isinstance(tz, str) and tz else "UTC",
+                   is_admin=any(payload.get(k) is True for k in ("is_admin", "is_owner", "is_primary_owner")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +145,11 @@ class Poster(Protocol):
 
     async def user_tz(self, user: str) -> str:
         """The user's IANA time zone from ``users.info`` (``users:read``); ``"UTC"`` when it cannot be read."""
+        ...
+
+    async def user_info(self, user: str) -> UserInfo | None:
+        """``users.info``: the person's team, zone and admin flags; None for an unknown user. Raises
+        :class:`SlackError` when Slack cannot be asked."""
         ...
 
     def download(self, url: str) -> AsyncIterator[bytes]:

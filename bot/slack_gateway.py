@@ -1,9 +1,11 @@
 """The Slack gateway: :class:`bot.poster.Poster` over ``slack_sdk``'s ``AsyncWebClient`` and an aiohttp session.
 
-This is the only core module that imports ``slack_sdk``. Web API failures become :class:`bot.poster.SlackError`
-(with Slack's error code). File downloads stream chunk by chunk and send the bot token only to the host of
-``SLACK_API_URL`` and to Slack's own hosts (``slack.com``, ``slack-gov.com`` and their subdomains, over https);
-redirects are followed by hand, at most twice and only to such hosts.
+This is the only core module that imports ``slack_sdk``. Every text it sends (messages, updates, ephemerals, the
+``mrkdwn`` of blocks, upload comments) goes through :func:`bot.slack_text.finalise` here, the last step before
+Slack, with ``link_names`` off; file names and titles of uploads are made one clean line without angle brackets. Web
+API failures become :class:`bot.poster.SlackError` (with Slack's error code). File downloads stream chunk by chunk
+and send the bot token only to the host of ``SLACK_API_URL`` and to Slack's own hosts (``slack.com``, ``slack-
+gov.com`` and their subdomains, over https); redirects are followed by hand, at most twice and only to such hosts.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from yarl import URL
 
-from bot.poster import FileAccessDenied, ForeignFileHost, SlackError, SlackFile, Upload
+from bot.poster import FileAccessDenied, ForeignFileHost, SlackError, SlackFile, Upload, UserInfo
+from bot.slack_text import finalise, finalise_blocks, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +31,7 @@ SLACK_DOMAINS = ("slack.com", "slack-gov.com")
 MAX_REDIRECTS = 2
 _SNIFF_BYTES = 512
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_ANGLES = str.maketrans("<>", "‹›")
 _UNLABELLED = "application/octet-stream"  # what aiohttp reports when a response has no Content-Type
 _BENIGN = frozenset({"already_reacted", "no_reaction"})
 """Error codes the gateway treats as success (not counted as errors)."""
@@ -63,6 +67,11 @@ def _is_sign_in_page(content_type: str, head: bytes) -> bool:
         return True
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     return content_type == _UNLABELLED and start.startswith((b"<!doctype html", b"<html", b"<head", b"<!--"))
+
+
+def _file_title(name: str) -> str:
+    """A name the code in the sandbox chose, as an upload's file name and title: one clean line, no angle brackets."""
+    return one_line(name, limit=200).translate(_ANGLES)
 
 
 class SlackGateway:
@@ -134,21 +143,24 @@ class SlackGateway:
     ) -> str:
         """Post a message (in the thread when ``thread_ts`` is set), links not unfurled; returns its ``ts``."""
         resp = await self._call("chat.postMessage", self._client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False,
+            channel=channel, thread_ts=thread_ts, text=finalise(text), blocks=finalise_blocks(blocks),
+            unfurl_links=False, unfurl_media=False, link_names=False,
         ))
         return str(resp["ts"])
 
     async def post_ephemeral(self, *, channel: str, user: str, thread_ts: str | None, text: str) -> None:
         """A message only ``user`` sees (in the thread when ``thread_ts`` is set)."""
         await self._call("chat.postEphemeral", self._client.chat_postEphemeral(
-            channel=channel, user=user, thread_ts=thread_ts, text=text,
+            channel=channel, user=user, thread_ts=thread_ts, text=finalise(text), link_names=False,
         ))
 
     async def update(
         self, *, channel: str, ts: str, text: str, blocks: list[dict[str, object]] | None = None
     ) -> None:
         """Replace the text (and blocks, when given) of a message the bot posted."""
-        await self._call("chat.update", self._client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks))
+        await self._call("chat.update", self._client.chat_update(
+            channel=channel, ts=ts, text=finalise(text), blocks=finalise_blocks(blocks), link_names=False,
+        ))
 
     async def upload_files(
         self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None
@@ -157,10 +169,12 @@ class SlackGateway:
         if not files:
             return
         uploads: list[dict[str, Any]] = [
-            {"content": f.data, "filename": f.filename, "title": f.title or f.filename} for f in files
+            {"content": f.data, "filename": _file_title(f.filename) or "file",
+             "title": _file_title(f.title or f.filename)} for f in files
         ]
         await self._call("files.completeUploadExternal", self._client.files_upload_v2(
-            file_uploads=uploads, channel=channel, thread_ts=thread_ts, initial_comment=comment,
+            file_uploads=uploads, channel=channel, thread_ts=thread_ts,
+            initial_comment=finalise(comment) if comment else None,
         ))
         logger.info("uploaded files channel=%s thread_ts=%s count=%d", channel, thread_ts, len(files))
 
@@ -180,13 +194,22 @@ class SlackGateway:
     async def user_tz(self, user: str) -> str:
         """The user's ``tz`` from ``users.info``; ``"UTC"`` when the call fails or the profile has none."""
         try:
-            resp = await self._call("users.info", self._client.users_info(user=user))
+            info = await self.user_info(user)
         except SlackError as exc:
             logger.warning("users.info failed, using UTC user=%s error=%s", user, exc.code)
             return "UTC"
+        return info.tz if info is not None else "UTC"
+
+    async def user_info(self, user: str) -> UserInfo | None:
+        """``users.info``; None for ``user_not_found``, :class:`SlackError` for other failures."""
+        try:
+            resp = await self._call("users.info", self._client.users_info(user=user))
+        except SlackError as exc:
+            if exc.code == "user_not_found":
+                return None
+            raise
         profile = resp.get("user")
-        tz = profile.get("tz") if isinstance(profile, dict) else None
-        return tz if isinstance(tz, str) and tz else "UTC"
+        return UserInfo.from_payload(profile) if isinstance(profile, dict) else None
 
     # ------------------------------------------------------------------ downloads
 

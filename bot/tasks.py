@@ -24,6 +24,7 @@ class TaskTracker:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._groups: dict[asyncio.Task[Any], str] = {}
         self._closing = False
         self._idle = asyncio.Event()
         self._idle.set()
@@ -36,24 +37,35 @@ class TaskTracker:
     def __len__(self) -> int:
         return len(self._tasks)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
-        """Start ``coro`` as a tracked task."""
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str, group: str = "") -> asyncio.Task[Any]:
+        """Start ``coro`` as a tracked task (of ``group``, e.g. a Slack team, so it can be stopped with it)."""
         if self._closing:
             coro.close()
             raise TrackerClosed(name)
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
+        if group:
+            self._groups[task] = group
         self._idle.clear()
         task.add_done_callback(self._done)
         return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        self._groups.pop(task, None)
         if not self._tasks:
             self._idle.set()
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             logger.error("background task failed task=%s", task.get_name(), exc_info=exc)
+
+    async def cancel_group(self, group: str) -> int:
+        """Cancel every task of ``group`` and wait until they ended; returns how many were cancelled."""
+        doomed = [task for task, g in self._groups.items() if g == group and not task.done()]
+        for task in doomed:
+            task.cancel()
+        await asyncio.gather(*doomed, return_exceptions=True)
+        return len(doomed)
 
     async def join(self, timeout: float | None = None) -> bool:
         """Wait until no task runs; True when idle, False on timeout."""

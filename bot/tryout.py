@@ -91,6 +91,7 @@ async def run_try(settings: Settings, paths: list[Path], *, question: str | None
             record = await store.get_turn(turn.id)
         finally:
             await tracker.close(grace=0)
+            worker.close()
             await backends.close()
             await store.close()
     poster.finish()

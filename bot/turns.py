@@ -39,12 +39,12 @@ from bot.files import (
     FileRejected,
     FilesRefused,
     inspect_stream,
-    neutralise_csv,
     refusals_text,
 )
-from bot.formatting import human_size, names_list, seconds, split_message, to_mrkdwn
+from bot.formatting import human_size, names_list, narrative, seconds, split_message
 from bot.logs import bind, turn_summary
 from bot.metrics import Metrics, QueueWait
+from bot.outputs import MB, OutputLimits, OutputReader, Outputs
 from bot.poster import FileAccessDenied, ForeignFileHost, Poster, SlackError, Upload
 from bot.sandbox.base import (
     ContainerExpired,
@@ -61,7 +61,7 @@ from bot.tasks import TaskTracker, TrackerClosed
 logger = logging.getLogger(__name__)
 
 MAX_POSTED_FILES = 10
-MAX_POSTED_FILE_BYTES = 50 * 1024 * 1024
+MAX_POSTED_FILE_BYTES = 50 * MB
 CONTAINER_NAME_MAX = 64
 UPLOAD_ATTEMPTS = 3
 """Times one file is streamed into the sandbox when the provider refuses the upload for now."""
@@ -109,6 +109,8 @@ class WorkerConfig:
     cost_footer: bool = True
     capacity_retry_seconds: float = 5.0
     """First wait when the provider refuses a new container (doubles, with jitter, up to a minute)."""
+    max_output_bytes: int = 100 * MB
+    """Bytes of the files the code wrote that one answer reads and attaches (``DATASTORY_MAX_OUTPUT_MB``)."""
 
 
 @dataclass(slots=True)
@@ -129,6 +131,8 @@ class TurnOutcome:
     """Names of the files that came with this turn's message."""
     reloaded: tuple[str, ...]
     """Names of earlier files loaded again into a rebuilt container (the thread is told)."""
+    not_attached: str = ""
+    """The line naming the files the code wrote that were not attached, and why (:meth:`Outputs.note`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +152,8 @@ class BatchOutcome:
     """Tokens plus the container session; None when the model's price is unknown."""
     footer: str
     """``_⏱ time · ≈ $cost_``, or empty when the cost footer is off."""
+    not_attached: str = ""
+    """The line naming the files the code wrote that were not attached, and why."""
 
 
 def worker_config(settings: Settings, sandbox_kind: str, **overrides: Any) -> WorkerConfig:
@@ -162,6 +168,7 @@ def worker_config(settings: Settings, sandbox_kind: str, **overrides: Any) -> Wo
         if sandbox_kind == "openai" else 0.0,
         "cost_footer": settings.cost_footer,
         "capacity_retry_seconds": settings.capacity_retry_seconds,
+        "max_output_bytes": settings.max_output_mb * MB,
     }
     values.update(overrides)
     return WorkerConfig(**values)
@@ -208,16 +215,6 @@ def _refusal_reason(exc: SlackError) -> str | None:
 def _refusal_kind(exc: FileRejected) -> str:
     """What refused a file, for the log: the inspector's ``FileRejected`` or the Slack error behind it."""
     return type(exc.__cause__ or exc).__name__
-
-
-def _neutralised(name: str, data: bytes) -> bytes:
-    """CSV/TSV outputs with spreadsheet formulas defused (:func:`bot.files.neutralise_csv`); others as they are."""
-    lower = name.lower()
-    if lower.endswith(".csv"):
-        return neutralise_csv(data)
-    if lower.endswith((".tsv", ".tab")):
-        return neutralise_csv(data, delimiter="\t")
-    return data
 
 
 class StatusMessage:
@@ -333,6 +330,8 @@ class TurnWorker:
         self._tracker = tracker
         self._config = config
         self._queue = ThreadQueue()
+        self._outputs = OutputReader(sandbox=sandbox, limits=OutputLimits(
+            files=MAX_POSTED_FILES, file_bytes=MAX_POSTED_FILE_BYTES, turn_bytes=config.max_output_bytes))
         self._slots = asyncio.Semaphore(config.max_concurrent_turns)
         self._running = 0
         self._waiting: list[object] = []
@@ -342,6 +341,10 @@ class TurnWorker:
     def running(self) -> int:
         """Turns holding a slot right now."""
         return self._running
+
+    def close(self) -> None:
+        """Stop the worker processes that defuse CSV outputs (at shutdown, after the turns)."""
+        self._outputs.close()
 
     async def acknowledge(self, channel: str, ts: str) -> None:
         """The first visible feedback on a user's message: the "working" reaction."""
@@ -358,12 +361,12 @@ class TurnWorker:
         record = TurnRecord(id=turn.id, key=turn.key, message_ts=turn.message_ts, user=turn.user,
                             question=turn.question, file_ids=tuple(f.slack_file_id for f in turn.files),
                             status="queued", created_at=turn.created_at)
-        self._start(self._run(record, [f.name for f in turn.files], reacted=reacted), turn.id)
+        self._start(self._run(record, [f.name for f in turn.files], reacted=reacted), turn.id, turn.key.team)
         return True
 
-    def _start(self, work: Coroutine[Any, Any, None], turn_id: str) -> None:
+    def _start(self, work: Coroutine[Any, Any, None], turn_id: str, team: str) -> None:
         try:
-            self._tracker.spawn(work, name=f"turn-{turn_id}")
+            self._tracker.spawn(work, name=f"turn-{turn_id}", group=team)
         except TrackerClosed:
             logger.info("shutting down; turn stays queued turn=%s", turn_id)
 
@@ -387,7 +390,7 @@ class TurnWorker:
         turns = await self._store.unfinished_turns()
         for turn in turns:
             logger.info("resuming turn=%s thread=%s", turn.id, turn.key)
-            self._start(self.run(turn.id), turn.id)
+            self._start(self.run(turn.id), turn.id, turn.key.team)
         return len(turns)
 
     async def run(self, turn_id: str) -> None:
@@ -500,10 +503,11 @@ class TurnWorker:
                 )
                 await status.set(f":hourglass_flowing_sand: Analysing {names_list(own)}…" if own
                                  else ":hourglass_flowing_sand: Thinking…")
-                result, uploads = await self._analyse(request, status)
+                result, outputs = await self._analyse(request, status)
                 await self._store.set_last_response(key, result.response_id, now=self._clock.now())
                 reloaded = tuple(name for name in loaded if name not in own)
-                return TurnOutcome(result=result, uploads=uploads, loaded=tuple(own), reloaded=reloaded)
+                return TurnOutcome(result=result, uploads=outputs.uploads, loaded=tuple(own), reloaded=reloaded,
+                                   not_attached=outputs.note())
             except (ContainerNotFound, ContainerExpired) as exc:
                 if attempt == 2:
                     raise
@@ -515,14 +519,14 @@ class TurnWorker:
 
     async def _analyse(
         self, request: AnalysisRequest, status: StatusMessage
-    ) -> tuple[AnalysisResult, tuple[Upload, ...]]:
+    ) -> tuple[AnalysisResult, Outputs]:
         """Run the analyst in the request's container; the files it wrote are what the container's file list gained
-        (not the uploads), read within limits and with CSV formulas defused."""
+        (not the uploads), read within limits and with CSV formulas defused (:class:`bot.outputs.OutputReader`)."""
         container_id = request.container_id
         before = {f.id for f in await self._sandbox.list_files(container_id)}
         result = await self._analyst.run(request, progress=status.progress)
         created = [f for f in await self._sandbox.list_files(container_id) if f.id not in before and f.source != "user"]
-        return result, await self._read_outputs(container_id, created, result.cited_file_ids)
+        return result, await self._outputs.read(container_id, created, result.cited_file_ids)
 
     async def run_batch(
         self, files: Sequence[FileRecord], question: str, *, name: str, idle_minutes: int
@@ -555,7 +559,7 @@ class TurnWorker:
                     container_id, data, refused = await self._load_batch(files, create, status)
                     request = AnalysisRequest(question=question, container_id=container_id, files=tuple(data),
                                               new_files=tuple(d.name for d in data))
-                    result, uploads = await self._analyse(request, status)
+                    result, outputs = await self._analyse(request, status)
             except TimeoutError:
                 raise TurnTimeout(self._config.turn_timeout) from None
             finally:
@@ -567,9 +571,10 @@ class TurnWorker:
                          session_usd=self._config.session_usd)
         self._metrics.spent("digest", input_tokens=result.usage.input_tokens,
                             output_tokens=result.usage.output_tokens, cost_usd=cost)
-        return BatchOutcome(result=result, uploads=uploads, loaded=tuple(d.name for d in data),
+        return BatchOutcome(result=result, uploads=outputs.uploads, loaded=tuple(d.name for d in data),
                             refused=tuple(refused), container_id=container_id, elapsed=elapsed, cost_usd=cost,
-                            footer=footer(elapsed, cost) if self._config.cost_footer else "")
+                            footer=footer(elapsed, cost) if self._config.cost_footer else "",
+                            not_attached=outputs.note())
 
     async def _load_batch(
         self, files: Sequence[FileRecord], create: Callable[[], Awaitable[str]], status: StatusMessage
@@ -759,25 +764,11 @@ class TurnWorker:
     def _data_file(f: FileRecord) -> DataFile:
         return DataFile(name=f.name, path=f.sandbox_path or "", size=f.size, facts=f.facts)
 
-    async def _read_outputs(
-        self, container_id: str, created: list[SandboxFile], cited: tuple[str, ...]
-    ) -> tuple[Upload, ...]:
-        """Read the files the code wrote (cited ones first, then by creation), within count and size limits;
-        CSV/TSV files get their spreadsheet formulas defused before they are posted."""
-        order = {file_id: i for i, file_id in enumerate(cited)}
-        created.sort(key=lambda f: (order.get(f.id, len(order)), f.created_at, f.path))
-        uploads: list[Upload] = []
-        for f in created[:MAX_POSTED_FILES]:
-            if f.size > MAX_POSTED_FILE_BYTES:
-                logger.info("output too large to post file=%s bytes=%d", f.name, f.size)
-                continue
-            data = _neutralised(f.name, await self._sandbox.read_file(container_id, f.id))
-            uploads.append(Upload(filename=f.name, data=data, title=f.name))
-        return tuple(uploads)
-
     async def _post_answer(self, turn: TurnRecord, outcome: TurnOutcome, tail: str) -> None:
         key = turn.key
-        text = to_mrkdwn(outcome.result.text) or "_The analysis produced no narrative._"
+        text = await asyncio.to_thread(narrative, outcome.result.text)
+        if outcome.not_attached:
+            text += "\n\n" + outcome.not_attached
         if tail:
             text += "\n\n" + tail
         if outcome.reloaded:

@@ -1,4 +1,5 @@
-"""Translation of Slack event payloads into the core's :class:`bot.intake.IncomingMessage`."""
+"""Translation of Slack payloads into the core's values: :class:`bot.intake.IncomingMessage`, and the teams that
+the access rules compare (the workspace the bot is installed in, and the one a person belongs to)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,26 @@ def is_retry(request: AsyncBoltRequest) -> bool:
         return True
 
 
+def installation_team(context: AsyncBoltContext, fallback: str = "") -> str:
+    """The workspace the bot is installed in: ``auth.test``'s team (Bolt's authorisation), else ``fallback``."""
+    result = context.authorize_result
+    return str((result.team_id if result is not None else None) or fallback or context.team_id or "")
+
+
+def author_team(event: dict[str, Any]) -> str:
+    """The author's own team as a message event says it: ``user_team`` (Slack Connect), else ``team``."""
+    return str(event.get("user_team") or event.get("team") or "")
+
+
 def to_incoming(
     event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
 ) -> IncomingMessage:
     """Build the core's view of a ``message``/``app_mention`` event."""
     files = tuple(SlackFile.from_payload(f) for f in event.get("files") or () if isinstance(f, dict))
+    authorizations = body.get("authorizations") or [{}]
+    delivered_to = authorizations[0].get("team_id") if isinstance(authorizations[0], dict) else None
     return IncomingMessage(
-        team=str(body.get("team_id") or event.get("team") or context.team_id or ""),
+        team=str(body.get("team_id") or delivered_to or installation_team(context, str(event.get("team") or ""))),
         channel=str(event.get("channel") or ""),
         user=str(event.get("user") or ""),
         ts=str(event.get("ts") or ""),
@@ -36,6 +50,7 @@ def to_incoming(
         files=files,
         bot_user_id=str(context.bot_user_id or ""),
         is_retry=is_retry(request),
+        user_team=author_team(event),
     )
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from bot.analysts.base import AnalysisRequest, DataFile
 from bot.formatting import human_size
+from bot.slack_text import one_line
 
 INSTRUCTIONS = """\
 You are a careful data analyst answering questions in a Slack thread about the data files the user shared.
@@ -33,13 +34,15 @@ How to answer:
 - Do not paste the code or long raw outputs into the answer; the user sees the charts you saved.
 """
 """The instructions of the ``responses`` engine, sent on every turn."""
+FACTS_CHARS = 8000
 
 
 def describe_file(data_file: DataFile) -> str:
-    """One bullet line: name, exact path, size and detected facts."""
-    line = f"- {data_file.name}: path {data_file.path} ({human_size(data_file.size)})"
+    """One bullet line: name, exact path, size and detected facts. Names and facts (column names) come from the
+    data's author: each is kept to one line, so none can start a line of its own in the prompt."""
+    line = f"- {one_line(data_file.name)}: path {data_file.path} ({human_size(data_file.size)})"
     if data_file.facts:
-        line += f"; {data_file.facts.strip()}"
+        line += f"; {one_line(data_file.facts, limit=FACTS_CHARS)}"
     return line
 
 
@@ -57,7 +60,7 @@ def first_turn_input(request: AnalysisRequest) -> str:
     else:
         sections.append("There are no data files in your python environment yet.")
     if request.new_files:
-        sections.append("Look first at the newly added files: " + ", ".join(request.new_files) + ".")
+        sections.append("Look first at the newly added files: " + ", ".join(map(one_line, request.new_files)) + ".")
     if request.history.strip():
         sections.append("The thread so far (your earlier environment was reset, so recompute anything you need; "
                         "earlier charts are not in /mnt/data any more):\n" + request.history.strip())
@@ -70,7 +73,8 @@ def chained_turn_input(request: AnalysisRequest) -> str:
     sections: list[str] = []
     if request.new_files:
         by_name = {f.name: f for f in request.files}
-        lines = [describe_file(by_name[name]) if name in by_name else f"- {name}" for name in request.new_files]
+        lines = [describe_file(by_name[name]) if name in by_name else f"- {one_line(name)}"
+                 for name in request.new_files]
         sections.append("New data files were added to your python environment; look at them first:\n"
                         + "\n".join(lines))
     sections.append(f"Question: {request.question.strip()}")

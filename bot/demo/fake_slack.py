@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+from typing import Any
 
 from aiohttp import web
 
+from bot.demo.mrkdwn import block_texts, live_sequences
 from bot.demo.recorder import RecordedRequest
 from bot.demo.serving import listen
 from bot.demo.slack_events import file_share_message, fresh_ts
@@ -136,11 +138,15 @@ class FakeSlack(MessagesApi, FileHosting, SocketMode):
         parent = self.find_message(channel, thread_ts) if thread_ts else None
         parent_user = parent.user if parent else None
         msg = self.add_message(channel=channel, user=user, text=text, thread_ts=thread_ts, files=files)
+        team = str(self.users.get(user, {}).get("team_id") or self.team_id)  # the author's own team
         if files:
-            return file_share_message(channel, user, files, text=text, ts=msg.ts, thread_ts=thread_ts,
-                                      channel_type=channel_type, parent_user_id=parent_user, team=self.team_id)
-        return message_event(channel, user, text, ts=msg.ts, thread_ts=thread_ts, parent_user_id=parent_user,
-                             channel_type=channel_type, team=self.team_id)
+            event = file_share_message(channel, user, files, text=text, ts=msg.ts, thread_ts=thread_ts,
+                                       channel_type=channel_type, parent_user_id=parent_user, team=team)
+        else:
+            event = message_event(channel, user, text, ts=msg.ts, thread_ts=thread_ts, parent_user_id=parent_user,
+                                  channel_type=channel_type, team=team)
+        event.update({"user_team": team, "source_team": team})
+        return event
 
     def thread(self, channel: str, thread_ts: str) -> list[ThreadItem]:
         """What a user sees in the thread rooted at ``thread_ts``, in order (parent first when known)."""
@@ -152,6 +158,34 @@ class FakeSlack(MessagesApi, FileHosting, SocketMode):
     def bot_messages(self, channel: str | None = None) -> list[FakeMessage]:
         """Messages the bot posted (optionally in one channel)."""
         return [m for m in self.messages if m.is_bot and (channel is None or m.channel == channel)]
+
+    def received_texts(self) -> list[tuple[str, bool]]:
+        """Every text the bot made Slack show, with whether ``link_names`` was on: messages (and each of their
+        earlier versions), their ``mrkdwn``/``plain_text`` block texts, ephemerals, ``response_url`` answers,
+        and the comments, titles and names of uploads."""
+        out: list[tuple[str, bool]] = []
+
+        def add(text: Any, link_names: Any, blocks: Any = None) -> None:
+            names = str(link_names).lower() in ("1", "true")
+            if text:
+                out.append((str(text), names))
+            out.extend((t, names) for t in block_texts(blocks))
+
+        for msg in self.bot_messages():
+            for text in [*msg.history, msg.text]:
+                add(text, msg.link_names)
+            add("", msg.link_names, msg.blocks)
+        for item in [*self.ephemerals, *self.command_responses]:
+            add(item.get("text"), item.get("link_names"), item.get("blocks"))
+        for upload in self.uploads:
+            for shown in (upload.initial_comment, upload.title, upload.name):
+                add(shown, False)
+        return out
+
+    def live_sequences(self) -> list[str]:
+        """Every live control sequence (mention, broadcast, link) in what the bot made Slack show
+        (:func:`bot.demo.mrkdwn.live_sequences` over :meth:`received_texts`)."""
+        return [seq for text, names in self.received_texts() for seq in live_sequences(text, link_names=names)]
 
     def new_response_url(self) -> str:
         """A slash-command ``response_url`` pointing at this emulator (POSTs land in ``command_responses``)."""

@@ -25,6 +25,7 @@ __all__ = [
     "SignedReply",
     "SlackSender",
     "app_mention",
+    "app_uninstalled",
     "block_actions",
     "bot_message",
     "envelope",
@@ -40,6 +41,7 @@ __all__ = [
     "signature",
     "signed_headers",
     "slash_command",
+    "tokens_revoked",
     "url_verification",
 ]
 
@@ -149,6 +151,21 @@ def app_mention(
     if files:
         event["files"] = [dict(f) for f in files]
     return event
+
+
+def app_uninstalled() -> dict[str, Any]:
+    """``app_uninstalled``: the app was removed from the workspace (the envelope's ``team_id`` says which)."""
+    return {"type": "app_uninstalled", "event_ts": fresh_ts()}
+
+
+def tokens_revoked(*, bot: list[str] | None = None, oauth: list[str] | None = None) -> dict[str, Any]:
+    """``tokens_revoked``: user ids whose tokens were revoked, by kind (``bot`` for bot tokens)."""
+    tokens: dict[str, list[str]] = {}
+    if oauth is not None:
+        tokens["oauth"] = oauth
+    if bot is not None:
+        tokens["bot"] = bot
+    return {"type": "tokens_revoked", "tokens": tokens, "event_ts": fresh_ts()}
 
 
 def file_shared(file_id: str, channel: str, user: str, *, event_ts: str | None = None) -> dict[str, Any]:

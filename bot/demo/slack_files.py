@@ -9,6 +9,7 @@ import mimetypes
 import secrets
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -53,13 +54,14 @@ class FileHosting(SlackState):
                       mode: str) -> Json:
         now = int(time.time())
         base = f"{self.base_url}/files-pri/{self.team_id}-{fid}"
+        quoted = quote(name, safe="")  # Slack percent-encodes the name in its URLs
         return {
             "id": fid, "created": now, "timestamp": now, "name": name, "title": title, "mimetype": mimetype,
             "filetype": filetype, "pretty_type": filetype.upper(), "user": user, "user_team": self.team_id,
             "editable": False, "size": size, "mode": mode, "is_external": False, "external_type": "",
             "is_public": True, "public_url_shared": False, "display_as_bot": False, "username": "",
-            "url_private": f"{base}/{name}", "url_private_download": f"{base}/download/{name}",
-            "permalink": f"https://example.slack.com/files/{user}/{fid}/{name}", "has_rich_preview": False,
+            "url_private": f"{base}/{quoted}", "url_private_download": f"{base}/download/{quoted}",
+            "permalink": f"https://example.slack.com/files/{user}/{fid}/{quoted}", "has_rich_preview": False,
             "file_access": "visible",
         }
 
@@ -199,7 +201,7 @@ class FileHosting(SlackState):
         name = str(hosted.payload.get("name") or hosted.payload.get("id") or "file")
         headers = {"Content-Type": mimetype}
         if attachment:
-            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+            headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name, safe='')}"
         if isinstance(hosted.content, Path) and self.link_rate:
             return await self._paced_file(request, hosted.content, headers, self.link_rate)
         if isinstance(hosted.content, Path):

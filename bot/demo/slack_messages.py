@@ -14,13 +14,22 @@ class MessagesApi(SlackState):
     """``chat.*``, ``reactions.*``, ``conversations.replies``, ``users.info`` and ``auth.test``."""
 
     def add_user(self, user_id: str, *, name: str | None = None, tz: str = "America/Los_Angeles",
-                 tz_offset: int = -25200, is_bot: bool = False, real_name: str | None = None) -> Json:
-        """Register a user for ``users.info`` (unknown ``U``/``W`` ids get a default user in UTC)."""
+                 tz_offset: int = -25200, is_bot: bool = False, real_name: str | None = None,
+                 is_admin: bool = False, is_owner: bool = False, team_id: str | None = None) -> Json:
+        """Register a user for ``users.info`` (unknown ``U``/``W`` ids get a default user in UTC).
+
+        ``is_admin``/``is_owner``: a workspace admin or owner (``is_primary_owner`` goes with ``is_owner``).
+        ``team_id``: another organisation's team for a Slack Connect member; their messages then carry it as
+        ``user_team`` and ``team``, and ``users.info`` reports it.
+        """
         name = name or user_id.lower()
+        team = team_id or self.team_id
         user = {
-            "id": user_id, "team_id": self.team_id, "name": name, "real_name": real_name or name.title(),
+            "id": user_id, "team_id": team, "name": name, "real_name": real_name or name.title(),
             "deleted": False, "is_bot": is_bot, "is_app_user": False, "tz": tz, "tz_label": tz, "tz_offset": tz_offset,
-            "profile": {"display_name": name, "real_name": real_name or name.title(), "team": self.team_id},
+            "is_admin": is_admin or is_owner, "is_owner": is_owner, "is_primary_owner": is_owner,
+            "is_restricted": False, "is_ultra_restricted": False,
+            "profile": {"display_name": name, "real_name": real_name or name.title(), "team": team},
         }
         self.users[user_id] = user
         return user
@@ -45,7 +54,7 @@ class MessagesApi(SlackState):
         thread_ts = str(p["thread_ts"]) if p.get("thread_ts") else None
         msg = FakeMessage(channel=channel, ts=fresh_ts(), user=self.bot_user_id, text=text, thread_ts=thread_ts,
                           bot_id=self.bot_id, blocks=blocks, unfurl_links=p.get("unfurl_links"),
-                          unfurl_media=p.get("unfurl_media"))
+                          unfurl_media=p.get("unfurl_media"), link_names=p.get("link_names"))
         self.messages.append(msg)
         return {"channel": channel, "ts": msg.ts, "message": msg.to_api(team_id=self.team_id, app_id=self.app_id)}
 
@@ -60,6 +69,7 @@ class MessagesApi(SlackState):
         text, blocks = self._check_text(p)
         msg.history.append(msg.text)
         msg.text = text
+        msg.link_names = p.get("link_names")
         if blocks is not None:
             msg.blocks = blocks or None
         return {"channel": channel, "ts": msg.ts, "text": text,
@@ -73,7 +83,7 @@ class MessagesApi(SlackState):
         text, blocks = self._check_text(p)
         ts = fresh_ts()
         self.ephemerals.append({"channel": channel, "user": str(p["user"]), "text": text, "blocks": blocks,
-                                "thread_ts": p.get("thread_ts"), "message_ts": ts})
+                                "thread_ts": p.get("thread_ts"), "message_ts": ts, "link_names": p.get("link_names")})
         return {"message_ts": ts}
 
     async def _chat_get_permalink(self, rec: RecordedRequest) -> Json:

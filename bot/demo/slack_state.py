@@ -76,6 +76,7 @@ class FakeMessage:
     """Earlier texts, oldest first (one entry per ``chat.update``)."""
     unfurl_links: Any = None
     unfurl_media: Any = None
+    link_names: Any = None
 
     @property
     def is_bot(self) -> bool:

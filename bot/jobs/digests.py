@@ -14,6 +14,8 @@ One pass (``run_once(now)``), for every active digest whose next run is at or be
    top-level message in the channel: the narrative, the charts, and a link to the source thread.
    With ``DATASTORY_DAILY_BUDGET_USD`` set, a run is skipped (one line in the channel, no container) while its
    owner's or its channel's spending today has reached the budget; what a run costs counts against both.
+   Before anything runs, the owner must still be allowed (:class:`bot.access.Access`: the allowlists, other
+   organisations): when not, the digest pauses and the owner alone is told why.
 4. A **failure** is told to the owner in the source thread, with the reason and a reference; after
    :data:`MAX_FAILURES` in a row the digest pauses itself and says so.
 
@@ -29,14 +31,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bot.access import Access, Person
 from bot.config import Settings
 from bot.costs import over_budget
 from bot.digests import at
 from bot.errors import describe, new_ref
 from bot.files import FilesRefused, refusals_text
-from bot.formatting import split_message, to_mrkdwn
+from bot.formatting import narrative, split_message
 from bot.poster import Poster, SlackError
 from bot.schedules import Schedule, utc
+from bot.slack_text import mention
 from bot.store.base import DigestRecord, FileRecord, Store
 from bot.turns import BatchOutcome, TurnWorker, newest_versions
 
@@ -66,6 +70,8 @@ class DigestReport:
     """Digests due (dry run only)."""
     taken: list[str] = field(default_factory=list)
     """Due digests another runner claimed first."""
+    refused: list[str] = field(default_factory=list)
+    """Digests whose owner is no longer allowed (paused, the owner told)."""
     dry_run: bool = False
 
     def summary(self) -> str:
@@ -74,7 +80,7 @@ class DigestReport:
             return f"would run {len(self.would_run)} digest(s)"
         return (f"ran {len(self.ran)}, skipped {len(self.skipped_unchanged)} unchanged, {len(self.failed)} failed "
                 f"({len(self.paused)} paused), {len(self.skipped_budget)} over budget, {len(self.taken)} taken by "
-                "another runner")
+                "another runner" + (f", {len(self.refused)} refused" if self.refused else ""))
 
 
 def batch_name(prefix: str, digest_id: str, now: float) -> str:
@@ -87,8 +93,9 @@ class DigestJob:
 
     def __init__(
         self, *, store: Store, poster: Poster, worker: TurnWorker, prefix: str, batch_ttl_minutes: int,
-        concurrency: int = CONCURRENCY, daily_budget_usd: float | None = None,
+        concurrency: int = CONCURRENCY, daily_budget_usd: float | None = None, access: Access | None = None,
     ) -> None:
+        self._access = access
         self._budget = daily_budget_usd
         self._store = store
         self._poster = poster
@@ -127,6 +134,10 @@ class DigestJob:
             await self._run(d, now, report)
 
     async def _run(self, d: DigestRecord, now: float, report: DigestReport) -> None:
+        if self._access is not None and (refusal := await self._access.refusal(
+                Person(user=d.owner, channel=d.key.channel, home_team=d.key.team))):
+            await self._refuse(d, now, refusal, report)
+            return
         try:
             files = newest_versions(await self._store.list_files(d.key), loaded_only=False)
             if not files:
@@ -141,7 +152,7 @@ class DigestJob:
                 return
             if self._budget is not None and (refusal := await over_budget(
                     self._store, user=d.owner, channel=d.key.channel, budget=self._budget, now=now,
-                    user_is=f"of <@{d.owner}>")):
+                    user_is=f"of {mention(d.owner)}")):
                 await self._poster.post(channel=d.key.channel, thread_ts=None,
                                         text=f":money_with_wings: Digest `{d.id}` ({d.label}) did not run: {refusal}")
                 await self._store.finish_digest_run(d.id, now=now, outcome="skipped: over budget", content_hash=None,
@@ -186,12 +197,12 @@ class DigestJob:
         channel = d.key.channel
         parts = [f":newspaper: *Digest* `{d.id}` · {d.label}\n" + "\n".join(">" + line for line in
                                                                            d.question.splitlines()),
-                 to_mrkdwn(outcome.result.text) or "_The analysis produced no narrative._"]
+                 await asyncio.to_thread(narrative, outcome.result.text), outcome.not_attached]
         if outcome.refused:
             parts.append(refusals_text(list(outcome.refused)))
         link = await self._link(d)
-        parts.append(f"<{link}|Source thread> · {outcome.footer}" if link and outcome.footer
-                     else f"<{link}|Source thread>" if link else outcome.footer)
+        source = f"Source thread ({link})" if link else ""
+        parts.append(" · ".join(p for p in (source, outcome.footer) if p))
         for part in split_message("\n\n".join(p for p in parts if p)):
             await self._poster.post(channel=channel, thread_ts=None, text=part)
         if outcome.uploads:
@@ -204,13 +215,27 @@ class DigestJob:
             logger.warning("no permalink for the digest's thread digest=%s error=%s", d.id, exc.code)
             return ""
 
+    async def _refuse(self, d: DigestRecord, now: float, refusal: str, report: DigestReport) -> None:
+        """The owner may no longer use the bot: pause the digest and tell the owner alone."""
+        logger.info("digest paused, owner not allowed digest=%s owner=%s", d.id, d.owner)
+        try:
+            await self._poster.post_ephemeral(channel=d.key.channel, user=d.owner, thread_ts=d.key.thread_ts,
+                                              text=f":double_vertical_bar: Digest `{d.id}` ({d.label}) is paused: "
+                                                   f"{refusal}")
+        except SlackError as exc:
+            logger.warning("digest refusal not told digest=%s error=%s", d.id, exc.code)
+        await self._store.finish_digest_run(d.id, now=now, outcome="paused: owner not allowed", content_hash=None,
+                                            data_changed_at=None, failures=d.failures, status="paused")
+        report.refused.append(d.id)
+        report.paused.append(d.id)
+
     async def _fail(self, d: DigestRecord, now: float, exc: Exception, report: DigestReport) -> None:
         failures = d.failures + 1
         paused = failures >= MAX_FAILURES
         ref = new_ref()
         logger.error("digest failed digest=%s thread=%s ref=%s failures=%d error=%s", d.id, d.key, ref, failures,
                      type(exc).__name__, exc_info=exc)
-        text = f":warning: <@{d.owner}> Digest `{d.id}` ({d.label}) failed: {describe(exc)} (ref `{ref}`)"
+        text = f":warning: {mention(d.owner)} Digest `{d.id}` ({d.label}) failed: {describe(exc)} (ref `{ref}`)"
         if paused:
             text += (f"\n:double_vertical_bar: Digest `{d.id}` is paused after {MAX_FAILURES} failures in a row; "
                      "fix the cause and schedule it again.")
@@ -226,7 +251,10 @@ class DigestJob:
             report.paused.append(d.id)
 
 
-def build_digest_job(settings: Settings, *, store: Store, poster: Poster, worker: TurnWorker) -> DigestJob:
-    """The digest job for this deployment's prefix and batch TTL."""
+def build_digest_job(
+    settings: Settings, *, store: Store, poster: Poster, worker: TurnWorker, access: Access | None = None
+) -> DigestJob:
+    """The digest job for this deployment's prefix, batch TTL, budget and access rules."""
     return DigestJob(store=store, poster=poster, worker=worker, prefix=settings.container_prefix,
-                     batch_ttl_minutes=settings.batch_ttl_minutes, daily_budget_usd=settings.daily_budget_usd)
+                     batch_ttl_minutes=settings.batch_ttl_minutes, daily_budget_usd=settings.daily_budget_usd,
+                     access=access)

@@ -2,11 +2,13 @@
 
 One sweep (``run_once(now)``):
 
-1. Threads idle longer than the idle TTL (``last_active_at`` in the store), whose container is known and whose
-   thread has no queued or running turn, get their container deleted; the thread is marked ``swept`` but keeps
+1. Threads idle longer than the idle TTL (``last_active_at`` in the store, asked for alone: the store is not read
+   whole at every sweep), whose container is known and whose thread has no queued or running turn, get their
+   container deleted; the thread is marked ``swept`` but keeps
    its files and turns, so the next question rebuilds the container transparently.
 2. The provider's list of containers (all pages) is reconciled with the store: a container named with our
-   prefix that the store does not own is deleted once older than a grace period (a container being created
+   prefix that the store does not own (the store is asked which of the listed ids it owns) is deleted once older
+   than a grace period (a container being created
    right now is safe); an owned container that the provider reports ``expired`` is deleted and its thread
    forgotten. A container without our prefix is never touched.
 
@@ -74,12 +76,15 @@ class Sweeper:
     async def run_once(self, now: float, *, dry_run: bool = False) -> SweepReport:
         """One sweep at the instant ``now`` (Unix seconds)."""
         report = SweepReport(dry_run=dry_run)
-        threads = [t for t in await self._store.list_threads() if t.container_id and t.backend == self._sandbox.kind]
-        busy = await self._store.busy_threads()
+        kind = self._sandbox.kind
         listed = await self._sandbox.list_containers(prefix=self._prefix)
         report.listed = len(listed)
         status = {c.id: c.status for c in listed}
-        owned: dict[str, ThreadRecord] = {t.container_id: t for t in threads if t.container_id}
+        owners = await self._store.threads_with_containers([c.id for c in listed])
+        owned: dict[str, ThreadRecord] = {t.container_id: t for t in owners if t.container_id}
+        idle = await self._store.idle_threads(before=now - self._idle_seconds)
+        threads = {t.key: t for t in [*idle, *owners] if t.container_id and t.backend == kind}.values()
+        busy = await self._store.busy_threads() if threads else set()
 
         doomed: list[tuple[str, list[str], ThreadKey | None]] = []
         for thread in threads:

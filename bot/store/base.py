@@ -7,7 +7,8 @@ conditional statement or one transaction, never a read followed by a write.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Literal, Protocol
 
 TurnStatus = Literal["queued", "running", "done", "failed"]
@@ -152,6 +153,23 @@ class NewTurn:
     created_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """Rows a purge or a prune deleted, by kind."""
+
+    threads: int = 0
+    files: int = 0
+    turns: int = 0
+    digests: int = 0
+    digest_runs: int = 0
+    dedupe_keys: int = 0
+
+    def summary(self) -> str:
+        """``2 threads, 5 turns, ...`` (kinds with none left out; ``nothing`` when empty)."""
+        parts = [f"{getattr(self, f.name)} {f.name.replace('_', ' ')}" for f in fields(self) if getattr(self, f.name)]
+        return ", ".join(parts) or "nothing"
+
+
 class Store(Protocol):
     """Async persistence for the bot. All times are Unix seconds (float)."""
 
@@ -262,8 +280,28 @@ class Store(Protocol):
         """Turns left queued or running (by a crash or a shutdown), oldest first, to resume at start-up."""
         ...
 
-    async def list_threads(self) -> list[ThreadRecord]:
-        """Every thread (for the sweeper and diagnostics)."""
+    async def list_threads(self, *, team: str | None = None) -> list[ThreadRecord]:
+        """Every thread (of one team when given), oldest first."""
+        ...
+
+    async def idle_threads(self, *, before: float) -> list[ThreadRecord]:
+        """Threads that have a container and were last active before ``before``: what the sweeper may delete,
+        asked for alone (an index on ``last_active_at``), not every thread at every sweep."""
+        ...
+
+    async def threads_with_containers(self, container_ids: Sequence[str]) -> list[ThreadRecord]:
+        """The threads that own one of ``container_ids`` (the sweeper's question about the provider's list)."""
+        ...
+
+    async def purge_team(self, team: str) -> Removed:
+        """Delete everything stored for a workspace (it uninstalled the app): threads, files, turns, digests and
+        their runs, dedupe keys. One transaction."""
+        ...
+
+    async def prune(self, *, before: float) -> Removed:
+        """Retention: delete what is older than ``before``: finished turns (their answers and code), digest runs,
+        dedupe keys, cancelled digests, and threads idle since then with no container, no unfinished turn and no
+        digest left (their file records with them). One transaction."""
         ...
 
     async def add_digest(self, digest: DigestRecord) -> None:

@@ -58,6 +58,9 @@ threads = Table(
     Column("backend", Text, nullable=True),
     Column("last_response_id", Text, nullable=True),
     PrimaryKeyConstraint("team", "channel", "thread_ts", name="pk_threads"),
+    # version 6: the sweeper asks for idle threads and for the owners of listed containers, not for every thread
+    Index("ix_threads_last_active", "last_active_at"),
+    Index("ix_threads_container", "container_id"),
 )
 
 files = Table(
@@ -198,6 +201,16 @@ def _add_missing_columns(table: Table) -> Callable[[Connection], None]:
     return apply
 
 
+def _create_indexes(table: Table) -> Callable[[Connection], None]:
+    """A step that creates the indexes of ``table`` a database lacks (one created after they were defined has them)."""
+
+    def apply(conn: Connection) -> None:
+        for index in table.indexes:
+            index.create(conn, checkfirst=True)
+
+    return apply
+
+
 def _create(table: Table) -> Callable[[Connection], None]:
     """A step that creates ``table`` (and its indexes) when missing."""
 
@@ -213,6 +226,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=3, description="create digests", apply=_create(digests)),
     Migration(version=4, description="files: refused_reason, refused_turn", apply=_add_missing_columns(files)),
     Migration(version=5, description="create digest_runs", apply=_create(digest_runs)),
+    Migration(version=6, description="threads: indexes on last_active_at and container_id",
+              apply=_create_indexes(threads)),
 )
 """Ordered by version, starting at 1, without gaps."""
 

@@ -29,11 +29,13 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from bot.store import housekeeping
 from bot.store.base import (
     DigestRecord,
     DigestStatus,
     FileRecord,
     NewTurn,
+    Removed,
     ThreadKey,
     ThreadRecord,
     ThreadStatus,
@@ -291,11 +293,34 @@ class SqlStore:
             row = (await conn.execute(select(threads).where(*_thread_is(threads, key)))).first()
         return None if row is None else _thread(row._mapping)
 
-    async def list_threads(self) -> list[ThreadRecord]:
-        """Every thread, oldest first."""
+    async def list_threads(self, *, team: str | None = None) -> list[ThreadRecord]:
+        """Every thread (of one team when given), oldest first."""
         stmt = select(threads).order_by(threads.c.created_at, threads.c.team, threads.c.channel, threads.c.thread_ts)
+        if team is not None:
+            stmt = stmt.where(threads.c.team == team)
         async with self._read() as conn:
             return [_thread(row._mapping) for row in await conn.execute(stmt)]
+
+    async def idle_threads(self, *, before: float) -> list[ThreadRecord]:
+        """Threads with a container, last active before ``before`` (an index serves it)."""
+        async with self._read() as conn:
+            return [_thread(row._mapping) for row in await conn.execute(housekeeping.idle_threads(before))]
+
+    async def threads_with_containers(self, container_ids: Sequence[str]) -> list[ThreadRecord]:
+        """The threads owning one of ``container_ids``."""
+        async with self._read() as conn:
+            return [_thread(row._mapping) for query in housekeeping.owners(container_ids)
+                    for row in await conn.execute(query)]
+
+    async def purge_team(self, team: str) -> Removed:
+        """Delete everything of the workspace ``team`` (:func:`bot.store.housekeeping.purge_team`)."""
+        async with self._write() as conn:
+            return await housekeeping.purge_team(conn, team)
+
+    async def prune(self, *, before: float) -> Removed:
+        """Retention (:func:`bot.store.housekeeping.prune`)."""
+        async with self._write() as conn:
+            return await housekeeping.prune(conn, before)
 
     async def set_container(self, key: ThreadKey, *, container_id: str, name: str, backend: str, now: float) -> None:
         """Record the thread's container, mark it active, forget the response chain (creates the thread if new)."""

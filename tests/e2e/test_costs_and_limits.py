@@ -137,7 +137,7 @@ async def test_reset_in_a_thread_deletes_the_workspace_and_the_next_question_sta
 
 
 async def test_slash_reset_resets_the_channels_threads(harness: Harness) -> None:
-    bot = await harness.start()
+    bot = await harness.start(admin_users=[USER])  # a channel-wide reset needs an admin (tests/e2e/test_access.py)
     events = [harness.file_event("a.csv"), harness.file_event("b.csv")]
     for event in events:
         await bot.send(event)

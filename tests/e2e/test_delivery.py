@@ -122,6 +122,10 @@ async def test_every_event_the_manifest_subscribes_to_is_acknowledged(harness: H
             event = ev.app_mention(CHANNEL, USER, "<@UBOT> hi")
         elif name == "file_shared":
             event = ev.file_shared("F999", CHANNEL, USER)
+        elif name == "tokens_revoked":
+            event = ev.tokens_revoked(oauth=["U9"])
+        elif name == "app_uninstalled":
+            event = ev.app_uninstalled()
         else:
             raise AssertionError(f"no test event for {name}")
         reply = await bot.send(event)

@@ -89,7 +89,7 @@ async def test_a_digest_in_a_thread_is_confirmed_with_the_next_runs_in_the_users
     digest_id = button["value"]
     expected = parse_schedule("every monday 09:00", tz="America/New_York").next_runs(time.time(), 3)
     assert reply.text.startswith(f":calendar: Digest `{digest_id}` scheduled every Monday at 09:00 "
-                                 "(America/New_York):\n>summarise revenue by region and flag drops over 10%\n")
+                                 "(America/New_York):\n&gt;summarise revenue by region and flag drops over 10%\n")
     assert f"Next runs: {', '.join(when(m) for m in expected)}." in reply.text
     assert all(when(m).endswith(("EST", "EDT")) and when(m).startswith("Mon ") for m in expected)
     record = await digest(bot, digest_id)
@@ -104,7 +104,7 @@ async def test_an_unreadable_schedule_gets_examples_and_nothing_is_scheduled(har
     assert "`blursday` is not a day of the week" in reply.text and "`daily 08:30`" in reply.text
     assert "Examples:" in reply.text and reply.blocks is None
     reply = await schedule(harness, bot, ts, "digest sometime soon")
-    assert reply.text.startswith(":calendar: Write it as `digest <schedule>: <question>`")
+    assert reply.text.startswith(":calendar: Write it as `digest &lt;schedule&gt;: &lt;question&gt;`")
     store = make_store(bot.settings.database_url)
     await store.open()
     try:
@@ -136,7 +136,7 @@ async def test_a_due_digest_runs_in_a_batch_container_and_posts_to_the_channel(
     [post] = top_level(harness)
     assert post.text.startswith(f":newspaper: *Digest* `{digest_id}` · every day at 08:30")
     assert "Summary of sales.csv" in post.text and "summarise revenue by region" in post.text
-    assert f"<{harness.slack.permalink(CHANNEL, ts)}|Source thread>" in post.text
+    assert f"Source thread ({harness.slack.permalink(CHANNEL, ts)})" in post.text
     [chart] = harness.slack.uploads[uploads_before:]
     assert chart.channel == CHANNEL and chart.thread_ts is None and chart.content.startswith(b"\x89PNG")
     after = await digest(bot, digest_id)
@@ -254,6 +254,7 @@ async def test_the_cancel_button_cancels_and_updates_the_confirmation(
     confirmation = await schedule(harness, bot, ts, "digest daily 08:30: revenue")
     digest_id = button_of(confirmation)["value"]
     due = (await digest(bot, digest_id)).next_run_at
+    harness.slack.add_user("U2", is_admin=True)  # not the owner: a workspace admin may cancel it
     async with SlackSender(bot.url + "/slack/events", SIGNING_SECRET) as sender:
         reply = await sender.send_interactive(ev.block_actions(
             "digest_cancel", digest_id, channel_id=CHANNEL, user_id="U2", message_ts=confirmation.ts,

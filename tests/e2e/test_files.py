@@ -200,15 +200,20 @@ async def test_the_sign_in_page_names_the_missing_scope(harness: Harness, corpus
     assert harness.openai.containers == {} and [d.served for d in harness.slack.downloads] == ["html"]
 
 
-async def test_a_file_from_someone_outside_the_allowed_users_is_explained_and_ignored(harness: Harness) -> None:
+async def test_a_file_from_someone_outside_the_allowed_users_is_explained_to_them_alone_and_ignored(
+    harness: Harness,
+) -> None:
     bot = await harness.start(allowed_users=["UBOSS"])
     event = harness.file_event("comma.csv")
     await bot.send(event)
-    assert await intake_reply(harness, event["ts"]) == (
-        "I only analyse files shared by the people this bot is set up for, so I left `comma.csv` alone "
-        "(`DATASTORY_ALLOWED_USERS`).")
+    [refusal] = await harness.wait_for(lambda: harness.slack.ephemerals)
+    assert refusal["user"] == "U1" and refusal["thread_ts"] == event["ts"]
+    assert refusal["text"] == (
+        "I only work for the people this bot is set up for, and you're not on the list, so I left this alone "
+        "(`DATASTORY_ALLOWED_USERS`). Ask whoever runs the bot to add you.")
     await bot.shutdown()
     assert harness.openai.containers == {} and harness.slack.downloads == []
+    assert not harness.slack.recorder.calls("chat.postMessage") and not harness.slack.recorder.calls("reactions.add")
 
 
 async def test_several_files_in_one_message_share_a_container_and_a_refusal_is_named(

@@ -2,6 +2,9 @@
 
 ``python -m tests.emulators.serve slack --file PATH`` also hosts ``PATH`` (served from disk in chunks) and prints
 the file's ``url_private_download`` on a second line; ``--link-mbps N`` paces file transfers like a network link.
+``python -m tests.emulators.serve openai --big-output-mb N``: a question containing ``BIG-OUTPUT`` makes the code
+"write" ``export.csv`` of about N MB whose last row holds a spreadsheet formula (the worst case for the bot's
+output checks); other questions get the default script.
 
 Used by the benchmarks (so emulator work does not share a process with the load generator) and handy for
 pointing a locally running bot at fake services by hand.
@@ -13,13 +16,31 @@ import argparse
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.demo.fake_slack import FakeSlack
-from tests.emulators.fake_openai import FakeOpenAI
+from tests.emulators.fake_openai import FakeOpenAI, ResponseContext, ScriptedTurn, default_script
+
+BIG_OUTPUT = "BIG-OUTPUT"
 
 
-async def serve(kind: str, key: str, file: Path | None = None, link_rate: float | None = None) -> None:
+def big_output_script(megabytes: int) -> Callable[[ResponseContext], ScriptedTurn]:
+    """The script of ``--big-output-mb``: one CSV of about ``megabytes`` MB, built once, for marked questions."""
+    row = b"north,2025-01-02,-12.5,some text in a cell\n"
+    data = b"region,month,value,note\n" + row * (megabytes * 1_000_000 // len(row)) + b"south,2025-01-03,=1+1,x\n"
+
+    def script(ctx: ResponseContext) -> ScriptedTurn:
+        if BIG_OUTPUT not in ctx.question:
+            return default_script(ctx)
+        return ScriptedTurn(code="df.to_csv('/mnt/data/export.csv')", text="Exported.", files=[("export.csv", data)],
+                            cite_files=False)
+
+    return script
+
+
+async def serve(kind: str, key: str, file: Path | None = None, link_rate: float | None = None,
+                big_output_mb: int = 0) -> None:
     """Start the emulator on a random loopback port, print its base URL, and serve until SIGTERM/SIGINT.
 
     ``link_rate`` (bytes per second) paces hosted-file downloads (slack) or container-file uploads (openai)."""
@@ -30,6 +51,8 @@ async def serve(kind: str, key: str, file: Path | None = None, link_rate: float 
     if kind == "openai":
         async with FakeOpenAI(api_key=key) as oai:
             oai.link_rate = link_rate
+            if big_output_mb:
+                oai.script = big_output_script(big_output_mb)
             print(oai.base_url, flush=True)
             await stop.wait()
     else:
@@ -47,8 +70,10 @@ if __name__ == "__main__":
     parser.add_argument("kind", choices=["openai", "slack"])
     parser.add_argument("--key", default="sk-test")
     parser.add_argument("--file", type=Path, default=None, help="slack only: host this file")
+    parser.add_argument("--big-output-mb", type=int, default=0,
+                        help="openai only: questions containing BIG-OUTPUT get an output CSV of this many MB")
     parser.add_argument("--link-mbps", type=float, default=0.0,
                         help="pace file downloads (slack) or uploads (openai) to this many MiB/s; 0: no pacing")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.kind, args.key, args.file, args.link_mbps * (1 << 20) or None))
+        asyncio.run(serve(args.kind, args.key, args.file, args.link_mbps * (1 << 20) or None, args.big_output_mb))

@@ -153,9 +153,9 @@ async def test_a_due_digest_runs_in_a_short_lived_batch_container_and_posts_to_t
     assert "summarise revenue by region" in str(response.request["input"])
 
     [post] = world.top_level()
-    assert post.text.startswith(f":newspaper: *Digest* `{d.id}` · every day at 09:00\n>summarise revenue by region")
+    assert post.text.startswith(f":newspaper: *Digest* `{d.id}` · every day at 09:00\n&gt;summarise revenue by region")
     assert "Summary of sales.csv" in post.text
-    assert f"<{world.slack.permalink(CHANNEL, key.thread_ts)}|Source thread>" in post.text
+    assert f"Source thread ({world.slack.permalink(CHANNEL, key.thread_ts)})" in post.text
     [chart] = world.slack.uploads
     assert chart.channel == CHANNEL and chart.thread_ts is None and chart.content.startswith(b"\x89PNG")
     assert world.slack.thread(CHANNEL, key.thread_ts)[1:] == []  # nothing in the source thread

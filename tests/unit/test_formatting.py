@@ -12,7 +12,7 @@ def test_bold_headings_lists_and_links_become_mrkdwn() -> None:
     assert "*Revenue*" in out
     assert "*North* grew _fast_." in out
     assert "• one" in out
-    assert "<https://example.com|docs>" in out
+    assert "docs (https://example.com)" in out  # a reader sees where a link goes: never a masked link
 
 
 @pytest.mark.parametrize("evil", ["<!channel>", "<!here>", "<@U123>", "<#C1|general>", "<https://evil|click>"])
