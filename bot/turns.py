@@ -38,6 +38,7 @@ from bot.files import (
     FileProfile,
     FileRejected,
     FilesRefused,
+    ReadOptions,
     inspect_stream,
     neutralise_csv,
     refusals_text,
@@ -568,7 +569,8 @@ class TurnWorker:
                 logger.info("batch file refused file=%s reason=%s", f.slack_file_id, _refusal_kind(exc))
                 refused.append((f.name, exc.reason))
                 continue
-            data.append(DataFile(name=f.name, path=stored.path, size=f.size, facts=profile.facts(stored.path)))
+            data.append(DataFile(name=f.name, path=stored.path, size=f.size, facts=profile.facts(stored.path),
+                                 read_options=profile.options))
         if container_id is None:
             raise FilesRefused(refused)
         return container_id, data, refused
@@ -683,7 +685,8 @@ class TurnWorker:
             await self._store.mark_refused(key, f.slack_file_id, turn_id=turn.id, reason=exc.reason)
             return container_id, exc.reason
         await self._store.mark_uploaded(key, f.slack_file_id, container_id=container_id, sandbox_path=stored.path,
-                                        sandbox_file_id=stored.id, facts=profile.facts(stored.path))
+                                        sandbox_file_id=stored.id, facts=profile.facts(stored.path),
+                                        read_options=profile.options.to_json())
         if f.message_ts == turn.message_ts:
             lines = [":page_facing_up: " + profile.preview(f.name, f.size)]
             if replaces:
@@ -738,7 +741,8 @@ class TurnWorker:
 
     @staticmethod
     def _data_file(f: FileRecord) -> DataFile:
-        return DataFile(name=f.name, path=f.sandbox_path or "", size=f.size, facts=f.facts)
+        return DataFile(name=f.name, path=f.sandbox_path or "", size=f.size, facts=f.facts,
+                        read_options=ReadOptions.from_json(f.read_options))
 
     async def _read_outputs(
         self, container_id: str, created: list[SandboxFile], cited: tuple[str, ...]
@@ -752,7 +756,7 @@ class TurnWorker:
             if f.size > MAX_POSTED_FILE_BYTES:
                 logger.info("output too large to post file=%s bytes=%d", f.name, f.size)
                 continue
-            data = _neutralised(f.name, await self._sandbox.read_file(container_id, f.id))
+            data = await asyncio.to_thread(_neutralised, f.name, await self._sandbox.read_file(container_id, f.id))
             uploads.append(Upload(filename=f.name, data=data, title=f.name))
         return tuple(uploads)
 
@@ -770,8 +774,12 @@ class TurnWorker:
 
     async def _fail(self, turn: TurnRecord, status: StatusMessage, exc: BaseException) -> None:
         ref = new_ref()
-        logger.error("turn failed turn=%s thread=%s ref=%s error=%s", turn.id, turn.key, ref, type(exc).__name__,
-                     exc_info=exc)
+        if isinstance(exc, FileRejected):  # an expected refusal (empty, binary, header-only...): no stack trace
+            logger.info("turn refused its files turn=%s thread=%s ref=%s files=%d", turn.id, turn.key, ref,
+                        len(getattr(exc, "refusals", ())) or 1)
+        else:
+            logger.error("turn failed turn=%s thread=%s ref=%s error=%s", turn.id, turn.key, ref,
+                         type(exc).__name__, exc_info=exc)
         await self._swap_reaction(turn.key.channel, turn.message_ts, FAILED)
         await status.set(failure_text(exc, ref))
         await self._store.finish_turn(turn.id, status="failed", now=self._clock.now(),

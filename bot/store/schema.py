@@ -82,6 +82,8 @@ files = Table(
     # version 4: a file refused while streaming (sign-in page, binary, empty...): why, and by which turn
     Column("refused_reason", Text, nullable=True),
     Column("refused_turn", Text, nullable=True),
+    # version 6: how to read the file (bot.files.ReadOptions as JSON), decided once by the stream inspection
+    Column("read_options", Text, nullable=True),
     PrimaryKeyConstraint("team", "channel", "thread_ts", "slack_file_id", name="pk_files"),
     ForeignKeyConstraint(
         ["team", "channel", "thread_ts"], ["threads.team", "threads.channel", "threads.thread_ts"],
@@ -213,6 +215,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=3, description="create digests", apply=_create(digests)),
     Migration(version=4, description="files: refused_reason, refused_turn", apply=_add_missing_columns(files)),
     Migration(version=5, description="create digest_runs", apply=_create(digest_runs)),
+    Migration(version=6, description="files: read_options", apply=_add_missing_columns(files)),
 )
 """Ordered by version, starting at 1, without gaps."""
 
