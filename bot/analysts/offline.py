@@ -1,9 +1,9 @@
 """The ``offline`` engine: no model at all, a real first look at the data computed in the sandbox.
 
 On a first look (files were added this turn, or the question is the worker's default first-look question) the
-engine sends the source of :mod:`bot.analysts.profiler` plus one call of
-:func:`~bot.analysts.profiler.run_profile` to the thread's kernel through a :class:`~bot.sandbox.base.CodeRunner`.
-That code reads each file (read options from the bot's facts, else sniffed), profiles it, writes 2–4 charts as PNG
+engine sends the sources of the parts of :mod:`bot.analysts.profiler` plus one call of ``run_profile`` to the
+thread's kernel through a :class:`~bot.sandbox.base.CodeRunner`. That code reads each file with the bot's read
+options (the pandas call the preview shows; nothing is sniffed again), profiles it, writes 2–4 charts as PNG
 files in the kernel's working directory (the turn worker finds them by diffing the container's file list) and
 prints one JSON document after a sentinel line. This module turns the JSON into a short Markdown narrative that
 quotes the data's own numbers: shape, column kinds, missing values, headline numbers, the time trend, the biggest
@@ -16,11 +16,10 @@ A failed or timed-out profile raises :class:`~bot.analysts.base.AnalysisFailed` 
 
 from __future__ import annotations
 
-import ast
+import importlib
 import inspect
 import json
 import logging
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -50,69 +49,47 @@ FOOTER = ("_Automatic first look, computed without a language model. To ask ques
           f"{MODEL_SETTINGS_HINT}._")
 MAX_NUMERIC_LINES = 4
 MAX_CATEGORY_LINES = 3
-_DELIMITER_WORDS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "\\t": "\t", "tabulator": "\t"}
-_SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+_SEP_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", "\\s+": "blank"}
+MAX_NAMED_COLUMNS = 24
 
 
-# ------------------------------------------------------------------------------------------------- facts → options
+# ------------------------------------------------------------------------------------------------- kernel code
+
+_LOADER = """\
+import sys as _sys
+import types as _types
 
 
-_READ_KWARG = re.compile(r"\b(sep|delimiter|decimal|thousands|encoding|quotechar|header|lines)\s*=\s*"
-                         r"('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|None|True|False)")
+def _datastory_load(sources):
+    package = _types.ModuleType("datastory_profiler")
+    package.__path__ = []
+    _sys.modules["datastory_profiler"] = package
+    for name, source in sources.items():
+        module = _types.ModuleType("datastory_profiler." + name)
+        module.__package__ = "datastory_profiler"
+        _sys.modules[module.__name__] = module
+        exec(compile(source, "<datastory_profiler/" + name + ".py>", "exec"), module.__dict__)
+        setattr(package, name, module)
+"""
 
 
-def _kwargs_from_read_call(facts: str) -> dict[str, str]:
-    """The options of a ``pandas.read_csv(...)``/``read_json(...)`` call quoted in the facts
-    (``read with pandas.read_csv('/x.csv', sep=';', decimal=',')``, as :meth:`bot.files.FileProfile.facts` says)."""
-    call = re.search(r"pandas\.read_\w+\((.*?)\)(?:;|$)", facts)
-    if not call:
-        return {}
-    options: dict[str, str] = {}
-    for key, raw in _READ_KWARG.findall(call.group(1)):
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            continue
-        key = "sep" if key == "delimiter" else key
-        if key == "header" and value is None:
-            options["header"] = "none"
-        elif key == "lines" and isinstance(value, bool):
-            options["lines"] = "true" if value else "false"
-        elif isinstance(value, str) and value:
-            options[key] = value
-    return options
-
-
-def read_options_from_facts(facts: str) -> dict[str, str]:
-    """The read options the bot's facts state: the keyword arguments of the quoted pandas read call
-    (``read with pandas.read_csv('/x.csv', sep=';', decimal=',', encoding='cp1252')``), else words such as
-    ``"encoding: cp1252; delimiter: ';'; decimal comma"``; what they do not state is sniffed in the sandbox."""
-    if not facts:
-        return {}
-    options = _kwargs_from_read_call(facts)
-    if options:
-        return options
-    enc = re.search(r"encoding\s*(?:[:=]|is)?\s*[`'\"]?([A-Za-z][A-Za-z0-9_.-]*)", facts, re.IGNORECASE)
-    if enc:
-        options["encoding"] = enc.group(1)
-    sep = re.search(r"(?:delimiter|separator|sep)\s*(?:[:=]|is)?\s*(?:[`'\"](\\t|.)[`'\"]|(\\t|[A-Za-z]+))", facts,
-                    re.IGNORECASE)
-    if sep:
-        raw = sep.group(1) if sep.group(1) is not None else sep.group(2)
-        value = _DELIMITER_WORDS.get(raw.lower(), raw if len(raw) == 1 else "")
-        if value:
-            options["sep"] = value
-    if re.search(r"decimal\s*(?:[:=]|is)?\s*(?:comma|[`'\"],[`'\"])|comma\s+decimal", facts, re.IGNORECASE):
-        options["decimal"] = ","
-    elif re.search(r"decimal\s*(?:[:=]|is)?\s*(?:point|dot|[`'\"]\.[`'\"])", facts, re.IGNORECASE):
-        options["decimal"] = "."
-    return options
+def file_specs(files: Iterable[DataFile]) -> list[dict[str, Any]]:
+    """What the profiler reads: each file's name, path, pandas reader and keyword arguments (the bot's
+    :class:`~bot.files.ReadOptions`, the same reading the preview shows and the model is told)."""
+    specs: list[dict[str, Any]] = []
+    for f in files:
+        reader, kwargs = f.reading.pandas()
+        specs.append({"name": f.name, "path": f.path, "reader": reader, "kwargs": kwargs})
+    return specs
 
 
 def profile_code(files: Iterable[DataFile]) -> str:
-    """The code the kernel runs: the profiler's source and one call of ``run_profile`` for ``files``."""
-    specs = [{"name": f.name, "path": f.path, "options": read_options_from_facts(f.facts)} for f in files]
-    return f"{inspect.getsource(profiler).rstrip()}\n\n\nrun_profile({specs!r})\n"
+    """The code the kernel runs: the profiler's parts loaded as the package ``datastory_profiler``, then one call
+    of ``run_profile`` for ``files``."""
+    sources = {name: inspect.getsource(importlib.import_module(f"{profiler.__name__}.{name}"))
+               for name in profiler.MODULES}
+    return (f"{_LOADER}\n_datastory_load({sources!r})\n"
+            f"from datastory_profiler.report import run_profile\nrun_profile({file_specs(files)!r})\n")
 
 
 def parse_report(stdout: str) -> dict[str, Any]:
@@ -180,7 +157,14 @@ def _date_text(stamp: str) -> str:
     return stamp[:-9] if stamp.endswith(" 00:00:00") else stamp[:16]
 
 
-def _column_kinds(columns: list[dict[str, Any]]) -> str:
+def _column_kinds(columns: list[dict[str, Any]], total: int) -> str:
+    if total > MAX_NAMED_COLUMNS:
+        counts: dict[str, int] = {}
+        for c in columns:
+            counts[c["kind"]] = counts.get(c["kind"], 0) + 1
+        kinds = ", ".join(f"{n:,} {k}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+        first = ", ".join(c["name"] for c in columns[:8])
+        return f"{total:,} columns ({kinds} among the {len(columns):,} profiled), starting with {first}"
     words = {"datetime": "date", "category": "category", "boolean": "yes/no", "text": "text", "id": "identifier",
              "constant": "always the same value", "empty": "empty"}
     parts: list[str] = []
@@ -197,8 +181,14 @@ def _column_kinds(columns: list[dict[str, Any]]) -> str:
 
 def _read_note(read: dict[str, Any]) -> str:
     notes: list[str] = []
+    if read.get("reader") == "read_fwf":
+        notes.append("fixed-width columns")
     if read.get("sep") not in (None, ","):
         notes.append(f"{_SEP_NAMES.get(read['sep'], repr(read['sep']))}-separated")
+    if read.get("skiprows") or read.get("skipfooter"):
+        notes.append("notes around the table skipped")
+    if read.get("sheet_name") not in (None, 0):
+        notes.append(f"sheet {read['sheet_name']}")
     if read.get("decimal") == ",":
         notes.append("decimal comma")
     if read.get("encoding") not in (None, "utf-8", "utf-8-sig"):
@@ -255,6 +245,7 @@ def _when(point: list[Any]) -> tuple[str, str]:
 def _trend_line(t: dict[str, Any]) -> str:
     how = {"sum": "total", "mean": "average", "count": "number of"}[t["agg"]]
     what = f"{how} {t['value']}" if t["value"] else f"rows (by {t['date']})"
+    step = f" (readings every {t['step']})" if t.get("step") and t.get("step") != t["period"] and t["value"] else ""
     fit = t["fit_change_pct"]
     direction = "stayed roughly flat" if abs(fit) < 5 else ("trended up" if fit > 0 else "trended down")
     first, last, peak, low = (_when(t[k]) for k in ("first", "last", "peak", "low"))
@@ -264,11 +255,20 @@ def _trend_line(t: dict[str, Any]) -> str:
             f"low {low[1]} in {low[0]}")
     if t["partial"]:
         line += f" (incomplete: {' and '.join(t['partial'])}, left out of the comparison)"
-    return line + "."
+    if t.get("unusual"):
+        line += "; unusual: " + ", ".join(f"{format_number(v)} in {_when([k, v])[0]}" for k, v in t["unusual"])
+    return line.replace(f" per {t['period']} ", f" per {t['period']}{step} ", 1) + "."
 
 
 def _category_line(c: dict[str, Any], rows: int) -> str:
     by_value = c.get("by_value")
+    if by_value and by_value.get("agg") == "mean":
+        top, low = by_value["top"][0], by_value["bottom"][0]
+        line = _category_line({**c, "by_value": None}, rows).rstrip(".")
+        line += f"; average {by_value['column']} is highest for {top[0]} ({format_number(top[1])})"
+        if low[0] != top[0]:
+            line += f" and lowest for {low[0]} ({format_number(low[1])})"
+        return line + "."
     if by_value:
         top = by_value["top"][0]
         low = by_value["bottom"][0]
@@ -322,6 +322,10 @@ def _pattern_lines(f: dict[str, Any]) -> list[str]:
     corr = _correlation_line(f["correlations"])
     if corr:
         lines.append(corr)
+    if f.get("anomalies"):
+        shown = "; ".join(f"{a['column']} {format_number(a['value'])} on row {a['row']} (median "
+                          f"{format_number(a['median'])})" for a in f["anomalies"])
+        lines.append(f"**Unusual values**: {shown}.")
     return lines
 
 
@@ -329,7 +333,7 @@ def describe_file(f: dict[str, Any]) -> str:
     """The Markdown section of one profiled file."""
     if "error" in f:
         return f"**{f['name']}**: I could not read this file ({f['error']})."
-    rows, cols = f["rows"], len(f["columns"])
+    rows, cols = f["rows"], f.get("columns_total", len(f["columns"]))
     head = f"**{f['name']}**: {_plural(rows, 'row')} × {_plural(cols, 'column')}"
     if f["dates"]:
         d = f["dates"][0]
@@ -340,7 +344,8 @@ def describe_file(f: dict[str, Any]) -> str:
     lines = [head + "."]
     if rows == 0:
         return lines[0] + "\nThe file has a header but no data rows."
-    bullets = [f"Columns: {_column_kinds(f['columns'])}.", *_missing_lines(f)]
+    bullets = [f"Columns: {_column_kinds(f['columns'], f.get('columns_total', len(f['columns'])))}.",
+               *_missing_lines(f)]
     if f.get("duplicates"):
         bullets.append(f"{_plural(f['duplicates'], 'duplicate row')}.")
     if rows < 10:

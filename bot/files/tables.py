@@ -384,7 +384,7 @@ def sniff_table(text: str, *, ext: str, whole: bool) -> Table:
         raise FileRejected("it has no data, only blank lines")
     usable = complete_text(text, whole) or text
     layout = choose_layout(usable)
-    if layout.width < 2 and ext in (".txt", ".tab", ".psv", ".dat"):
+    if layout.width < 2 and ext in (".txt", ".tab", ".psv", ".dat") and not _one_typed_column(layout):
         raise FileRejected(f"it is plain text without columns: I read `{ext}` files only when their values are "
                            "separated by `,`, `;`, tab, `|` or blanks, or aligned in columns")
     table = layout.records[layout.start: layout.end]
@@ -415,6 +415,12 @@ def sniff_table(text: str, *, ext: str, whole: bool) -> Table:
             "\n" in c or "\r" in c for row in records for c in row),
         index_column=header and len(sample[0]) == layout.width - 1,
     )
+
+
+def _one_typed_column(layout: _Layout) -> bool:
+    """One column of numbers or dates (under a header or not): a table, not prose."""
+    cells = [fields[0] for _, fields in layout.records[1:] if len(fields) == 1]
+    return len(cells) >= 2 and len(cells) == len(layout.records) - 1 and column_type(cells)[0] != "text"
 
 
 def _names(first: Sequence[str], count: int, *, header: bool, index: bool) -> list[str]:
