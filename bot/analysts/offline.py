@@ -172,7 +172,7 @@ def _column_kinds(columns: list[dict[str, Any]], total: int) -> str:
     for c in columns:
         if c["kind"] == "numeric":
             continue
-        extra = f", {c['unique']} values" if c["kind"] == "category" else ""
+        extra = f", {_plural(c['unique'], 'value')}" if c["kind"] == "category" else ""
         parts.append(f"{c['name']} ({words.get(c['kind'], c['kind'])}{extra})")
     if numeric:
         parts.append(", ".join(numeric) + (" (numbers)" if len(numeric) > 1 else " (number)"))
@@ -213,16 +213,34 @@ def _missing_lines(f: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _with_unit(text: str, unit: str | None) -> str:
+    """``1,234`` with ``$`` → ``$1,234``; with ``%`` → ``1,234%``."""
+    if not unit:
+        return text
+    return text + unit if unit == "%" else (f"-{unit}{text[1:]}" if text.startswith("-") else unit + text)
+
+
 def _numeric_lines(f: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     ordered = sorted(f["numeric"], key=lambda n: n["name"] != f.get("main_numeric"))
+    units = f.get("units") or {}
+    if f["rows"] == 1:
+        shown = ", ".join(f"{n['name']} {_with_unit(format_number(n['max']), units.get(n['name']))}"
+                          for n in ordered[:12])
+        more = f" and {len(ordered) - 12:,} more" if len(ordered) > 12 else ""
+        return [f"Values: {shown}{more}."] if ordered else []
     for n in ordered[:MAX_NUMERIC_LINES]:
-        spread = f"{format_number(n['min'])} to {format_number(n['max'])}"
+        unit = units.get(n["name"])
+
+        def fmt(value: float | None, unit: str | None = unit) -> str:
+            return _with_unit(format_number(value), unit)
+
+        spread = f"{fmt(n['min'])} to {fmt(n['max'])}"
         if n["additive"]:
-            line = (f"**{n['name']}**: total {format_number(n['sum'])}; per row median {format_number(n['median'])}"
-                    f" ({spread}), mean {format_number(n['mean'])}")
+            line = (f"**{n['name']}**: total {fmt(n['sum'])}; per row median {fmt(n['median'])}"
+                    f" ({spread}), mean {fmt(n['mean'])}")
         else:
-            line = (f"**{n['name']}**: average {format_number(n['mean'])}, median {format_number(n['median'])} "
+            line = (f"**{n['name']}**: average {fmt(n['mean'])}, median {fmt(n['median'])} "
                     f"({spread})")
         if n["skew"] is not None and abs(n["skew"]) > 1:
             side = "right" if n["skew"] > 0 else "left"
@@ -315,7 +333,7 @@ def _pattern_lines(f: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     if f.get("trend"):
         lines.append(_trend_line(f["trend"]))
-    for c in f["categories"][:MAX_CATEGORY_LINES]:
+    for c in f["categories"][:MAX_CATEGORY_LINES] if f["rows"] > 1 else []:
         lines.append(_category_line(c, f["rows"]))
     for d in f["durations"]:
         lines.append(_duration_line(d))
@@ -349,7 +367,8 @@ def describe_file(f: dict[str, Any]) -> str:
     if f.get("duplicates"):
         bullets.append(f"{_plural(f['duplicates'], 'duplicate row')}.")
     if rows < 10:
-        bullets.append(f"Only {_plural(rows, 'row')}: the numbers below describe these rows, not a pattern.")
+        these = "this row" if rows == 1 else "these rows"
+        bullets.append(f"Only {_plural(rows, 'row')}: the numbers below describe {these}, not a pattern.")
     bullets += _numeric_lines(f)
     bullets += _pattern_lines(f)
     bullets += [f"⚠️ {w}." for w in f.get("warnings", [])]

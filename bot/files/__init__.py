@@ -3,6 +3,7 @@ to read it), and on the way back (formulas defused in CSVs the bot posts).
 
 - :mod:`bot.files.refusals`: the names the bot reads, the checks on Slack's metadata, :class:`FileRejected`.
 - :mod:`bot.files.inspect`: :func:`inspect_stream`, the head of a download decides, every byte passes unchanged.
+- :mod:`bot.files.readahead`: the bounded read-ahead that lets the download run while the upload sends.
 - :mod:`bot.files.encoding`: bytes → text (byte-order marks, UTF-8, single-byte code pages, binary signatures).
 - :mod:`bot.files.tables`: text → table (delimiter or blanks or fixed width, preamble, header, number marks).
 - :mod:`bot.files.options`: :class:`ReadOptions`, the one reading of a file every analyst uses.

@@ -26,6 +26,7 @@ from typing import Any
 from bot.files.encoding import decode_head, non_ascii_sample, single_byte_codec
 from bot.files.options import ReadOptions
 from bot.files.profile import FileProfile
+from bot.files.readahead import ReadAhead
 from bot.files.refusals import FileRejected, extension, is_compressed_name
 from bot.files.tables import MAX_COLUMNS, SAMPLE_RECORDS, Column, ColumnType, column_type, sniff_table
 
@@ -127,13 +128,14 @@ async def inspect_stream(
     """Read the first chunks of ``chunks`` (until ``head_bytes`` are in hand: at most one chunk more; a small Excel
     workbook whole), detect what the file is, and return an iterator over *all* the bytes, unchanged, that carries
     the file's profile. The detection runs in a worker thread: a file built to be slow to inspect (110,000 header
-    cells) never holds the event loop.
+    cells) never holds the event loop. ``chunks`` is pulled by a :class:`~bot.files.readahead.ReadAhead`, so the
+    download runs ahead of the upload by a few MB at most.
 
     Raises :class:`FileRejected` (after closing ``chunks``) for files the analysis cannot read; errors of the
     source itself (``FileAccessDenied``...) propagate. ``size`` is Slack's byte count (0 when unknown), used to
     estimate the rows of large files.
     """
-    source = aiter(chunks)
+    source = ReadAhead(aiter(chunks))
     peeked: list[bytes] = []
     held = 0
     complete = False

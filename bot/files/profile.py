@@ -115,7 +115,9 @@ class FileProfile:
         head = "" if self.has_header else "no header row; "
         parts.append(f"{head}{self.width:,} column{'s' * (self.width != 1)}: {cols}{more}")
         if self.capped:
-            parts.append(f"only the first {len(self.columns):,} columns were inspected")
+            parts.append(f"only the first {len(self.columns):,} columns were inspected; pandas reads a table this "
+                         f"wide slowly (minutes when names repeat): pass usecols=range({len(self.columns)}) to read "
+                         "the first columns")
         parts.append(_about(self.rows, self.rows_exact))
         return "; ".join(parts)
 

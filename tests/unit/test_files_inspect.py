@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import gzip
 import tracemalloc
@@ -21,6 +22,7 @@ from bot.files import (
     is_dangerous_cell,
     neutralise_csv,
 )
+from bot.files.readahead import READ_AHEAD_BYTES, ReadAhead
 from bot.poster import FileAccessDenied
 from tests.data.generate import BAD, GOOD, UNSUPPORTED, ensure_corpus
 
@@ -202,7 +204,8 @@ async def test_a_large_stream_is_inspected_in_constant_memory_and_rows_are_estim
     try:
         stream = await inspect_stream(source(), name="big.csv", size=total)
         profile = stream.profile
-        assert sum(pulled) <= 256 * 1024 + MB + 32  # the head and at most one chunk more
+        # the head, the read-ahead's bound and at most one chunk more
+        assert sum(pulled) <= max(256 * 1024, READ_AHEAD_BYTES) + MB + 32
         received = 0
         async for chunk in stream:
             received += len(chunk)
@@ -210,7 +213,7 @@ async def test_a_large_stream_is_inspected_in_constant_memory_and_rows_are_estim
     finally:
         tracemalloc.stop()
     assert received == sum(pulled) and received > 255 * MB
-    assert peak < 12 * MB, f"peak {peak / MB:.1f} MB"
+    assert peak < 12 * MB + READ_AHEAD_BYTES, f"peak {peak / MB:.1f} MB"  # constant: the read-ahead is bounded
     assert not profile.rows_exact and abs(profile.rows - total // 32) < total // 32 // 50
     assert profile.preview("big.csv", total).startswith("`big.csv`: about 8,400,000 rows × 4 columns")
 
@@ -270,6 +273,39 @@ async def test_utf8_text_with_a_stray_byte_stays_utf8_and_compressed_text_is_not
         assert stream.profile.read_call("/p").endswith("encoding_errors='replace')")
         assert "a few bytes are not valid UTF-8 and read as �" in stream.profile.facts()
         assert ", a few bytes not UTF-8, header row" in stream.profile.preview(name, len(data))
+
+
+async def test_the_read_ahead_runs_ahead_of_the_consumer_within_its_bound_and_closes_its_source() -> None:
+    pulled: list[int] = []
+    closed: list[bool] = []
+
+    async def source() -> AsyncIterator[bytes]:
+        try:
+            for _ in range(64):
+                pulled.append(1)
+                yield b"x" * 100_000
+        finally:
+            closed.append(True)
+
+    ahead = ReadAhead(source(), limit=1_000_000)
+    for _ in range(50):  # the consumer is slow: the download goes on meanwhile, up to the bound
+        await asyncio.sleep(0)
+    assert 10 <= len(pulled) <= 11 and ahead.held <= 1_000_000 + 100_000
+    assert len(await anext(ahead)) == 100_000
+    await ahead.aclose()
+    assert closed == [True] and ahead.held == 0
+
+
+async def test_the_read_ahead_hands_a_source_error_over_in_stream_order() -> None:
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"first"
+        raise FileAccessDenied("file_access_denied", method="download")
+
+    ahead = ReadAhead(failing())
+    assert await anext(ahead) == b"first"
+    with pytest.raises(FileAccessDenied):
+        await anext(ahead)
+    await ahead.aclose()
 
 
 async def test_errors_of_the_source_propagate() -> None:

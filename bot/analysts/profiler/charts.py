@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from . import style
+from .trend import period_label
 
 MAX_CHARTS = 4
 RAW_POINTS = 3000
@@ -85,6 +86,8 @@ def _trend(df: Any, facts: dict[str, Any], path: str) -> None:
                              markers=len(frame) <= 40)
             return
         points = getattr(frame.set_index(date)[value].resample(_ALIASES[period]), agg)()
+        partial = set(trend.get("partial") or ())
+        points = points[[period_label(k, period) not in partial for k in points.index]]  # incomplete periods
         style.line_chart(path, points.index.tolist(), {measure: points.to_numpy(dtype=float)}, ylabel=label,
                          title=f"{title}, with the {agg_word(agg)} per {period}", unit=unit, background=raw)
         return
@@ -181,10 +184,23 @@ def _sequence(df: Any, column: str, facts: dict[str, Any], path: str) -> None:
                      xlabel="Row", unit=unit, dates=False)
 
 
+def _single_row(df: Any, numeric: list[str], path: str) -> None:
+    values = df[numeric].iloc[0].astype(float)
+    if len(values) > 12:
+        style.histogram(path, values.dropna().tolist(), title=f"The {len(values):,} values of the only row",
+                        xlabel="Value", marker=float(values.median()))
+        return
+    ordered = values.sort_values(ascending=False)
+    style.bar_chart(path, [style.humanize(n) for n in ordered.index], ordered.tolist(),
+                    title="Values of the only row", value_label="Value")
+
+
 def chart_candidates(df: Any, facts: dict[str, Any]) -> list[ChartPlan]:
     """The charts worth drawing for one file, best first."""
     plans: list[ChartPlan] = []
     numeric = [n["name"] for n in facts["numeric"]]
+    if facts["rows"] == 1 and numeric:
+        return [("row", "only_row", lambda path: _single_row(df, numeric, path))]
     main = str(facts.get("main_numeric"))
     trend = facts.get("trend")
     cats = facts["categories"]

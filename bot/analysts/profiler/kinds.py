@@ -145,7 +145,7 @@ def classify(df: Any) -> tuple[Any, dict[str, str]]:
             kinds[name] = "datetime"
         elif looks_like_id(name, series, rows):
             kinds[name] = "id"
-        elif unique == 1:
+        elif unique == 1 and rows > 1:
             kinds[name] = "constant"
         elif pd.api.types.is_numeric_dtype(series):
             kinds[name] = "category" if unique == 2 and set(series.dropna().unique()) <= {0, 1} else "numeric"

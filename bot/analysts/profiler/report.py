@@ -33,10 +33,10 @@ REPORT_BUDGET = 300_000
 def profile_frame(df: Any, name: str) -> dict[str, Any]:
     """The facts of one DataFrame: shape, column kinds, missing values, measures, categories, dates, the trend,
     relationships, durations, anomalies."""
-    total_columns = len(df.columns)
+    total_columns = int(df.attrs.get("columns_total", len(df.columns)))
     warnings: list[str] = []
     units: dict[str, str] = dict(df.attrs.get("units", {}))
-    if total_columns > MAX_PROFILED_COLUMNS:
+    if len(df.columns) > MAX_PROFILED_COLUMNS:
         df = df.iloc[:, :MAX_PROFILED_COLUMNS].copy()
         warnings.append(f"only the first {MAX_PROFILED_COLUMNS:,} of {total_columns:,} columns were profiled")
     df, kinds = classify(df)

@@ -250,11 +250,12 @@ def histogram(path: str, values: Sequence[float], *, title: str, xlabel: str, un
     if whole and len(distinct) <= 40 and distinct[-1] - distinct[0] <= 60:
         bins: Any = [v - 0.5 for v in range(int(distinct[0]), int(distinct[-1]) + 2)]  # one bar per whole number
     else:
-        bins = min(30, max(5, len(distinct)))
-    ax.hist(list(values), bins=bins, color=PALETTE[0], edgecolor="white", linewidth=0.6)
+        bins = min(30, len(distinct), max(5, round(1.5 * math.sqrt(len(values)))))
+    counts, _, _ = ax.hist(list(values), bins=bins, color=PALETTE[0], edgecolor="white", linewidth=0.6)
     if marker is not None:
         ax.axvline(marker, color=ACCENT, linestyle="--", linewidth=1.4,
                    label=f"{marker_label} {format_number(marker, unit)}")
+        ax.set_ylim(0, max(counts) * 1.22)  # headroom: the legend never sits on a bar
         ax.legend(loc="upper right")
     number_axis(ax, "x", unit, integer=whole)
     number_axis(ax, "y", integer=True)

@@ -36,7 +36,8 @@ def step_word(dates: Any) -> str | None:
     return word or "moment"
 
 
-def _label(ts: Any, word: str) -> str:
+def period_label(ts: Any, word: str) -> str:
+    """``Jan 2024``, ``week of 2024-01-01``, ``2024 Q1``... (the trend's labels)."""
     stamp = pd.Timestamp(ts)
     if word == "hour":
         return str(stamp.strftime("%Y-%m-%d %H:00"))
@@ -121,14 +122,15 @@ def time_trend(df: Any, date: str, value: str | None, agg: str) -> dict[str, Any
     return {
         "date": str(date), "value": None if value is None else str(value), "agg": agg if value else "count",
         "period": word, "periods": len(series),
-        "first": [_label(full.index[0], word), first], "last": [_label(full.index[-1], word), last],
-        "peak": [_label(full.idxmax(), word), float(full.max())],
-        "low": [_label(full.idxmin(), word), float(full.min())],
+        "first": [period_label(full.index[0], word), first], "last": [period_label(full.index[-1], word), last],
+        "peak": [period_label(full.idxmax(), word), float(full.max())],
+        "low": [period_label(full.idxmin(), word), float(full.min())],
         "change_pct": None if first == 0 else (last - first) / abs(first) * 100,
         "fit_change_pct": slope * (len(full) - 1) / abs(mean) * 100,
-        "partial": [_label(series.index[0], word)] * first_partial + [_label(series.index[-1], word)] * last_partial,
-        "points": [[_label(k, word), num(v)] for k, v in series.items()],
-        "unusual": [[_label(k, word), float(v)] for k, v in
+        "partial": [period_label(series.index[0], word)] * first_partial
+        + [period_label(series.index[-1], word)] * last_partial,
+        "points": [[period_label(k, word), num(v)] for k, v in series.items()],
+        "unusual": [[period_label(k, word), float(v)] for k, v in
                     unusual.reindex(unusual.sub(median).abs().sort_values(ascending=False).index).head(3).items()],
         "step": step_word(df[date]),
     }
