@@ -166,7 +166,7 @@ def _column_kinds(columns: list[dict[str, Any]], total: int) -> str:
         first = ", ".join(c["name"] for c in columns[:8])
         return f"{total:,} columns ({kinds} among the {len(columns):,} profiled), starting with {first}"
     words = {"datetime": "date", "category": "category", "boolean": "yes/no", "text": "text", "id": "identifier",
-             "constant": "always the same value", "empty": "empty"}
+             "constant": "always the same value", "empty": "empty", "period": "part of the period"}
     parts: list[str] = []
     numeric = [c["name"] for c in columns if c["kind"] == "numeric"]
     for c in columns:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import matplotlib.pyplot as plt
-import pandas as pd
+import numpy as np
 
 from . import style
 from .trend import period_label
@@ -102,6 +102,18 @@ def _trend(df: Any, facts: dict[str, Any], path: str) -> None:
 _ALIASES = {"hour": "h", "day": "D", "week": "W-MON", "month": "MS", "quarter": "QS", "year": "YS"}
 
 
+def _trend_word(df: Any, facts: dict[str, Any]) -> str:
+    """The period the trend chart is drawn at: the data's own step for a short regular series, else the trend's."""
+    trend = facts["trend"]
+    step, value, date = trend.get("step"), trend["value"], trend["date"]
+    if facts.get("trend_group") or not value or step not in _ALIASES:
+        return str(trend["period"])
+    dates = df[date].dropna()
+    if dates.is_unique and len(dates) <= SMOOTH_POINTS:
+        return str(step)
+    return str(trend["period"])
+
+
 def _alias(period: str) -> str:
     return _ALIASES[period]
 
@@ -144,17 +156,19 @@ def _scatter(df: Any, pair: dict[str, Any], path: str) -> None:
 
 def _correlations(df: Any, numeric: list[str], path: str) -> None:
     chosen = numeric[:MAX_MATRIX]
-    matrix = df[chosen].astype(float).corr(min_periods=3)
-    labels = [style.humanize(n) for n in chosen]
-    fig, ax = style.figure((1.0 * len(chosen) + 3.5, 0.8 * len(chosen) + 2.8))
+    matrix = df[chosen].astype(float).corr(min_periods=3).to_numpy(dtype=float)
+    size = len(chosen)
+    shown = np.where(np.tril(np.ones((size, size), dtype=bool), k=-1), matrix, np.nan)[1:, :-1]  # each pair once
+    fig, ax = style.figure((0.75 * size + 3.0, 0.6 * size + 2.4))
     ax.grid(False)
-    image = ax.imshow(matrix.to_numpy(dtype=float), cmap="RdBu_r", vmin=-1, vmax=1)
-    ax.set_xticks(range(len(chosen)), labels, rotation=40, ha="right")
-    ax.set_yticks(range(len(chosen)), labels)
-    for i in range(len(chosen)):
-        for j in range(len(chosen)):
-            r = matrix.iloc[i, j]
-            if not pd.isna(r):
+    ax.spines[["left", "bottom"]].set_visible(False)
+    image = ax.imshow(shown, cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(size - 1), [style.humanize(n) for n in chosen[:-1]], rotation=40, ha="right")
+    ax.set_yticks(range(size - 1), [style.humanize(n) for n in chosen[1:]])
+    for i in range(size - 1):
+        for j in range(size - 1):
+            r = shown[i, j]
+            if not np.isnan(r):
                 ax.text(j, i, f"{r:.2f}", ha="center", va="center", fontsize=8,
                         color="white" if abs(r) > 0.6 else style.INK)
     fig.colorbar(image, ax=ax, label="Pearson r", shrink=0.8)
@@ -206,7 +220,7 @@ def chart_candidates(df: Any, facts: dict[str, Any]) -> list[ChartPlan]:
     cats = facts["categories"]
     distributable = [str(n["name"]) for n in facts["numeric"] if n["count"] >= 5 and df[n["name"]].nunique() >= 3]
     if trend is not None:
-        what = f"{trend['value'] or 'rows'}_by_{trend['period']}"
+        what = f"{trend['value'] or 'rows'}_by_{_trend_word(df, facts)}"
         plans.append(("trend", what, lambda path: _trend(df, facts, path)))
     if cats:
         first = cats[0]
@@ -224,7 +238,7 @@ def chart_candidates(df: Any, facts: dict[str, Any]) -> list[ChartPlan]:
     if ordered:
         plans.append(("distribution", f"{ordered[0]}_distribution",
                       lambda path: _histogram(df, ordered[0], facts, path)))
-    if len(numeric) >= 4:
+    if len(numeric) >= 3:
         plans.append(("correlations", "correlations", lambda path: _correlations(df, numeric, path)))
     if any(c["missing_pct"] >= 5 for c in facts["columns"]):
         plans.append(("missing", "missing_values", lambda path: _missing(df, path)))

@@ -24,6 +24,8 @@ MEAN_HINTS = ("rate", "ratio", "pct", "percent", "share", "score", "rating", "sa
               "mass", "speed", "wind", "pressure", "humidity", "y")
 DATE_HINTS = ("date", "time", "month", "day", "week", "_at", "period", "timestamp", "created", "updated", "ds")
 YEAR_NAMES = ("year", "yr", "yyyy", "jahr", "annee", "año", "anno")
+SUBJECT_NAMES = frozenset({"subject", "subj", "ss", "individual", "person", "patient", "participant", "respondent",
+                           "household", "customer"})
 CODE_HINTS = ("code", "_id", " id", "-id", "uuid", "guid", "zip", "postcode", "postal", "iata", "icao", "sku",
               "isbn", "fips", "cds", "key", "identifier")
 _DATE_LIKE = re.compile(
@@ -102,6 +104,8 @@ def integer_dates(name: str, series: Any) -> Any | None:
 def looks_like_id(name: str, series: Any, rows: int) -> bool:
     """Identifiers and codes: named so and (nearly) unique or of fixed length, or a row number 1..n."""
     lowered = str(name).strip().lower()
+    if lowered in SUBJECT_NAMES and not pd.api.types.is_float_dtype(series):
+        return True  # who a row is about, repeated in long tables (one row per subject and condition)
     named = lowered in ("id", "key", "code", "obs", "index", "no", "nr") or _name_has(lowered, CODE_HINTS) or \
         lowered.startswith("id_")
     non_null = int(series.notna().sum())
@@ -124,12 +128,46 @@ def _fixed_length_code(series: Any) -> bool:
                 values.str.fullmatch(r"[A-Z0-9][A-Z0-9._-]*").all())
 
 
+PART_NAMES = {"quarter": 4, "qtr": 4, "q": 4, "month": 12, "mon": 12, "mo": 12}
+"""Integer columns that number a period inside a year column's year, and their largest value."""
+SMALL_CODES = 8
+"""An integer column named like a kind of thing (``mode``, ``type``...) with this many distinct values or fewer
+is a code for categories, not a measure."""
+CODE_WORDS = ("mode", "type", "class", "group", "category", "kind", "status", "gender", "sex", "race", "treatment",
+              "condition", "choice", "segment", "tier", "site", "plan", "region", "dept", "department")
+
+
+def year_periods(df: Any) -> tuple[str, str] | None:
+    """``(year column, quarter or month column)`` when a table dates its rows by year and period number."""
+    lowered = {str(c).strip().lower(): c for c in df.columns}
+    year = next((lowered[n] for n in YEAR_NAMES if n in lowered), None)
+    if year is None or not pd.api.types.is_numeric_dtype(df[year]):
+        return None
+    for name, top in PART_NAMES.items():
+        part = lowered.get(name)
+        if part is not None and pd.api.types.is_numeric_dtype(df[part]):
+            values = df[part].dropna()
+            if not values.empty and (values % 1 == 0).all() and 1 <= values.min() and values.max() <= top:
+                return str(year), str(part)
+    return None
+
+
 def classify(df: Any) -> tuple[Any, dict[str, str]]:
     """``(frame with date columns parsed, {column: kind})``; kinds: numeric, datetime, boolean, category, text,
-    id, constant, empty."""
+    id, period (a quarter or month number folded into a date), constant, empty. A year and a quarter (or month)
+    column become one ``period`` date column, first."""
     kinds: dict[str, str] = {}
     rows = len(df)
+    parts = year_periods(df)
+    if parts is not None:
+        year, part = parts
+        months = df[part] if PART_NAMES[part.strip().lower()] == 12 else (df[part] - 1) * 3 + 1
+        stamp = pd.to_datetime({"year": df[year], "month": months, "day": 1}, errors="coerce")
+        df.insert(0, "period", stamp)
+        kinds[year] = kinds[part] = "period"
     for name in df.columns:
+        if name in kinds:
+            continue
         series = df[name]
         non_null = int(series.notna().sum())
         if non_null == 0:
@@ -148,7 +186,10 @@ def classify(df: Any) -> tuple[Any, dict[str, str]]:
         elif unique == 1 and rows > 1:
             kinds[name] = "constant"
         elif pd.api.types.is_numeric_dtype(series):
-            kinds[name] = "category" if unique == 2 and set(series.dropna().unique()) <= {0, 1} else "numeric"
+            whole = bool((series.dropna() % 1 == 0).all())
+            flag = unique == 2 and set(series.dropna().unique()) <= {0, 1}
+            small = flag or (rows >= 20 and unique <= SMALL_CODES and whole and has_word(name, CODE_WORDS))
+            kinds[name] = "category" if small else "numeric"
         elif unique <= MAX_CATEGORY_UNIQUE and (unique <= 0.5 * non_null or non_null < 20):
             kinds[name] = "category"
         else:

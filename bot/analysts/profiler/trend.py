@@ -66,6 +66,8 @@ def choose_period(dates: Any) -> tuple[str, str] | None:
             continue
         if span_days / days >= 1:
             return alias, word
+    if span_days >= 2 * 365 and typical_step <= 400:
+        return "YS", "year"  # a long yearly series: every year, however many
     return None
 
 
