@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import gzip
+import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -306,6 +307,32 @@ async def test_the_read_ahead_hands_a_source_error_over_in_stream_order() -> Non
     with pytest.raises(FileAccessDenied):
         await anext(ahead)
     await ahead.aclose()
+
+
+async def test_a_file_built_to_be_slow_to_inspect_never_holds_the_event_loop() -> None:
+    # 222 KB: 110,000 one-character header cells and one row (it held the loop 4.9 s when inspected on it)
+    data = (",".join("x" for _ in range(110_000)) + "\n").encode() + (",".join("1" for _ in range(110_000))).encode()
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def heartbeat() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    beat = asyncio.create_task(heartbeat())
+    stream = await inspect_stream(chunked(data, 64 * 1024), name="cells.csv", size=len(data))
+    assert await collect(stream) == data
+    done.set()
+    await beat
+    assert max(gaps) < 0.25, f"the loop was held {max(gaps):.2f} s"
+    profile = stream.profile
+    assert profile.width == 110_000 and len(profile.columns) == 1000 and profile.capped
+    assert "110,000 columns" in profile.preview("cells.csv", len(data))
+    assert "only the first 1,000 columns inspected" in profile.preview("cells.csv", len(data))
 
 
 async def test_errors_of_the_source_propagate() -> None:
