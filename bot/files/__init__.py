@@ -5,7 +5,8 @@ to read it), and on the way back (formulas defused in CSVs the bot posts).
 - :mod:`bot.files.inspect`: :func:`inspect_stream`, the head of a download decides, every byte passes unchanged.
 - :mod:`bot.files.readahead`: the bounded read-ahead that lets the download run while the upload sends.
 - :mod:`bot.files.encoding`: bytes → text (byte-order marks, UTF-8, single-byte code pages, binary signatures).
-- :mod:`bot.files.tables`: text → table (delimiter or blanks or fixed width, preamble, header, number marks).
+- :mod:`bot.files.tables`: text → table (delimiter or blanks or fixed width, preamble, footer, rule lines).
+- :mod:`bot.files.values`: cell values → column types, number marks, the header.
 - :mod:`bot.files.options`: :class:`ReadOptions`, the one reading of a file every analyst uses.
 - :mod:`bot.files.profile`: :class:`FileProfile`, what is told to the analysis and shown in the thread.
 - :mod:`bot.files.neutralise`: :func:`neutralise_csv` for the CSV/TSV files the bot posts back to Slack.

@@ -28,7 +28,8 @@ from bot.files.options import ReadOptions
 from bot.files.profile import FileProfile
 from bot.files.readahead import ReadAhead
 from bot.files.refusals import FileRejected, extension, is_compressed_name
-from bot.files.tables import MAX_COLUMNS, SAMPLE_RECORDS, Column, ColumnType, column_type, sniff_table
+from bot.files.tables import SAMPLE_RECORDS, Column, sniff_table
+from bot.files.values import MAX_COLUMNS, ColumnType, column_type
 
 logger = logging.getLogger(__name__)
 
