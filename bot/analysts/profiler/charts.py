@@ -52,6 +52,8 @@ def _measure(agg: str, column: str | None, units: dict[str, str]) -> tuple[str, 
         return "Rows", None
     name = style.lower_first(style.humanize(column))
     lead = {"sum": "Total", "mean": "Average"}.get(agg, "")
+    if lead and name.lower().startswith(("total", "average", "avg", "mean", "sum")):
+        lead = ""  # "Total bill", not "Total total bill"
     return (f"{lead} {name}" if lead else style.humanize(column)), units.get(column) or style.unit_of(column)
 
 
