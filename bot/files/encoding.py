@@ -34,6 +34,15 @@ LABELS = {
 }
 SINGLE_BYTE = ("cp1252", "latin-1", "cp1250", "cp1251", "cp1253", "cp1254", "cp1257", "koi8-r", "cp1255", "cp1256")
 """The code pages considered for a text that is not UTF-8, most common first (the order breaks ties)."""
+LANGUAGE_PAGES = {
+    **dict.fromkeys(("English", "French", "German", "Spanish", "Portuguese", "Italian", "Dutch", "Danish",
+                     "Swedish", "Norwegian", "Finnish", "Catalan", "Icelandic"), "cp1252"),
+    **dict.fromkeys(("Czech", "Polish", "Slovak", "Hungarian", "Slovene", "Croatian", "Romanian"), "cp1250"),
+    **dict.fromkeys(("Russian", "Ukrainian", "Bulgarian", "Serbian", "Belarusian", "Macedonian"), "cp1251"),
+    "Greek": "cp1253", "Turkish": "cp1254", "Hebrew": "cp1255", "Arabic": "cp1256", "Farsi": "cp1256",
+    **dict.fromkeys(("Lithuanian", "Latvian", "Estonian"), "cp1257"),
+}
+"""The Windows code page of each language charset-normalizer names."""
 DETECT_BYTES = 64 * 1024
 MIN_EVIDENCE = 20
 """Non-ASCII bytes below which no language can be told: the most common plausible code page is named, uncertain."""
@@ -170,8 +179,12 @@ def single_byte_codec(data: bytes) -> tuple[str, bool]:
     chosen = next(iter(groups.values()))
     certain = len(groups) == 1 and best_score < 0.5
     if not certain and len(_NON_ASCII.findall(sample)) >= MIN_EVIDENCE:
-        matches = {_python_name(m.encoding): m.coherence
-                   for m in charset_normalizer.from_bytes(sample, cp_isolation=list(SINGLE_BYTE))}
+        found = list(charset_normalizer.from_bytes(sample, cp_isolation=list(SINGLE_BYTE)))
+        matches = {_python_name(m.encoding): m.coherence for m in found}
+        page = LANGUAGE_PAGES.get(found[0].language) if found else None
+        spoken = [g for g in groups.values() if page in g]
+        if spoken:  # the language the text reads as names its code page: Czech text is Windows-1250
+            return _western(spoken[0][0], data), True
         def coherence(group: list[str]) -> float:
             return max(matches.get(c, -1.0) for c in group)
 
@@ -181,10 +194,12 @@ def single_byte_codec(data: bytes) -> tuple[str, bool]:
             first, second = coherence(ranked[0]), coherence(ranked[1])
             western = chosen[0] in ("cp1252", "latin-1")  # by far the most common: it wins a tie for sure
             certain = best_score < 0.5 and (first >= second + 0.1 or (western and first >= second))
-    codec = chosen[0]
-    if codec == "cp1252":
-        codec = western_codec(set(data.translate(None, OUTSIDE_C1)))
-    return codec, certain
+    return _western(chosen[0], data), certain
+
+
+def _western(codec: str, data: bytes) -> str:
+    """Windows-1252 stays so only when the text has a byte that only Windows-1252 defines; else Latin-1."""
+    return western_codec(set(data.translate(None, OUTSIDE_C1))) if codec == "cp1252" else codec
 
 
 def _python_name(encoding: str) -> str:

@@ -103,8 +103,10 @@ class ReadOptions:
             return None
         if not isinstance(data, dict):
             return None
-        known = {f.name for f in fields(cls)}
+        known = {f.name: type(f.default) for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
+        if any(not _fits(k, v, known[k]) for k, v in values.items()):
+            return None
         if isinstance(values.get("skiprows"), list):
             values["skiprows"] = tuple(int(n) for n in values["skiprows"])
         if "colspecs" in values:
@@ -126,6 +128,19 @@ class ReadOptions:
             return cls(format="json", lines=not base.endswith(".json"), compression=compression)
         sep = "\t" if base.endswith((".tsv", ".tab")) else "|" if base.endswith(".psv") else ","
         return cls(sep=sep, compression=compression)
+
+
+def _fits(name: str, value: Any, default_type: type) -> bool:
+    """A stored value of the field's kind (strings for strings, whole numbers or lists of them for line counts...)."""
+    if name in ("thousands", "compression"):
+        return value is None or isinstance(value, str)
+    if name == "header":
+        return value is None or (isinstance(value, int) and not isinstance(value, bool))
+    if name == "sheet_name":
+        return isinstance(value, str | int) and not isinstance(value, bool)
+    if name in ("skiprows", "colspecs"):
+        return isinstance(value, int | list) and not isinstance(value, bool)
+    return isinstance(value, default_type) and (default_type is bool or not isinstance(value, bool))
 
 
 def _plain(value: Any) -> Any:

@@ -153,7 +153,8 @@ def _layout(sep: str, records: list[tuple[int, list[str]]], quotechar: str = '"'
     for i, w in enumerate(widths[: MAX_PREAMBLE + 1]):
         following = widths[i + 1: i + 4]
         trailing = w == width + 1 and not records[i][1][-1].strip()  # "a,b,c," over "1,2,3"
-        if (w == width or trailing or (w == width - 1 and following[:1] == [width])) and \
+        short = sep == WHITESPACE and w == width - 1 and following[:1] == [width]  # R's write.table: no name
+        if (w == width or trailing or short) and \
                 (not following or sum(f == width for f in following) >= (len(following) + 1) // 2):
             start = i
             break
