@@ -91,3 +91,20 @@ def test_currency_and_percent_signs_are_typed_as_numbers_with_their_unit() -> No
     assert "numbers written with a sign that pandas reads as text: price ($), off (%)" in profile.facts()
     frame = pd.read_csv(io.BytesIO(data), **profile.options.pandas()[1])
     assert frame["price"].tolist() == ["$1,234.50", "$12.00", "$7.25"]  # hence the note for the model
+
+
+def test_every_engine_is_told_the_same_reading_and_the_house_style() -> None:
+    from bot.analysts.base import DataFile
+    from bot.analysts.chat_tools import CHAT_INSTRUCTIONS
+    from bot.analysts.prompts import CHART_STYLE, INSTRUCTIONS, READ_RULE, describe_file
+
+    data = b"a;b\n1,5;x\n2,5;y\n"
+    profile = inspect_head(data, name="s.csv", size=len(data), complete=True)
+    told = DataFile(name="s.csv", path="/mnt/data/s.csv", size=len(data), facts=profile.facts("/mnt/data/s.csv"),
+                    read_options=profile.options)
+    assert "read with pandas.read_csv('/mnt/data/s.csv', sep=';', decimal=',')" in describe_file(told)
+    legacy = DataFile(name="t.tsv", path="/mnt/data/t.tsv", size=3)  # stored before the options were kept
+    assert describe_file(legacy).endswith("; read with pandas.read_csv('/mnt/data/t.tsv', sep='\\t')")
+    for instructions in (INSTRUCTIONS, CHAT_INSTRUCTIONS):
+        assert READ_RULE in instructions and CHART_STYLE in instructions
+    assert "never a 1e6 offset" in CHART_STYLE and "ax.bar_label" in CHART_STYLE
