@@ -38,6 +38,7 @@ from bot.files import (
     FileProfile,
     FileRejected,
     FilesRefused,
+    ReadOptions,
     inspect_stream,
     refusals_text,
 )
@@ -591,7 +592,8 @@ class TurnWorker:
                 logger.info("batch file refused file=%s reason=%s", f.slack_file_id, _refusal_kind(exc))
                 refused.append((f.name, exc.reason))
                 continue
-            data.append(DataFile(name=f.name, path=stored.path, size=f.size, facts=profile.facts(stored.path)))
+            data.append(DataFile(name=f.name, path=stored.path, size=f.size, facts=profile.facts(stored.path),
+                                 read_options=profile.options))
         if container_id is None:
             raise FilesRefused(refused)
         return container_id, data, refused
@@ -707,7 +709,8 @@ class TurnWorker:
             await self._store.mark_refused(key, f.slack_file_id, turn_id=turn.id, reason=exc.reason)
             return container_id, exc.reason
         await self._store.mark_uploaded(key, f.slack_file_id, container_id=container_id, sandbox_path=stored.path,
-                                        sandbox_file_id=stored.id, facts=profile.facts(stored.path))
+                                        sandbox_file_id=stored.id, facts=profile.facts(stored.path),
+                                        read_options=profile.options.to_json())
         if f.message_ts == turn.message_ts:
             lines = [":page_facing_up: " + profile.preview(f.name, f.size)]
             if replaces:
@@ -762,7 +765,8 @@ class TurnWorker:
 
     @staticmethod
     def _data_file(f: FileRecord) -> DataFile:
-        return DataFile(name=f.name, path=f.sandbox_path or "", size=f.size, facts=f.facts)
+        return DataFile(name=f.name, path=f.sandbox_path or "", size=f.size, facts=f.facts,
+                        read_options=ReadOptions.from_json(f.read_options))
 
     async def _post_answer(self, turn: TurnRecord, outcome: TurnOutcome, tail: str) -> None:
         key = turn.key

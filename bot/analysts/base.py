@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.files.options import ReadOptions
+
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[str], Awaitable[None]]
@@ -36,6 +38,13 @@ class DataFile:
     size: int
     facts: str = ""
     """What the bot detected (encoding, delimiter, ...), said to the model so the first code reads it right."""
+    read_options: ReadOptions | None = None
+    """How to read the file (the pandas call the facts quote); ``None`` for a file stored before it was kept."""
+
+    @property
+    def reading(self) -> ReadOptions:
+        """:attr:`read_options`, or what the name alone suggests when none were kept."""
+        return self.read_options or ReadOptions.for_name(self.name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, ChatCompletionToolParam
 
 from bot.analysts.base import AnalysisFailed, AnalysisRequest, AnalysisResult, Progress, Usage, report_progress
-from bot.analysts.prompts import describe_files
+from bot.analysts.prompts import CHART_STYLE, READ_RULE, describe_files
 from bot.sandbox.base import CodeRunner, ExecResult
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ KEPT_FULL_TURNS = 2
 MAX_TURNS = 40
 """Turns a conversation keeps at most (the oldest are dropped)."""
 
-CHAT_INSTRUCTIONS = """\
+CHAT_INSTRUCTIONS = f"""\
 You are a careful data analyst answering questions in a Slack thread about the data files the user shared.
 
 You have one tool, run_python, that runs Python code in a persistent session: variables, imports and files are
@@ -51,14 +51,13 @@ internet access.
 
 How to work:
 - Use run_python for every number you report, and print() what you need to see: only printed output comes back.
-- Read each data file from its exact path as given below, using the facts given about it (encoding, delimiter,
-  decimal) so the first read is right. Do not look for the files elsewhere and do not ask for them again.
+{READ_RULE}
 - Look at the data before answering: shape, column names and types, a few rows, missing values.
 - The working directory is the current directory of your code. When a chart helps, make it with matplotlib
   (non-interactive backend, e.g. matplotlib.use("Agg")) and save every chart as a PNG file in the current
   directory with a short descriptive file name, e.g. plt.savefig("revenue_by_month.png", dpi=120,
-  bbox_inches="tight"), then plt.close(). Never call plt.show(). Give each chart a title and labelled axes. Saved
-  charts are shown to the user automatically.
+  bbox_inches="tight"), then plt.close(). Never call plt.show(). Saved charts are shown to the user automatically.
+{CHART_STYLE}
 - If the code fails, read the error, fix the code and run it again.
 
 How to answer (when you are done with the tool):

@@ -13,17 +13,34 @@ from bot.analysts.base import AnalysisRequest, DataFile
 from bot.formatting import human_size
 from bot.slack_text import one_line
 
-INSTRUCTIONS = """\
+READ_RULE = """\
+- Read each data file with the exact pandas call given for it below (it states the encoding, separator, decimal
+  and thousands marks, header and lines to skip that the bot detected); do not guess other options. Do not look
+  for the files elsewhere and do not ask for them again."""
+"""How to read the files: the same in every engine's instructions."""
+
+CHART_STYLE = """\
+- Charts follow one house style, like a data team's published charts: a natural title that says what is shown
+  ("Total revenue by region", "Average temperature per month"); both axes labelled, with units where known
+  ("Body mass (g)"); plain numbers on axes and labels: thousands separators or 1.2M / 3.4B, never a 1e6 offset or
+  scientific notation (ax.ticklabel_format(style="plain", useOffset=False) and a FuncFormatter with "{:,.0f}");
+  bar charts start at zero, are sorted (largest first, horizontal when labels are long) and carry their value at
+  the end of each bar (ax.bar_label); dates on the x axis with matplotlib.dates.ConciseDateFormatter; a light
+  horizontal grid, no top or right frame; one colour per series from a consistent palette; a legend only when
+  there are several series. At most a few charts, each answering the question."""
+"""The chart rules of :mod:`bot.analysts.profiler.style`, in words for the models."""
+
+INSTRUCTIONS = f"""\
 You are a careful data analyst answering questions in a Slack thread about the data files the user shared.
 
 How to work:
-- Use the python tool for every number you report. The files are already in your python environment; read each
-  one from its exact path as given (for example with pandas.read_csv), using the facts given about it (encoding,
-  delimiter) so the first read is right. Do not look for the files elsewhere and do not ask for them again.
+- Use the python tool for every number you report. The files are already in your python environment.
+{READ_RULE}
 - Look at the data before answering: shape, column names and types, a few rows, missing values.
 - When a chart helps, make it with matplotlib and save every chart as a PNG file under /mnt/data with a short
   descriptive file name (for example /mnt/data/revenue_by_month.png) using plt.savefig(path, dpi=120,
-  bbox_inches="tight"), then plt.close(). Never call plt.show(). Give each chart a title and labelled axes.
+  bbox_inches="tight"), then plt.close(). Never call plt.show().
+{CHART_STYLE}
 - Keep variables and files from earlier turns; reuse them when the user asks a follow-up question.
 
 How to answer:
@@ -38,11 +55,15 @@ FACTS_CHARS = 8000
 
 
 def describe_file(data_file: DataFile) -> str:
-    """One bullet line: name, exact path, size and detected facts. Names and facts (column names) come from the
-    data's author: each is kept to one line, so none can start a line of its own in the prompt."""
+    """One bullet line: name, exact path, size, the pandas call that reads it, and the detected facts. Names and facts
+    (column names) come from the data's author: each is kept to one line, so none can start a line of its own in the
+    prompt."""
     line = f"- {one_line(data_file.name)}: path {data_file.path} ({human_size(data_file.size)})"
-    if data_file.facts:
-        line += f"; {one_line(data_file.facts, limit=FACTS_CHARS)}"
+    facts = data_file.facts.strip()
+    if not facts.startswith("read with "):
+        line += f"; read with {data_file.reading.call(data_file.path)}"
+    if facts:
+        line += f"; {one_line(facts, limit=FACTS_CHARS)}"
     return line
 
 

@@ -68,6 +68,8 @@ class FileRecord:
     """Why the file was refused while streaming (sign-in page, binary, empty...); later turns skip it."""
     refused_turn: str | None = None
     """The turn that refused it (the same file shared again is tried again)."""
+    read_options: str = ""
+    """How to read the file (``bot.files.ReadOptions`` as JSON), decided by the stream inspection."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,9 +242,9 @@ class Store(Protocol):
 
     async def mark_uploaded(
         self, key: ThreadKey, slack_file_id: str, *, container_id: str, sandbox_path: str, sandbox_file_id: str,
-        facts: str = "",
+        facts: str = "", read_options: str = "",
     ) -> None:
-        """Record that a file now lives in ``container_id`` at ``sandbox_path``."""
+        """Record that a file now lives in ``container_id`` at ``sandbox_path`` (and how to read it)."""
         ...
 
     async def mark_refused(self, key: ThreadKey, slack_file_id: str, *, turn_id: str, reason: str) -> None:

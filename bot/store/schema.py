@@ -85,6 +85,8 @@ files = Table(
     # version 4: a file refused while streaming (sign-in page, binary, empty...): why, and by which turn
     Column("refused_reason", Text, nullable=True),
     Column("refused_turn", Text, nullable=True),
+    # version 6: how to read the file (bot.files.ReadOptions as JSON), decided once by the stream inspection
+    Column("read_options", Text, nullable=True),
     PrimaryKeyConstraint("team", "channel", "thread_ts", "slack_file_id", name="pk_files"),
     ForeignKeyConstraint(
         ["team", "channel", "thread_ts"], ["threads.team", "threads.channel", "threads.thread_ts"],
@@ -228,6 +230,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=5, description="create digest_runs", apply=_create(digest_runs)),
     Migration(version=6, description="threads: indexes on last_active_at and container_id",
               apply=_create_indexes(threads)),
+    Migration(version=7, description="files: read_options", apply=_add_missing_columns(files)),
 )
 """Ordered by version, starting at 1, without gaps."""
 

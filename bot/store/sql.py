@@ -394,13 +394,16 @@ class SqlStore:
 
     async def mark_uploaded(
         self, key: ThreadKey, slack_file_id: str, *, container_id: str, sandbox_path: str, sandbox_file_id: str,
-        facts: str = "",
+        facts: str = "", read_options: str = "",
     ) -> None:
-        """Record where the file lives now; ``facts`` replaces the stored facts only when not empty."""
+        """Record where the file lives now; ``facts`` and ``read_options`` replace the stored ones only when not
+        empty."""
         values: dict[str, Any] = {"container_id": container_id, "sandbox_path": sandbox_path,
                                   "sandbox_file_id": sandbox_file_id}
         if facts:
             values["facts"] = facts
+        if read_options:
+            values["read_options"] = read_options
         async with self._write() as conn:
             await conn.execute(update(files).where(
                 *_thread_is(files, key), files.c.slack_file_id == slack_file_id,
@@ -625,6 +628,7 @@ def _file(row: RowMapping) -> FileRecord:
         message_ts=row["message_ts"], user=row["user_id"], created_at=row["created_at"],
         container_id=row["container_id"], sandbox_path=row["sandbox_path"], sandbox_file_id=row["sandbox_file_id"],
         facts=row["facts"], refused_reason=row["refused_reason"], refused_turn=row["refused_turn"],
+        read_options=row["read_options"] or "",
     )
 
 

@@ -50,7 +50,7 @@ PREVIEWS = {
     "latin1.csv": "24 rows × 3 columns, `;`-separated, Latin-1, header row: `name` (text), `ville` (text), "
                   "`montant` (integer)",
     "cp1252.csv": "24 rows × 3 columns, `,`-separated, Windows-1252, header row: `product` (text), `label` (text), "
-                  "`price_eur` (text)",
+                  "`price_eur` (number)",
     "quoted_newlines.csv": "12 rows × 3 columns, `,`-separated, UTF-8, quoted line breaks, header row: "
                            "`id` (integer), `comment` (text), `score` (number)",
     "no_header.csv": "30 rows × 3 columns, `,`-separated, UTF-8, no header row: `column 1` (integer), "
@@ -59,9 +59,9 @@ PREVIEWS = {
     "wide.csv": "10 rows × 300 columns, `,`-separated, UTF-8, header row: `m0` (integer), `m1` (integer), "
                 "`m2` (integer), `m3` (integer), `m4` (integer), `m5` (integer), `m6` (integer), `m7` (integer), "
                 "… (292 more)",
-    "workbook.xlsx": "(3.1 KB): Excel workbook, read with pandas in the sandbox",
-    "records.json": "(138 bytes): JSON, read with pandas in the sandbox",
-    "lines.json": "(112 bytes): JSON lines, read with pandas in the sandbox",
+    "workbook.xlsx": "10 rows × 2 columns, Excel workbook, columns: `region` (text), `revenue` (integer)",
+    "records.json": "4 rows × 2 columns, JSON records, columns: `region` (text), `revenue` (integer)",
+    "lines.json": "5 rows × 2 columns, JSON lines, columns: `id` (integer), `ok` (boolean)",
 }
 
 READ_ARGS = {
@@ -113,20 +113,22 @@ async def test_a_good_file_is_previewed_uploaded_as_it_is_and_described_to_the_m
     await harness.wait_done(event["ts"])
 
     [done] = statuses(harness, event["ts"])
-    first, preview = done.split("\n")
+    first, preview, read_line = done.split("\n")
     assert first.startswith(f":white_check_mark: Done: analysed `{name}` in ")
-    assert preview == f":page_facing_up: `{name}`" + ("" if PREVIEWS[name].startswith("(") else ":") + " " + \
-        PREVIEWS[name]
+    assert preview == f":page_facing_up: `{name}`: {PREVIEWS[name]}"
     [container] = harness.openai.live_containers()
     [uploaded] = container.user_files()
     assert uploaded.original_name == name and uploaded.data == data
-    if name.endswith(".xlsx"):
-        call = f"pandas.read_excel('{uploaded.path}')"
-    elif name.endswith(".json"):
-        call = f"pandas.read_json('{uploaded.path}'{', lines=True' if name == 'lines.json' else ''})"
-    else:
-        call = f"pandas.read_csv('{uploaded.path}'{READ_ARGS.get(name, '')})"
-    assert f"read with {call}" in model_input(harness)
+
+    def call(path: str) -> str:
+        if name.endswith(".xlsx"):
+            return f"pandas.read_excel('{path}')"
+        if name.endswith(".json"):
+            return f"pandas.read_json('{path}'{', lines=True' if name == 'lines.json' else ''})"
+        return f"pandas.read_csv('{path}'{READ_ARGS.get(name, '')})"
+
+    assert read_line == f"      read with `{call(name)}`"  # the same reading the model is told, shown to the user
+    assert f"read with {call(uploaded.path)}" in model_input(harness)
 
 
 async def test_a_text_that_stops_being_utf8_past_its_head_is_read_with_the_encoding_of_the_whole(
@@ -263,7 +265,8 @@ async def test_files_over_several_messages_land_in_one_container(harness: Harnes
     assert f"read with pandas.read_csv('{latin.path}', sep=';', encoding='latin-1')" in model_input(harness)
     done = statuses(harness, ts)[-1]
     assert done.startswith(":white_check_mark: Done: analysed `latin1.csv` in ")
-    assert done.split("\n")[1:] == [f":page_facing_up: `latin1.csv`: {PREVIEWS['latin1.csv']}"]
+    assert done.split("\n")[1:] == [f":page_facing_up: `latin1.csv`: {PREVIEWS['latin1.csv']}",
+                                     "      read with `pandas.read_csv('latin1.csv', sep=';', encoding='latin-1')`"]
 
 
 async def test_a_same_name_upload_is_the_new_version_and_is_announced(harness: Harness, corpus: Path) -> None:
@@ -279,6 +282,7 @@ async def test_a_same_name_upload_is_the_new_version_and_is_announced(harness: H
     done = statuses(harness, ts)[-1]
     assert done.split("\n")[1:] == [
         f":page_facing_up: `sales.csv`: {PREVIEWS['semicolon_decimal_comma.csv']}",
+        "      read with `pandas.read_csv('sales.csv', sep=';', decimal=',', thousands='.')`",
         ":arrows_counterclockwise: `sales.csv` replaces the version shared earlier.",
     ]
     [container] = harness.openai.live_containers()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import gzip
+import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -21,6 +23,7 @@ from bot.files import (
     is_dangerous_cell,
     neutralise_csv,
 )
+from bot.files.readahead import READ_AHEAD_BYTES, ReadAhead
 from bot.poster import FileAccessDenied
 from tests.data.generate import BAD, GOOD, UNSUPPORTED, ensure_corpus
 
@@ -54,7 +57,7 @@ TABLES: dict[str, tuple[str, str, str, bool, int, int, tuple[str, ...]]] = {
     "utf16le.csv": ("utf-16-le", "\t", ".", True, 2, 2, ("text", "integer")),
     "utf16be.csv": ("utf-16-be", ",", ".", True, 2, 2, ("text", "integer")),
     "latin1.csv": ("latin-1", ";", ".", True, 3, 24, ("text", "text", "integer")),
-    "cp1252.csv": ("cp1252", ",", ".", True, 3, 24, ("text", "text", "text")),
+    "cp1252.csv": ("cp1252", ",", ".", True, 3, 24, ("text", "text", "number")),  # €2.50: a number with a sign
     "quoted_newlines.csv": ("utf-8", ",", ".", True, 3, 12, ("integer", "text", "number")),
     "no_header.csv": ("utf-8", ",", ".", False, 3, 30, ("integer", "integer", "number")),
     "single_column.csv": ("utf-8", ",", ".", True, 1, 8, ("text",)),
@@ -71,10 +74,11 @@ REASONS: dict[str, str] = {
     "random_bytes.csv": "it looks like binary data, not a text table",
     "page.csv": "it is a web page (HTML), not a table: export the data itself as CSV and share that",
     "utf16_nobom.csv": "it looks like UTF-16 text without a byte-order mark; save it as CSV UTF-8 and share it again",
-    "shift_jis.csv": ("its text is not in an encoding I can read (UTF-8, UTF-16 with a byte-order mark, "
-                      "Windows-1252 or Latin-1); save it as CSV UTF-8 and share it again"),
+    "shift_jis.csv": ("its text is not in an encoding I can read (UTF-8, UTF-16 with a byte-order mark, or a "
+                      "single-byte code page such as Windows-1252 or Windows-1251); save it as CSV UTF-8 and share "
+                      "it again"),
     "prose.txt": ("it is plain text without columns: I read `.txt` files only when their values are separated by "
-                  "`,`, `;`, tab or `|`"),
+                  "`,`, `;`, tab, `|` or blanks, or aligned in columns"),
     "fake.xlsx": "it is named `.xlsx` but is not an Excel workbook",
     "broken.json": "it is named `.json` but does not start like JSON (`{` or `[`)",
     "not_gzip.csv.gz": "it is named `.gz` but is not a gzip file",
@@ -105,14 +109,22 @@ async def test_good_tables_are_detected_and_passed_through_byte_for_byte(corpus:
 
 
 @pytest.mark.parametrize("name", ["workbook.xlsx", "records.json", "lines.json"])
-async def test_pass_through_types_get_a_minimal_profile(corpus: Path, name: str) -> None:
+async def test_workbooks_and_json_held_whole_get_their_columns(corpus: Path, name: str) -> None:
     data = (corpus / name).read_bytes()
     stream = await inspect_stream(chunked(data, 100), name=name, size=len(data))
     profile = stream.profile
     assert await collect(stream) == data
     expected = {"workbook.xlsx": "pandas.read_excel('/d/x')", "records.json": "pandas.read_json('/d/x')",
                 "lines.json": "pandas.read_json('/d/x', lines=True)"}[name]
-    assert profile.read_call("/d/x") == expected and profile.columns == ()
+    assert profile.read_call("/d/x") == expected
+    assert profile.columns and profile.rows_exact and profile.rows > 0
+
+
+@pytest.mark.parametrize("name", ["workbook.xlsx", "records.json"])
+async def test_workbooks_and_json_too_large_to_hold_get_a_minimal_profile(corpus: Path, name: str) -> None:
+    data = (corpus / name).read_bytes()
+    profile = inspect_head(data[:200], name=name, size=len(data) + 20 * MB, complete=False, head_bytes=200)
+    assert profile.columns == () and profile.kind == ("excel" if name.endswith(".xlsx") else "json")
 
 
 @pytest.mark.parametrize("name", sorted(REASONS))
@@ -142,7 +154,8 @@ def test_facts_and_preview_say_how_to_read_the_file(corpus: Path) -> None:
         "Region (text), Datum (date), Umsatz (number), Anteil (number); 30 rows")
     assert profile.preview("umsatz.csv", len(data)) == (
         "`umsatz.csv`: 30 rows × 4 columns, `;`-separated, UTF-8, decimal `,`, header row: `Region` (text), "
-        "`Datum` (date), `Umsatz` (number), `Anteil` (number)")
+        "`Datum` (date), `Umsatz` (number), `Anteil` (number)\n"
+        "      read with `pandas.read_csv('umsatz.csv', sep=';', decimal=',', thousands='.')`")
     cp = (corpus / "cp1252.csv").read_bytes()
     facts = inspect_head(cp, name="p.csv", size=len(cp), complete=True).facts("/p.csv")
     assert facts.startswith("read with pandas.read_csv('/p.csv', encoding='cp1252'); text encoding Windows-1252;")
@@ -159,7 +172,7 @@ def test_a_wide_file_lists_the_first_columns_and_counts_the_rest(corpus: Path) -
     data = (corpus / "wide.csv").read_bytes()
     profile = inspect_head(data, name="wide.csv", size=len(data), complete=True)
     assert "m39 (integer), and 260 more; 10 rows" in profile.facts()
-    assert profile.preview("wide.csv", len(data)).endswith("`m7` (integer), … (292 more)")
+    assert profile.preview("wide.csv", len(data)).splitlines()[0].endswith("`m7` (integer), … (292 more)")
 
 
 def row_stream(total: int, chunk: int = MB) -> Iterator[bytes]:
@@ -192,7 +205,8 @@ async def test_a_large_stream_is_inspected_in_constant_memory_and_rows_are_estim
     try:
         stream = await inspect_stream(source(), name="big.csv", size=total)
         profile = stream.profile
-        assert sum(pulled) <= 256 * 1024 + MB + 32  # the head and at most one chunk more
+        # the head, the read-ahead's bound and at most one chunk more
+        assert sum(pulled) <= max(256 * 1024, READ_AHEAD_BYTES) + MB + 32
         received = 0
         async for chunk in stream:
             received += len(chunk)
@@ -200,7 +214,7 @@ async def test_a_large_stream_is_inspected_in_constant_memory_and_rows_are_estim
     finally:
         tracemalloc.stop()
     assert received == sum(pulled) and received > 255 * MB
-    assert peak < 12 * MB, f"peak {peak / MB:.1f} MB"
+    assert peak < 12 * MB + READ_AHEAD_BYTES, f"peak {peak / MB:.1f} MB"  # constant: the read-ahead is bounded
     assert not profile.rows_exact and abs(profile.rows - total // 32) < total // 32 // 50
     assert profile.preview("big.csv", total).startswith("`big.csv`: about 8,400,000 rows × 4 columns")
 
@@ -232,7 +246,7 @@ async def test_a_small_head_estimates_and_the_whole_file_in_hand_counts_exactly(
     (b"M\xfcnchen,\x80\n", "cp1252"),  # Windows-1252: "€" at 0x80
     (b"M\xfcnchen,\x81\n", "latin-1"),  # 0x81 is no character in Windows-1252
     (b"M\xc3\xbcnchen,\xe2\x82\xac\n", "utf-8"),  # real UTF-8, split across chunks when chunk is 1 or 1000
-    (b"cut,\xe2\x82", "latin-1"),  # a UTF-8 sequence cut by the end of the file
+    (b"cut,\xe2\x82", "cp1252"),  # a UTF-8 sequence cut by the end of the file: "â‚" in Windows-1252
 ])
 async def test_the_encoding_covers_the_whole_stream_not_only_its_head(chunk: int, tail: bytes, encoding: str) -> None:
     data = b"id,city\n" + b"".join(b"%07d,Berlin\n" % i for i in range(10_000)) + tail  # 150 KB: chunks hold the head
@@ -256,10 +270,69 @@ async def test_utf8_text_with_a_stray_byte_stays_utf8_and_compressed_text_is_not
         if name == "late.csv.gz":
             assert stream.profile is before
             continue
-        assert stream.profile == replace(before, stray_bytes=True)
+        assert stream.profile == replace(before, options=replace(before.options, encoding_errors="replace"))
         assert stream.profile.read_call("/p").endswith("encoding_errors='replace')")
         assert "a few bytes are not valid UTF-8 and read as �" in stream.profile.facts()
         assert ", a few bytes not UTF-8, header row" in stream.profile.preview(name, len(data))
+
+
+async def test_the_read_ahead_runs_ahead_of_the_consumer_within_its_bound_and_closes_its_source() -> None:
+    pulled: list[int] = []
+    closed: list[bool] = []
+
+    async def source() -> AsyncIterator[bytes]:
+        try:
+            for _ in range(64):
+                pulled.append(1)
+                yield b"x" * 100_000
+        finally:
+            closed.append(True)
+
+    ahead = ReadAhead(source(), limit=1_000_000)
+    for _ in range(50):  # the consumer is slow: the download goes on meanwhile, up to the bound
+        await asyncio.sleep(0)
+    assert 10 <= len(pulled) <= 11 and ahead.held <= 1_000_000 + 100_000
+    assert len(await anext(ahead)) == 100_000
+    await ahead.aclose()
+    assert closed == [True] and ahead.held == 0
+
+
+async def test_the_read_ahead_hands_a_source_error_over_in_stream_order() -> None:
+    async def failing() -> AsyncIterator[bytes]:
+        yield b"first"
+        raise FileAccessDenied("file_access_denied", method="download")
+
+    ahead = ReadAhead(failing())
+    assert await anext(ahead) == b"first"
+    with pytest.raises(FileAccessDenied):
+        await anext(ahead)
+    await ahead.aclose()
+
+
+async def test_a_file_built_to_be_slow_to_inspect_never_holds_the_event_loop() -> None:
+    # 222 KB: 110,000 one-character header cells and one row (it held the loop 4.9 s when inspected on it)
+    data = (",".join("x" for _ in range(110_000)) + "\n").encode() + (",".join("1" for _ in range(110_000))).encode()
+    gaps: list[float] = []
+    done = asyncio.Event()
+
+    async def heartbeat() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    beat = asyncio.create_task(heartbeat())
+    stream = await inspect_stream(chunked(data, 64 * 1024), name="cells.csv", size=len(data))
+    assert await collect(stream) == data
+    done.set()
+    await beat
+    assert max(gaps) < 0.25, f"the loop was held {max(gaps):.2f} s"
+    profile = stream.profile
+    assert profile.width == 110_000 and len(profile.columns) == 1000 and profile.capped
+    assert "110,000 columns" in profile.preview("cells.csv", len(data))
+    assert "only the first 1,000 columns inspected" in profile.preview("cells.csv", len(data))
 
 
 async def test_errors_of_the_source_propagate() -> None:
@@ -283,7 +356,7 @@ def test_refusal_messages() -> None:
 def test_profiles_are_frozen_values() -> None:
     profile = FileProfile()
     with pytest.raises(AttributeError):
-        profile.delimiter = ";"  # type: ignore[misc]
+        profile.rows = 3  # type: ignore[misc]
 
 
 # ------------------------------------------------------------------------------------------ formula injection

@@ -16,14 +16,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bot.analysts import profiler
 from bot.analysts.base import DEFAULT_QUESTION, AnalysisFailed, AnalysisRequest, AnalysisResult, DataFile
-from bot.analysts.offline import (
-    OfflineAnalyst,
-    format_number,
-    format_pct,
-    read_options_from_facts,
-)
+from bot.analysts.offline import OfflineAnalyst, file_specs, format_number, format_pct
+from bot.analysts.profiler.trend import choose_period
+from bot.files import ReadOptions, inspect_head
 from tests.runners import SubprocessRunner
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -36,11 +32,15 @@ async def runner(tmp_path: Path) -> AsyncIterator[SubprocessRunner]:
     await r.close()
 
 
-def put(runner: SubprocessRunner, container: str, name: str, data: bytes, facts: str = "") -> DataFile:
-    """'Upload' a file into the container's working directory."""
+def put(runner: SubprocessRunner, container: str, name: str, data: bytes,
+        options: ReadOptions | None = None) -> DataFile:
+    """'Upload' a file into the container's working directory, with the read options the stream inspection
+    decides for it (or ``options``)."""
     path = runner.workdir(container) / name
     path.write_bytes(data)
-    return DataFile(name=name, path=str(path), size=len(data), facts=facts)
+    profile = inspect_head(data, name=name, size=len(data), complete=True)
+    return DataFile(name=name, path=str(path), size=len(data), facts=profile.facts(str(path)),
+                    read_options=options or profile.options)
 
 
 async def first_look(runner: SubprocessRunner, container: str, *files: DataFile, timeout: float = 120,
@@ -146,7 +146,7 @@ async def test_support_tickets_missing_values_durations_and_categories(runner: S
             f"of rows ({priority.iloc[0]})") in text
     assert "ticket_id (identifier)" in text
     assert f"**satisfaction**: average {format_number(df['satisfaction'].mean())}" in text
-    assert "rows (by opened_at) per week" in text
+    assert "average satisfaction per week" in text  # the measure over time, not the row count
     assert_valid_pngs(created)
 
 
@@ -216,7 +216,7 @@ async def test_latin1_file(runner: SubprocessRunner) -> None:
     assert "read as latin-1 encoding" in result.text
     assert "**catégorie**: Café is the most common of 2 values, 66.7% of rows (20)" in result.text
     assert "**prix**: average 4.5" in result.text  # a price is averaged, never summed
-    assert "ventes_rows_by_categorie.png" in [p.name for p in created]
+    assert "ventes_prix_by_categorie.png" in [p.name for p in created]
     assert_valid_pngs(created)
 
 
@@ -231,38 +231,25 @@ async def test_gzipped_csv(runner: SubprocessRunner) -> None:
     assert "sales_revenue_by_month.png" in [p.name for p in created]
 
 
-async def test_facts_in_the_form_bot_files_writes_them(runner: SubprocessRunner) -> None:
-    data = "10;1.234,5\n20;2.000,25\n30;3,5\n".encode("cp1252")
-    f = put(runner, "headless", "raw.csv", data, facts=(
-        "read with pandas.read_csv('<path>', sep=';', decimal=',', thousands='.', encoding='cp1252', "
-        "header=None); text encoding Windows-1252; no header row; 2 columns: 0 (int), 1 (float); 3 rows"))
-    result, _, _ = await first_look(runner, "headless", f)
-    assert "3 rows × 2 columns" in result.text
-    assert f"total {format_number(1234.5 + 2000.25 + 3.5)}" in result.text
-
-
-async def test_facts_carry_read_options(runner: SubprocessRunner) -> None:
+async def test_the_profile_reads_with_the_bots_options_and_sniffs_nothing(runner: SubprocessRunner) -> None:
     data = "a|b\n1,5|x\n2,5|y\n3,5|x\n".encode("cp1252")
-    f = put(runner, "facts", "pipes.txt", data, facts="encoding: cp1252; delimiter: '|'; decimal comma")
-    result, _, _ = await first_look(runner, "facts", f)
-    assert "pipe-separated, decimal comma, cp1252 encoding" in result.text
-    assert "**a**: total 7.5" in result.text
+    told = put(runner, "told", "pipes.txt", data)  # the options inspect_head decides
+    assert told.read_options == ReadOptions(sep="|", decimal=",")
+    result, _, _ = await first_look(runner, "told", told)
+    assert "pipe-separated, decimal comma" in result.text and "**a**: average 2.5" in result.text
+    wrong = put(runner, "wrong", "semi.csv", b"a;b\n1;2\n3;4\n", options=ReadOptions())  # told a comma
+    result, _, _ = await first_look(runner, "wrong", wrong)
+    assert "**semi.csv**: 2 rows × 1 column" in result.text  # read as told: the profiler has no sniffer
 
 
-def test_read_options_from_facts() -> None:
-    assert read_options_from_facts("") == {}
-    assert read_options_from_facts("encoding: cp1252; delimiter: ';'; decimal comma") == {
-        "encoding": "cp1252", "sep": ";", "decimal": ","}
-    assert read_options_from_facts("Encoding utf-8, separator tab") == {"encoding": "utf-8", "sep": "\t"}
-    assert read_options_from_facts("delimiter `|`, decimal '.'") == {"sep": "|", "decimal": "."}
-    # the form bot.files writes: the pandas call that reads the file right, then more facts
-    facts = ("read with pandas.read_csv('/mnt/data/a;b.csv', sep=';', decimal=',', thousands='.', "
-             "encoding='cp1252', header=None, compression='gzip'); gzip-compressed; text encoding Windows-1252; "
-             "3 columns: a (int), b (float), c (text); about 1,000 rows")
-    assert read_options_from_facts(facts) == {"sep": ";", "decimal": ",", "thousands": ".", "encoding": "cp1252",
-                                              "header": "none"}
-    assert read_options_from_facts("read with pandas.read_json('/x.json', lines=True); JSON lines") == {
-        "lines": "true"}
+def test_file_specs_carry_the_pandas_call_and_fall_back_on_the_name() -> None:
+    stored = DataFile(name="x.csv", path="/d/x.csv", size=1, read_options=ReadOptions(sep=";", skiprows=3))
+    legacy = DataFile(name="y.tsv.gz", path="/d/y.tsv.gz", size=1)
+    assert file_specs([stored, legacy]) == [
+        {"name": "x.csv", "path": "/d/x.csv", "reader": "read_csv", "kwargs": {"sep": ";", "skiprows": 3}},
+        {"name": "y.tsv.gz", "path": "/d/y.tsv.gz", "reader": "read_csv",
+         "kwargs": {"sep": "\t", "compression": "gzip"}},
+    ]
 
 
 async def test_two_files_share_the_chart_budget_and_names_never_collide(runner: SubprocessRunner) -> None:
@@ -325,21 +312,9 @@ async def test_timeout_raises_analysis_failed(runner: SubprocessRunner) -> None:
 # ------------------------------------------------------------------------------------------------- profiler parts
 
 
-def test_profiler_sniffing() -> None:
-    assert profiler.sniff_delimiter("a;b;c\n1,5;2;x\n3,5;4;y\n") == ";"
-    assert profiler.sniff_delimiter("a\tb\n1\t2\n") == "\t"
-    assert profiler.sniff_delimiter("value\n1\n2\n") == ","
-    assert profiler.detect_number_format("a;b\n1.234,5;x\n2,25;y\n", ";") == (",", ".")
-    assert profiler.detect_number_format("a;b\n1.5;x\n", ";") == (".", None)
-    assert profiler.detect_encoding("é".encode(), truncated=False) == "utf-8"
-    assert profiler.detect_encoding("é".encode("latin-1"), truncated=False) == "latin-1"
-    assert profiler.detect_encoding("€".encode("cp1252"), truncated=False) == "cp1252"
-    assert profiler.detect_encoding(b"abc" + "é".encode()[:1], truncated=True) == "utf-8"
-
-
 def test_profiler_periods() -> None:
     def period(start: str, periods: int, freq: str) -> str | None:
-        chosen = profiler.choose_period(pd.Series(pd.date_range(start, periods=periods, freq=freq)))
+        chosen = choose_period(pd.Series(pd.date_range(start, periods=periods, freq=freq)))
         return chosen[1] if chosen else None
 
     assert period("2024-01-01", 24, "MS") == "month"

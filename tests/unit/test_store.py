@@ -38,10 +38,11 @@ def a_turn(turn_id: str = "turn-1", *, key: ThreadKey = KEY, files: tuple[FileRe
 async def test_a_version_1_database_is_migrated_to_the_latest(db_url: str) -> None:
     store = SqlStore(url=db_url)
     await store.open()
-    await store.submit_turn(a_turn("t1", question=""), dedupe_keys=("k1",))
+    await store.submit_turn(a_turn("t1", question="", files=(a_file("F1"),)), dedupe_keys=("k1",))
     async with store._require().begin() as conn:  # take the database back to version 1
         for column in ("answer", "code", "model", "cost_usd"):
             await conn.execute(text(f"ALTER TABLE turns DROP COLUMN {column}"))
+        await conn.execute(text("ALTER TABLE files DROP COLUMN read_options"))
         await conn.execute(text("DROP TABLE digests"))
         await conn.execute(text("DROP TABLE digest_runs"))
         await conn.execute(text("DELETE FROM schema_version WHERE version >= 2"))
@@ -53,6 +54,9 @@ async def test_a_version_1_database_is_migrated_to_the_latest(db_url: str) -> No
         assert turn is not None and (turn.answer, turn.cost_usd, turn.question) == ("kept", 0.5, "")
         assert await store.list_digests() == []  # version 3 was applied again too
         assert await store.spent_since(0.0) == 0.0  # and version 5 (digest_runs)
+        await store.mark_uploaded(KEY, "F1", container_id="c", sandbox_path="/p", sandbox_file_id="f",
+                                  read_options='{"sep": ";"}')
+        assert [f.read_options for f in await store.list_files(KEY)] == ['{"sep": ";"}']  # and version 6
     finally:
         await store.close()
 
@@ -65,7 +69,7 @@ async def test_open_twice_is_idempotent(db_url: str) -> None:
         engine = first._require()
         async with engine.connect() as conn:
             versions = (await conn.execute(select(schema_version.c.version))).scalars().all()
-        assert sorted(versions) == list(range(1, LATEST_VERSION + 1)) == [1, 2, 3, 4, 5, 6]
+        assert sorted(versions) == list(range(1, LATEST_VERSION + 1)) == [1, 2, 3, 4, 5, 6, 7]
         assert await first.claim("k", now=1.0)
         assert not await second.claim("k", now=1.0)
     finally:
@@ -224,15 +228,16 @@ async def test_set_and_clear_container(store: SqlStore) -> None:
     assert await store.submit_turn(a_turn(files=(a_file("F1"), a_file("F2", at=11.0))), dedupe_keys=("k1",))
     await store.set_container(KEY, container_id="cntr_1", name="datastory-x", backend="openai", now=20.0)
     await store.mark_uploaded(KEY, "F1", container_id="cntr_1", sandbox_path="/mnt/data/a.csv",
-                              sandbox_file_id="cfile_1", facts="utf-8")
+                              sandbox_file_id="cfile_1", facts="utf-8", read_options='{"sep": ";"}')
     await store.set_last_response(KEY, "resp_1", now=21.0)
     thread = await store.get_thread(KEY)
     assert thread is not None
     assert (thread.status, thread.container_id, thread.last_response_id, thread.last_active_at) == (
         "active", "cntr_1", "resp_1", 21.0)
     f1 = (await store.list_files(KEY))[0]
-    assert (f1.container_id, f1.sandbox_path, f1.sandbox_file_id, f1.facts) == (
-        "cntr_1", "/mnt/data/a.csv", "cfile_1", "utf-8")
+    assert (f1.container_id, f1.sandbox_path, f1.sandbox_file_id, f1.facts, f1.read_options) == (
+        "cntr_1", "/mnt/data/a.csv", "cfile_1", "utf-8", '{"sep": ";"}')
+    assert (await store.list_files(KEY))[1].read_options == ""  # not uploaded yet: nothing decided
 
     await store.clear_container(KEY, status="swept")
     thread = await store.get_thread(KEY)
