@@ -785,8 +785,9 @@ class TurnWorker:
     async def _fail(self, turn: TurnRecord, status: StatusMessage, exc: BaseException, elapsed: float) -> None:
         ref = new_ref()
         expected = is_expected(exc)  # explained in the thread: no stack trace unless at DEBUG
-        logger.log(logging.INFO if expected else logging.ERROR, "turn failed turn=%s thread=%s ref=%s error=%s",
-                   turn.id, turn.key, ref, type(exc).__name__,
+        what = "turn refused its files" if isinstance(exc, FileRejected) else "turn failed"
+        logger.log(logging.INFO if expected else logging.ERROR, "%s turn=%s thread=%s ref=%s error=%s",
+                   what, turn.id, turn.key, ref, type(exc).__name__,
                    exc_info=exc if not expected or logger.isEnabledFor(logging.DEBUG) else None)
         await self._swap_reaction(turn.key.channel, turn.message_ts, FAILED)
         await status.set(failure_text(exc, ref))

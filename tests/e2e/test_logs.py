@@ -91,7 +91,7 @@ async def test_a_refused_file_is_logged_at_info_without_a_traceback(harness: Har
         await harness.wait_done(event["ts"])
         await bot.shutdown()
     lines = records(out)
-    [failed] = [line for line in lines if line["message"].startswith("turn failed")]
+    [failed] = [line for line in lines if line["message"].startswith("turn refused its files")]
     assert failed["level"] == "INFO" and "traceback" not in failed
     assert not [line for line in lines if line["level"] == "ERROR"]
     [summary] = [line for line in lines if line["message"].startswith("turn finished")]
