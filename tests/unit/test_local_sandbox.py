@@ -267,7 +267,7 @@ async def main() -> None:
         yield b"customer,revenue\\nACME,100\\n"
     stored = await sandbox.upload(info.id, name="private.csv", chunks=data(), size=None)
     await sandbox.execute(info.id, "open('private.csv').read()", timeout=60)
-    print(stored.path, sandbox.host_path(info.id, stored.id), sandbox.kernel_pid(info.id), sandbox._runtime,
+    print(stored.path, sandbox.host_path(info.id, stored.id), sandbox.kernel_pid(info.id), sandbox._dirs.runtime,
           flush=True)  # the runtime dir holds the pods' directories and logs
     os.kill(os.getpid(), signal.SIGKILL)  # a crash: no close, no cleanup
 

@@ -10,17 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import re
-import shutil
-import stat
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import zmq.asyncio
 
 from bot.sandbox.base import (
     ContainerExpired,
@@ -28,15 +21,13 @@ from bot.sandbox.base import (
     ContainerNotFound,
     ExecResult,
     SandboxFile,
-    SandboxSetupError,
     SandboxUnavailable,
 )
 from bot.sandbox.local import kernel as kern
 from bot.sandbox.local import workdir as files
 from bot.sandbox.local.cgroups import Cgroups
 from bot.sandbox.local.fleet import Fleet
-from bot.sandbox.local.ids import IdPool, lock_dir
-from bot.sandbox.local.isolation import Isolation, Limits, Mode
+from bot.sandbox.local.isolation import Isolation, Limits, Mode, default_max_kernels
 from bot.sandbox.local.mounts import PROJECT_ROOT
 from bot.sandbox.local.pod import Pod
 from bot.sandbox.local.pool import Pool, Warm
@@ -44,8 +35,6 @@ from bot.sandbox.local.probe import probe
 
 logger = logging.getLogger(__name__)
 
-RUN_PREFIX, TEMP_BASE_PREFIX, RUNTIME_PREFIX = "run-", "datastory-local-", "dsk-"
-SOCKET_PATH_MAX = 100
 ROOM_WAIT_S = 0.05
 
 
@@ -77,13 +66,12 @@ class Container:
         return kernel if kernel.alive() else None
 
 
-def default_max_kernels(memory_mb: int) -> int:
-    """As many kernels as the machine's memory holds at their limit (at least 2)."""
-    try:
-        total_kb = int(re.findall(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[0])
-    except (OSError, IndexError):
-        return 8
-    return max(2, total_kb // 1024 // memory_mb)
+async def _let_go(task: asyncio.Task[kern.Kernel] | None) -> None:
+    """Cancel a kernel's start or close its client (its processes are its pod's business)."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            (await task).release()
 
 
 class LocalSandbox:
@@ -113,17 +101,13 @@ class LocalSandbox:
         self._protect = tuple(Path(p).absolute() for p in protect)
         self._grace = interrupt_grace_seconds
         self._start_timeout = start_timeout_seconds
-        self._base: Path | None = None
-        self._runtime: Path | None = None
-        self._live_locks: list[int] = []
+        self._dirs = files.RunDirs(self._shared)
         self._containers: dict[str, Container] = {}
         self._pool = Pool(size=pool_size, make=self._new_warm, room=self._has_room, discard=self._discard)
         self._start_lock = asyncio.Lock()
         self._started = False
         self._closed = False
-        self._zmq: zmq.asyncio.Context | None = None
         self._isolation: Isolation | None = None
-        self._ids: IdPool | None = None
         self._cgroups = Cgroups()
         self._fleet: Fleet | None = None
 
@@ -132,9 +116,9 @@ class LocalSandbox:
     @property
     def base_dir(self) -> Path:
         """Where this process's working directories live (``<base_dir>/run-*/<container id>``)."""
-        if self._base is None:
+        if self._dirs.base is None:
             raise RuntimeError("the local sandbox is not started yet")
-        return self._base
+        return self._dirs.base
 
     @property
     def isolation(self) -> Isolation | None:
@@ -157,24 +141,18 @@ class LocalSandbox:
             if self._started:
                 return
             try:
-                await asyncio.to_thread(self._prepare_dirs)
-                assert self._runtime is not None
+                runtime = await asyncio.to_thread(self._dirs.claim)
                 probed = await probe(mode=self._mode, limits=self._limits, max_kernels=self._max_kernels,
-                                     protect=list(self._protect), cgroups=self._cgroups, scratch=self._runtime)
+                                     protect=list(self._protect), cgroups=self._cgroups, scratch=runtime)
                 self._isolation = probed.isolation
-                if probed.ids is not None:
-                    self._ids = IdPool(probed.ids, lock_dir())
                 if probed.isolation.variant.identity != "shared" and not probed.isolation.mount_ns:
-                    await asyncio.to_thread(self._check_reachable)
+                    await asyncio.to_thread(self._dirs.check_reachable)
+                self._fleet = Fleet(isolation=probed.isolation, ids=probed.ids, cgroups=self._cgroups,
+                                    base=self.base_dir, runtime=runtime, grace=self._grace,
+                                    start_timeout=self._start_timeout)
             except BaseException:
-                await asyncio.to_thread(self._remove_own_dirs)
+                await asyncio.to_thread(self._dirs.remove)
                 raise
-            self._zmq = zmq.asyncio.Context()
-            self._zmq.setsockopt(zmq.LINGER, 0)
-            self._zmq.setsockopt(zmq.RECONNECT_IVL, 10)
-            self._fleet = Fleet(isolation=probed.isolation, ids=self._ids, cgroups=self._cgroups, context=self._zmq,
-                                base=self.base_dir, runtime=self._runtime, grace=self._grace,
-                                start_timeout=self._start_timeout)
             self._started = True
             for line in self.isolation_report():
                 logger.info("local sandbox isolation: %s", line)
@@ -183,53 +161,11 @@ class LocalSandbox:
                                self._isolation.summary())
             self._pool.refill()
 
-    def _prepare_dirs(self) -> None:
-        """Blocking: this process's run (working directories) and runtime (pods, logs) directories."""
-        temp = Path(tempfile.gettempdir())
-        if self._shared is None:
-            parent, prefix = temp, TEMP_BASE_PREFIX
-        else:
-            self._shared.mkdir(parents=True, exist_ok=True)
-            st = os.lstat(self._shared)
-            if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
-                raise SandboxSetupError(f"The local sandbox directory must be a directory this user owns: "
-                                        f"{self._shared} (set DATASTORY_LOCAL_DIR to another).")
-            parent, prefix = self._shared, RUN_PREFIX
-        # unix socket paths are short: the runtime directory falls back to /tmp when TMPDIR is long
-        runtime_parent = temp if len(str(temp)) <= SOCKET_PATH_MAX - 60 else Path("/tmp")
-        self._base = self._own_dir(parent, prefix)
-        self._runtime = self._own_dir(runtime_parent, RUNTIME_PREFIX)
-        for path in (self._shared, self._base, self._runtime):
-            if path is not None:
-                os.chmod(path, 0o711)  # kernels of other uids cross them (never list them)
-
-    def _check_reachable(self) -> None:
-        """Kernel users must cross every directory above the working directories (their own are made for them)."""
-        for path in (self.base_dir, self._runtime):
-            for parent in Path(path or "/").parents:
-                if not os.stat(parent).st_mode & stat.S_IXOTH:
-                    raise SandboxSetupError(
-                        f"Kernel users cannot reach {path}: {parent} is not traversable by other users (o+x); "
-                        "set DATASTORY_LOCAL_DIR (or TMPDIR) to a directory they can cross.")
-
-    def _own_dir(self, parent: Path, prefix: str) -> Path:
-        files.remove_dead_dirs(parent, prefix)
-        path, fd = files.claim_dir(parent, prefix)
-        self._live_locks.append(fd)
-        return path
-
-    def _remove_own_dirs(self) -> None:
-        for path in (self._runtime, self._base):
-            if path is not None:
-                shutil.rmtree(path, ignore_errors=True)
-        while self._live_locks:
-            os.close(self._live_locks.pop())
-
     def isolation_report(self) -> list[str]:
         """What isolation is (and is not) in force, one line per aspect (for logs and ``datastory doctor``)."""
         lines = (self._isolation.report() if self._isolation is not None
                  else [f"not started yet: isolation ({self._mode}) is probed at start"])
-        where = (str(self._base) if self._base is not None else
+        where = (str(self._dirs.base) if self._dirs.base is not None else
                  f"a run directory in {self._shared}" if self._shared is not None else "a temp dir (created at start)")
         outside = f" (outside the source tree {PROJECT_ROOT})" if PROJECT_ROOT is not None else ""
         return [*lines, f"working directories: {where}{outside}"]
@@ -243,13 +179,10 @@ class LocalSandbox:
         containers = list(self._containers.values())
         self._containers.clear()
         await asyncio.gather(*(self._remove(c) for c in containers), return_exceptions=True)
-        await asyncio.to_thread(self._remove_own_dirs)
-        if self._ids is not None:
-            self._ids.close()
+        await asyncio.to_thread(self._dirs.remove)
+        if self._fleet is not None:
+            self._fleet.close()
         self._cgroups.close()
-        if self._zmq is not None:
-            self._zmq.destroy(linger=0)
-            self._zmq = None
         logger.info("local sandbox closed containers=%d", len(containers))
 
     # ------------------------------------------------------------------------------------------- pods and kernels
@@ -267,10 +200,7 @@ class LocalSandbox:
         return Warm(pod=pod, kernel=asyncio.ensure_future(self.fleet.start_kernel(pod, pooled=True)))
 
     async def _discard(self, warm: Warm) -> None:
-        warm.kernel.cancel()
-        with contextlib.suppress(BaseException):
-            kernel = await warm.kernel
-            kernel.release()
+        await _let_go(warm.kernel)
         await self.fleet.close_pod(warm.pod)
 
     def _live_kernels(self) -> int:
@@ -302,20 +232,14 @@ class LocalSandbox:
             await asyncio.sleep(ROOM_WAIT_S)
 
     async def _end_kernel(self, task: asyncio.Task[kern.Kernel] | None, pod: Pod) -> None:
-        if task is None:
-            return
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            (await task).release()
+        """Stop the kernel and every process it left (the pod and its files stay)."""
+        await _let_go(task)
         await pod.stop()
 
     async def _remove(self, container: Container) -> None:
         container.deleted = True
         task, container.kernel = container.kernel, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                (await task).release()
+        await _let_go(task)
         await self.fleet.close_pod(container.pod)
 
     # ------------------------------------------------------------------------------------------- containers

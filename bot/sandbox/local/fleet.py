@@ -9,16 +9,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import secrets
 import shutil
 import time
 from pathlib import Path
 
+import zmq
 import zmq.asyncio
 
 from bot.sandbox.local import kernel as kern
 from bot.sandbox.local.cgroups import Cgroups
-from bot.sandbox.local.ids import IdPool
+from bot.sandbox.local.ids import IdPool, IdRange, lock_dir
 from bot.sandbox.local.isolation import Isolation, kernel_env
 from bot.sandbox.local.pod import Pod, start_pod
 from bot.sandbox.local.pool import POOL_WARMUP_CODE, WARMUP_CODE
@@ -30,8 +32,6 @@ ID_PREFIX = "local-"
 
 def user_task_count(uid: int) -> int:
     """Tasks (processes and threads) of ``uid``, which is what ``RLIMIT_NPROC`` counts."""
-    import re
-
     total = 0
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -59,19 +59,28 @@ def renice(pid: int, value: int) -> None:
 class Fleet:
     """The pods and kernels of one sandbox."""
 
-    def __init__(self, *, isolation: Isolation, ids: IdPool | None, cgroups: Cgroups, context: zmq.asyncio.Context,
-                 base: Path, runtime: Path, grace: float, start_timeout: float) -> None:
+    def __init__(self, *, isolation: Isolation, ids: IdRange | None, cgroups: Cgroups, base: Path, runtime: Path,
+                 grace: float, start_timeout: float) -> None:
+        """``ids``: the host ids kernels take theirs from (``None``: they share the bot's)."""
         self.isolation = isolation
         self.grace = grace
         self.start_timeout = start_timeout
-        self._ids = ids
+        self._ids = IdPool(ids, lock_dir()) if ids is not None else None
         self._cgroups = cgroups
-        self._context = context
+        self._context = zmq.asyncio.Context()
+        self._context.setsockopt(zmq.LINGER, 0)
+        self._context.setsockopt(zmq.RECONNECT_IVL, 10)
         self._base = base
         self._runtime = runtime
         self._mpl_template = runtime / "mpl-template"
         self._sem = asyncio.Semaphore(max(1, os.cpu_count() or 1))
         self._root = os.geteuid() == 0
+
+    def close(self) -> None:
+        """Give every id back and close the ZMQ context (the pods are closed already)."""
+        if self._ids is not None:
+            self._ids.close()
+        self._context.destroy(linger=0)
 
     async def new_pod(self) -> Pod:
         """A pod with a fresh working directory ``<base>/local-<hex>`` (its id is the container's)."""

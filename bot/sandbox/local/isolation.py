@@ -9,6 +9,7 @@ neither the bot's nor another kernel's.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +188,15 @@ class Isolation:
             memory = (f"address space {lim.memory_mb} MB per process (RLIMIT_AS; no memory cgroup: "
                       f"{self.cgroup_note}), {lim.max_processes} processes {who} (RLIMIT_NPROC)")
         return f"limits: {memory}, CPU {lim.cpu_seconds} s, files up to {lim.max_file_mb} MB, no core dumps"
+
+
+def default_max_kernels(memory_mb: int) -> int:
+    """As many kernels as the machine's memory holds at their limit (at least 2)."""
+    try:
+        total_kb = int(re.findall(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[0])
+    except (OSError, IndexError):
+        return 8
+    return max(2, total_kb // 1024 // memory_mb)
 
 
 def kernel_env(home: Path, tmp: Path) -> dict[str, str]:

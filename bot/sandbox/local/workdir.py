@@ -22,11 +22,13 @@ import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from bot.sandbox.base import SandboxError, SandboxFile
+from bot.sandbox.base import SandboxError, SandboxFile, SandboxSetupError
 
 logger = logging.getLogger(__name__)
 
 LIVE_LOCK = ".live"
+RUN_PREFIX, TEMP_BASE_PREFIX, RUNTIME_PREFIX = "run-", "datastory-local-", "dsk-"
+SOCKET_PATH_MAX = 100
 UPLOAD_TMP_PREFIX = ".upload-"
 WRITE_BUFFER = 1024 * 1024
 
@@ -63,6 +65,61 @@ def remove_dead_dirs(parent: Path, prefix: str) -> None:
             os.close(fd)
         shutil.rmtree(path, ignore_errors=True)
         logger.info("local sandbox: removed what a stopped bot left dir=%s", path.name)
+
+
+class RunDirs:
+    """This process's directories: ``run-*`` (working directories) in the shared directory, or ``datastory-local-*``
+    in the temp dir, and ``dsk-*`` (pods, logs) in the temp dir; each locked while the process lives."""
+
+    def __init__(self, shared: Path | None) -> None:
+        self.shared = shared
+        self.base: Path | None = None
+        self.runtime: Path | None = None
+        self._locks: list[int] = []
+
+    def claim(self) -> Path:
+        """Blocking: remove what dead bots left, claim fresh directories; returns the runtime one."""
+        temp = Path(tempfile.gettempdir())
+        if self.shared is None:
+            parent, prefix = temp, TEMP_BASE_PREFIX
+        else:
+            self.shared.mkdir(parents=True, exist_ok=True)
+            st = os.lstat(self.shared)
+            if stat.S_ISLNK(st.st_mode) or st.st_uid != os.geteuid():
+                raise SandboxSetupError(f"The local sandbox directory must be a directory this user owns: "
+                                        f"{self.shared} (set DATASTORY_LOCAL_DIR to another).")
+            parent, prefix = self.shared, RUN_PREFIX
+        # unix socket paths are short: the runtime directory falls back to /tmp when TMPDIR is long
+        runtime_parent = temp if len(str(temp)) <= SOCKET_PATH_MAX - 60 else Path("/tmp")
+        self.base = self._own(parent, prefix)
+        self.runtime = self._own(runtime_parent, RUNTIME_PREFIX)
+        for path in (self.shared, self.base, self.runtime):
+            if path is not None:
+                os.chmod(path, 0o711)  # kernels of other uids cross them (never list them)
+        return self.runtime
+
+    def _own(self, parent: Path, prefix: str) -> Path:
+        remove_dead_dirs(parent, prefix)
+        path, fd = claim_dir(parent, prefix)
+        self._locks.append(fd)
+        return path
+
+    def check_reachable(self) -> None:
+        """Kernels of other uids without a mount namespace must cross every directory above ours."""
+        for path in (self.base, self.runtime):
+            for parent in Path(path or "/").parents:
+                if not os.stat(parent).st_mode & stat.S_IXOTH:
+                    raise SandboxSetupError(
+                        f"Kernel users cannot reach {path}: {parent} is not traversable by other users (o+x); "
+                        "set DATASTORY_LOCAL_DIR (or TMPDIR) to a directory they can cross.")
+
+    def remove(self) -> None:
+        """Remove both directories (every working directory with them), then let go of their locks."""
+        for path in (self.runtime, self.base):
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
+        while self._locks:
+            os.close(self._locks.pop())
 
 
 def sanitize_name(name: str) -> str:
