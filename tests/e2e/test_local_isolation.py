@@ -65,3 +65,13 @@ async def test_a_kernel_that_cannot_start_is_a_setup_problem_in_the_thread(harne
                                   "problem, not an outage. The local kernel did not start: "), status.text
     assert "Fix: raise DATASTORY_LOCAL_MEMORY_MB" in status.text
     assert "rate limit" not in status.text
+
+
+async def test_the_bots_own_files_are_private(harness: Harness) -> None:
+    bot = await harness.start()
+    event = harness.file_event("sales.csv")
+    await bot.send(event)
+    await harness.wait_done(event["ts"])
+    await bot.shutdown()
+    for path in harness.tmp.glob("bot.db*"):
+        assert path.stat().st_mode & 0o777 == 0o600, path
