@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -110,9 +111,12 @@ class Pod:
 
 
 def _launch(argv: list[str], child: socket.socket, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=SUPERVISOR_ENV,
                                 cwd="/", pass_fds=[child.fileno()], start_new_session=True)
+    finally:
+        os.close(out)
 
 
 async def start_pod(isolation: Isolation, *, pod_id: str, pod_dir: Path, workdir: Path, log: Path,
