@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -392,5 +393,33 @@ async def test_strict_refuses_without_namespaces_and_relaxed_says_what_is_missin
         assert "network: NOT isolated" in report and "filesystem: NOT private" in report
         info = await relaxed.create(name=PREFIX + "relaxed", idle_minutes=5)
         assert await ok(relaxed, info.id, "print(1 + 1)") == "2\n"
+    finally:
+        await relaxed.close()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root gives kernels host uids; the unprivileged CI run covers this")
+async def test_without_uidmap_strict_says_what_to_install_and_relaxed_keeps_the_namespaces(
+    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "unshare").symlink_to(shutil.which("unshare") or "/usr/bin/unshare")
+    monkeypatch.setenv("PATH", str(tools))  # util-linux's unshare, but no newuidmap/newgidmap
+    strict = LocalSandbox(base_dir=shared, pool_size=0, isolation="strict")
+    with pytest.raises(SandboxSetupError, match=r"newuidmap and newgidmap are missing \(fix: install the `uidmap`"):
+        await strict.start()
+    await strict.close()
+    relaxed = LocalSandbox(base_dir=shared, pool_size=0, isolation="relaxed")
+    await relaxed.start()
+    try:
+        report = "\n".join(relaxed.isolation_report())
+        assert "mode: relaxed (DATASTORY_LOCAL_ISOLATION=relaxed, user namespace, the bot's uid)" in report
+        assert "network: isolated" in report and "identity: kernels run as the bot's uid" in report
+        info = await relaxed.create(name=PREFIX + "userns", idle_minutes=5)
+        home = str(Path.home())
+        out = await ok(relaxed, info.id, f"import os\nprint(os.listdir({home!r}))")
+        assert out == "[]\n"  # the bot's home is hidden
+        status = Path(f"/proc/{relaxed.kernel_pid(info.id)}/status").read_text()
+        assert re.search(r"^CapEff:\s+0+$", status, re.MULTILINE) and re.search(r"^NoNewPrivs:\s+1$", status, re.M)
     finally:
         await relaxed.close()
