@@ -136,7 +136,9 @@ class Pod:
         os.close(fd)
 
     def _build_in_place(self) -> None:
-        """No mount namespace: the kernel works in the host directories the bot made."""
+        """No mount namespace: the kernel works in the host directories the bot made (what a supervisor that was
+        killed left running under the kernel's uid goes first)."""
+        self._kill_uid()
         os.makedirs(os.path.join(self.pod, "tmp"), exist_ok=True)
         self._own(os.path.join(self.pod, "tmp"), 0o2770)
         self._layout(self.pod)
@@ -274,16 +276,7 @@ class Pod:
         if self.kernel_pgid is not None:
             with _suppress():
                 os.killpg(self.kernel_pgid, signal.SIGKILL)
-        if self.uid is not None and os.geteuid() == 0:
-            pid = os.fork()
-            if pid == 0:
-                with _suppress():
-                    os.setgroups([])
-                    os.setgid(self.gid or self.uid)
-                    os.setuid(self.uid)
-                    os.kill(-1, signal.SIGKILL)  # as that uid: every process of it, atomically
-                os._exit(0)
-            os.waitpid(pid, 0)
+        self._kill_uid()
         me = str(os.getpid())
         for entry in os.listdir("/proc"):
             if entry.isdigit():
@@ -291,6 +284,20 @@ class Pod:
                     status = open(f"/proc/{entry}/status").read()
                     if f"\nPPid:\t{me}\n" in status:
                         os.kill(int(entry), signal.SIGKILL)
+
+    def _kill_uid(self) -> None:
+        """As root with a kernel uid of its own: every process of that uid, atomically (``kill(-1)`` as it)."""
+        if self.uid is None or os.geteuid() != 0:
+            return
+        pid = os.fork()
+        if pid == 0:
+            with _suppress():
+                os.setgroups([])
+                os.setgid(self.gid or self.uid)
+                os.setuid(self.uid)
+                os.kill(-1, signal.SIGKILL)
+            os._exit(0)
+        os.waitpid(pid, 0)
 
     def reap(self) -> None:
         """Collect exited children (kernels and whatever the pid namespace reparented to us)."""

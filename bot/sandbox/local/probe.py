@@ -101,7 +101,8 @@ async def _try(isolation: Isolation, ids: idmod.IdRange | None, scratch: Path, t
     workdir = scratch / "probe-work"
     for path in (pod_dir, workdir):
         path.mkdir(mode=0o711, exist_ok=True)
-    first = (ids.uid, ids.gid) if ids is not None else None
+    # No kernel starts: ids only where the pod's user namespace maps them (none is locked, none is used).
+    first = (ids.uid, ids.gid) if ids is not None and isolation.variant.identity == "subordinate" else None
     try:
         pod = await start_pod(isolation, pod_id="probe", pod_dir=pod_dir, workdir=workdir,
                               log=scratch / "probe.log", ids=first, timeout=timeout)
