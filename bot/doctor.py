@@ -116,8 +116,8 @@ async def check_sandbox(settings: Settings) -> Check:
         result = await sandbox.execute(info.id, "print(1 + 1)", timeout=60)
         await sandbox.delete(info.id)
     except SandboxSetupError as exc:
-        return Check("Sandbox", "failed", f"local kernels cannot run here (DATASTORY_LOCAL_ISOLATION="
-                                          f"{settings.local_isolation}): {exc}")
+        return Check("Sandbox", "failed", f"local kernels cannot run here (isolation {settings.local_isolation}): "
+                                          f"{exc}")
     except Exception as exc:
         return Check("Sandbox", "failed", f"the local kernel did not run code: {type(exc).__name__}: {exc}")
     finally:

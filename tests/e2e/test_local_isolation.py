@@ -39,7 +39,7 @@ async def test_doctor_names_why_local_kernels_cannot_run(
     settings = harness.settings(slack_bot_token=None, openai_api_key=None, sandbox="local")
     assert await cli.amain(["doctor"], settings=settings) == 1
     out = capsys.readouterr().out
-    assert "✗ Sandbox: local kernels cannot run here (DATASTORY_LOCAL_ISOLATION=strict): " in out
+    assert "✗ Sandbox: local kernels cannot run here (isolation strict): The local sandbox cannot give every" in out
     assert "install util-linux" in out
 
 

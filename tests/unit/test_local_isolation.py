@@ -63,6 +63,10 @@ def test_cgroup_v2_limits_per_pod_and_the_reason_when_there_are_none(tmp_path: P
     group = cgroups.parent / "pod-1"
     assert (group / "memory.max").read_text() == str(512 * 1024 * 1024)
     assert (group / "pids.max").read_text() == "17" and (group / "cgroup.procs").read_text() == "4242"
+    proc.write_text("0::/system.slice/bot.service/datastory-bot\n")  # where the first sandbox moved this process
+    second = Cgroups(root=root, self_cgroup=proc)
+    second.prepare()
+    assert second.parent == cgroups.parent
     (own / "cgroup.controllers").write_text("cpu\n")
     missing = Cgroups(root=root, self_cgroup=proc)
     missing.prepare()

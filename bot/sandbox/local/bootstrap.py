@@ -107,9 +107,6 @@ class Pod:
         if self.own_pid_ns:
             self.host_proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
         host_pid = int(os.readlink("self", dir_fd=self.host_proc)) if self.host_proc is not None else os.getpid()
-        if self.cfg["cgroup"]:
-            with open(os.path.join(self.cfg["cgroup"], "cgroup.procs"), "w") as procs:
-                procs.write("0")
         os.umask(0o022)
         if self.cfg["mount_ns"]:
             self._build_namespace()

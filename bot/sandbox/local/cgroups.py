@@ -42,6 +42,8 @@ class Cgroups:
         if relative is None:
             raise LookupError("this process is in no cgroup v2 group")
         own = self._root / relative.lstrip("/")
+        if own.name == "datastory-bot":  # moved there by an earlier sandbox of this process
+            own = own.parent
         available = (own / "cgroup.controllers").read_text().split()
         missing = [c for c in CONTROLLERS if c not in available]
         if missing:

@@ -139,7 +139,7 @@ async def start_pod(isolation: Isolation, *, pod_id: str, pod_dir: Path, workdir
     setup = {"pod": str(pod_dir), "workdir": str(workdir), "mount_ns": isolation.mount_ns, "pid_ns": isolation.pid_ns,
              "readonly": True, "quota_mb": isolation.limits.quota_mb, "hide": list(mounts.hide),
              "hide_files": list(mounts.hide_files), "needed": list(mounts.needed), "uid": inside_uid,
-             "gid": inside_gid, "group": group, "cgroup": None}
+             "gid": inside_gid, "group": group}
     writer.write(json.dumps(setup).encode() + b"\n")
     try:
         await writer.drain()
