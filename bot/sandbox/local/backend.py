@@ -156,9 +156,9 @@ class LocalSandbox:
             self._started = True
             for line in self.isolation_report():
                 logger.info("local sandbox isolation: %s", line)
-            if self._mode == "relaxed":
-                logger.warning("local sandbox: isolation is relaxed (DATASTORY_LOCAL_ISOLATION=relaxed): %s",
-                               self._isolation.summary())
+            if self._isolation.missing:  # relaxed, and weaker than strict here
+                logger.warning("local sandbox: isolation is relaxed (DATASTORY_LOCAL_ISOLATION=relaxed): %s; "
+                               "missing for strict: %s", self._isolation.summary(), "; ".join(self._isolation.missing))
             self._pool.refill()
 
     def isolation_report(self) -> list[str]:
