@@ -5,13 +5,14 @@
 # stage 2 copies it into a slim image that runs as an unprivileged user (uid 10001), serves HTTP on port 3000 and
 # reports its health from GET /healthz.
 #
-# The local sandbox (DATASTORY_SANDBOX=local) runs each kernel in new user and network namespaces (`unshare -r -n`).
-# Docker's default seccomp profile refuses those to a process without CAP_SYS_ADMIN, so in this image the local
-# sandbox either gets them from the runtime or fails closed, saying so. Give them with
-#   docker run --security-opt seccomp=unconfined ...    (or a seccomp profile that allows unshare and clone with
-#                                                       CLONE_NEWUSER|CLONE_NEWNET)
-# on a host that allows unprivileged user namespaces (kernel.unprivileged_userns_clone=1; on Ubuntu 23.10+ also
-# kernel.apparmor_restrict_unprivileged_userns=0, or --security-opt apparmor=unconfined). The hosted sandbox
+# The local sandbox (DATASTORY_SANDBOX=local) runs each kernel in a pod of its own: new user, network, mount and pid
+# namespaces, and a subordinate uid per kernel mapped by newuidmap (the image installs `uidmap` and gives the user
+# subordinate ids). Docker's default seccomp and AppArmor profiles refuse those namespaces and its masked /proc
+# keeps a new /proc from being mounted, so by default the strict sandbox refuses to start, saying so. Give it
+#   docker run --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+#              --security-opt systempaths=unconfined ...
+# (no --security-opt no-new-privileges and no dropping SETUID/SETGID: newuidmap needs them), on a host that allows
+# unprivileged user namespaces. See "The local sandbox's security model" in README.md. The hosted sandbox
 # (DATASTORY_SANDBOX=openai, the default) needs none of this.
 
 ARG PYTHON_IMAGE=python:3.12-slim-bookworm
@@ -37,9 +38,14 @@ ENV PATH=/opt/datastory/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     DATASTORY_DATABASE_URL=sqlite:////var/lib/datastory/datastory.db \
     DATASTORY_LOG_FORMAT=json
-RUN groupadd --system --gid 10001 datastory \
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends uidmap \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 datastory \
     && useradd --system --uid 10001 --gid datastory --home-dir /var/lib/datastory --create-home \
-       --shell /usr/sbin/nologin datastory
+       --shell /usr/sbin/nologin datastory \
+    && usermod --add-subuids 100000-165535 --add-subgids 100000-165535 datastory
 COPY --from=build /opt/datastory /opt/datastory
 USER 10001:10001
 WORKDIR /var/lib/datastory

@@ -8,8 +8,11 @@ Same machine, same run:
 2. **Cold kernel**: the same with an empty pool, so the kernel starts and imports pandas/numpy/matplotlib inside
    the request (goal ≤ 1.5 s).
 3. **Bare subprocess**: ``python -c "import pandas"`` (and ``python -c pass``) as a floor for "start a process".
-4. Memory each warm kernel holds (VmRSS from ``/proc/<pid>/status``) and the pool size, from
-   ``DATASTORY_LOCAL_POOL_SIZE`` (or ``--pool-size``).
+4. Memory each warm kernel holds (VmRSS from ``/proc/<pid>/status``), and its pod's supervisor, and the pool size,
+   from ``DATASTORY_LOCAL_POOL_SIZE`` (or ``--pool-size``).
+
+The isolation report comes first: the numbers are with every kernel in its own pod (namespaces, its own uid, a
+tmpfs with a quota) as :mod:`bot.sandbox.local` gives it on this machine.
 
 Run: ``python bench/sandbox.py [--samples 40] [--cold 5] [--pool-size N]``.
 """
@@ -36,6 +39,12 @@ from bot.sandbox.local import LocalSandbox, rss_kb  # noqa: E402
 
 CODE = "df = pd.DataFrame({'a': [1, 2, 3]})\nint(df.a.sum())"
 E2B_START_MS = 150.0
+
+
+def parent_of(pid: int) -> int:
+    """The parent of a kernel: its pod's supervisor."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:")))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -95,6 +104,7 @@ async def main(samples: int, cold_runs: int, pool_size: int) -> None:
         try:
             pids = warm_box.pool_pids()
             rss = rss_kb(pids)
+            supervisors = rss_kb([parent_of(pid) for pid in pids])
             warm: list[float] = []
             later: list[float] = []
             for _ in range(samples):
@@ -135,7 +145,8 @@ async def main(samples: int, cold_runs: int, pool_size: int) -> None:
     total_mb = sum(rss) / 1024
     per = ", ".join(f"{kb / 1024:.0f}" for kb in rss)
     print(f"\nwarm pool: {pool_size} kernels ready in {pool_ready:.2f} s at start; RSS per kernel MB: [{per}] "
-          f"(total {total_mb:.0f} MB; DATASTORY_LOCAL_POOL_SIZE sets the pool size)")
+          f"(total {total_mb:.0f} MB; DATASTORY_LOCAL_POOL_SIZE sets the pool size); each pod's supervisor adds "
+          f"{max(supervisors, default=0) / 1024:.1f} MB")
 
 
 if __name__ == "__main__":

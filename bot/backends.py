@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from openai import AsyncOpenAI
+from sqlalchemy.engine import make_url
 
 from bot.analysts.base import Analyst
 from bot.analysts.responses import ResponsesAnalyst
 from bot.config import Settings
-from bot.sandbox.base import SandboxBackend
+from bot.sandbox.base import SandboxBackend, SandboxSetupError
 from bot.sandbox.openai import OpenAISandbox
 
 if TYPE_CHECKING:
@@ -43,9 +44,13 @@ class Backends:
     """Starts the local kernel pool; hosted containers need nothing."""
 
     async def start(self) -> None:
-        """Warm what needs warming before the first turn."""
+        """Warm what needs warming before the first turn; a sandbox that cannot run here (a local setup problem,
+        ``strict`` isolation out of reach) is a :class:`ConfigurationError` naming the cause and the fix."""
         if self.warm_up is not None:
-            await self.warm_up()
+            try:
+                await self.warm_up()
+            except SandboxSetupError as exc:
+                raise ConfigurationError(str(exc)) from exc
 
     async def close(self) -> None:
         """Close the sandbox and the OpenAI client."""
@@ -68,9 +73,23 @@ def openai_client(settings: Settings, *, metrics: Metrics | None = None) -> Asyn
                        http_client=http)
 
 
-def local_sandbox(settings: Settings, *, pool_size: int | None = None) -> LocalSandbox:
+def protected_paths(settings: Settings) -> tuple[Path, ...]:
+    """What kernels must never see besides the working directory: the SQLite database wherever
+    ``DATASTORY_DATABASE_URL`` points (with its journal files) and ``.env``."""
+    paths = [Path(".env").absolute()]
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        db = Path(url.database).absolute()
+        paths += [db, *(db.with_name(db.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]
+    return tuple(paths)
+
+
+def local_sandbox(settings: Settings, *, pool_size: int | None = None,
+                  isolation: Literal["strict", "relaxed"] | None = None) -> LocalSandbox:
     """Kernels in working directories under ``DATASTORY_LOCAL_DIR`` (by default ``datastory-sandboxes-<uid>`` in
-    the temp dir: one per user, stable, so a crashed bot's files are removed when the next one starts).
+    the temp dir: one per user, stable, so a crashed bot's files are removed when the next one starts), isolated
+    as ``DATASTORY_LOCAL_ISOLATION`` asks (``isolation`` overrides it). A thread's files, /tmp and /dev/shm share a
+    quota of twice the larger file limit.
 
     Imported here, not at the top: a bot on hosted containers never loads jupyter, pandas or matplotlib.
     """
@@ -82,14 +101,19 @@ def local_sandbox(settings: Settings, *, pool_size: int | None = None) -> LocalS
         base_dir=base, pool_size=settings.local_pool_size if pool_size is None else pool_size,
         memory_mb=settings.local_memory_mb, cpu_seconds=settings.local_cpu_seconds,
         max_file_mb=settings.local_max_file_mb, max_processes=settings.local_max_processes,
+        disk_mb=2 * max(settings.max_file_mb, settings.local_max_file_mb),
+        isolation=isolation or settings.local_isolation, max_kernels=settings.local_max_kernels,
+        protect=protected_paths(settings),
     )
 
 
 def build_backends(
     settings: Settings, *, sandbox: Literal["openai", "local"] | None = None, pool_size: int | None = None,
     metrics: Metrics | None = None,
+    isolation: Literal["strict", "relaxed"] | None = None,
 ) -> Backends:
-    """The sandbox and analyst the settings ask for (``sandbox`` overrides ``DATASTORY_SANDBOX``)."""
+    """The sandbox and analyst the settings ask for (``sandbox`` overrides ``DATASTORY_SANDBOX``, ``isolation``
+    ``DATASTORY_LOCAL_ISOLATION``)."""
     client = openai_client(settings, metrics=metrics)
     match sandbox or settings.sandbox:
         case "openai":
@@ -105,7 +129,7 @@ def build_backends(
             from bot.analysts.chat_tools import ChatToolsAnalyst
             from bot.analysts.offline import OfflineAnalyst
 
-            kernels = local_sandbox(settings, pool_size=pool_size)
+            kernels = local_sandbox(settings, pool_size=pool_size, isolation=isolation)
             analyst: Analyst
             if client is None:
                 analyst = OfflineAnalyst(runner=kernels, timeout=settings.exec_timeout_seconds)

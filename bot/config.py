@@ -142,6 +142,17 @@ class Settings(BaseSettings):
     local_max_processes: int = Field(
         default=64, ge=8, description="Local sandbox: process limit of the kernel's user (fork bombs)."
     )
+    local_isolation: Literal["strict", "relaxed"] = Field(
+        default="strict",
+        description="Local sandbox: `strict` refuses to start unless every kernel has no network and a uid of its "
+                    "own; `relaxed` runs with what the machine allows, logged and shown by `doctor` "
+                    "(`datastory try` defaults to it).",
+    )
+    local_max_kernels: int | None = Field(
+        default=None, ge=1,
+        description="Local sandbox: live kernels at most; the longest-idle thread's kernel is stopped (files kept) "
+                    "and rebuilt at its next question. Empty: as many as the memory holds at the memory limit.",
+    )
     max_tool_calls: int = Field(
         default=12, ge=1, description="`chat_tools` analyst: most code runs the model may ask for in one turn."
     )

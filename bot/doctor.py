@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError
 from bot.backends import local_sandbox, openai_client
 from bot.config import Settings
 from bot.poster import SlackError
+from bot.sandbox.base import SandboxSetupError
 from bot.slack_gateway import SlackGateway
 from bot.store import make_store
 
@@ -136,7 +137,8 @@ async def check_database(settings: Settings) -> Check:
 
 
 async def check_sandbox(settings: Settings) -> Check:
-    """Hosted containers are checked with OpenAI; the local backend runs code in a kernel."""
+    """Hosted containers are checked with OpenAI; the local backend starts a kernel, runs code in it and reports
+    its isolation (``strict`` or ``relaxed``, and what is in force), or why it cannot start and the fix."""
     if settings.sandbox == "openai":
         return Check("Sandbox", "ok", f"hosted containers (memory {settings.container_memory}, idle TTL "
                                       f"{settings.container_idle_minutes} min), checked with OpenAI above")
@@ -145,8 +147,11 @@ async def check_sandbox(settings: Settings) -> Check:
         info = await sandbox.create(name=f"{settings.container_prefix}doctor", idle_minutes=1)
         result = await sandbox.execute(info.id, "print(1 + 1)", timeout=60)
         await sandbox.delete(info.id)
+    except SandboxSetupError as exc:
+        return Check("Sandbox", "failed", f"local kernels cannot run here (isolation {settings.local_isolation}): "
+                                          f"{exc}")
     except Exception as exc:
-        return Check("Sandbox", "failed", f"the local kernel did not start: {exc}")
+        return Check("Sandbox", "failed", f"the local kernel did not run code: {type(exc).__name__}: {exc}")
     finally:
         report = sandbox.isolation_report()
         await sandbox.close()

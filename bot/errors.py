@@ -11,7 +11,14 @@ import secrets
 from bot.analysts.base import AnalysisFailed
 from bot.files import FileRejected
 from bot.poster import FileAccessDenied, ForeignFileHost, SlackError
-from bot.sandbox.base import ContainerExpired, ContainerNotFound, SandboxError, SandboxTimeout, SandboxUnavailable
+from bot.sandbox.base import (
+    ContainerExpired,
+    ContainerNotFound,
+    SandboxError,
+    SandboxSetupError,
+    SandboxTimeout,
+    SandboxUnavailable,
+)
 
 
 class TurnTimeout(Exception):
@@ -32,6 +39,9 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, TurnTimeout | SandboxTimeout):
         limit = f" {exc.seconds:.0f} s" if isinstance(exc, TurnTimeout) else " the time limit"
         return f"The analysis took longer than{limit} and was stopped. Try a narrower question."
+    if isinstance(exc, SandboxSetupError):
+        return (f"The code sandbox cannot run on the bot's machine: a local setup problem, not an outage. {exc} "
+                "Your files are kept: ask again once it is fixed (`datastory doctor` checks it).")
     if isinstance(exc, SandboxUnavailable):
         return ("The code sandbox is not taking work right now (rate limit or outage). "
                 "Your files are kept: ask again in a few minutes.")
@@ -58,13 +68,15 @@ def failure_text(exc: BaseException, ref: str) -> str:
 
 def outcome_of(exc: BaseException) -> str:
     """The outcome a failed turn is counted and logged under: ``refused`` (the files), ``timeout``,
-    ``unavailable`` (the provider refuses work for now), or ``failed``."""
+    ``unavailable`` (the provider refuses work for now), ``setup`` (a local setup problem), or ``failed``."""
     if isinstance(exc, TurnTimeout | SandboxTimeout):
         return "timeout"
     if isinstance(exc, FileRejected | FileAccessDenied | ForeignFileHost):
         return "refused"
     if isinstance(exc, SandboxUnavailable):
         return "unavailable"
+    if isinstance(exc, SandboxSetupError):
+        return "setup"
     return "failed"
 
 

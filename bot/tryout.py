@@ -16,12 +16,13 @@ import time
 import uuid
 from pathlib import Path
 
-from bot.backends import build_backends
+from bot.backends import ConfigurationError, build_backends
 from bot.clock import SystemClock
 from bot.config import Settings
 from bot.console import ConsolePoster
 from bot.files import rejection_reason
 from bot.poster import SlackFile
+from bot.sandbox.base import SandboxBackend
 from bot.store import make_store
 from bot.store.base import FileRecord, NewTurn, ThreadKey
 from bot.tasks import TaskTracker
@@ -35,6 +36,16 @@ def _as_slack_file(path: Path) -> SlackFile:
                      mimetype=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
                      filetype=path.suffix.lstrip(".").lower(), size=path.stat().st_size, mode="hosted",
                      url_private_download=path.resolve().as_uri(), user="you")
+
+
+def isolation_note(sandbox: SandboxBackend) -> str:
+    """The one line ``try`` prints when it chose relaxed isolation itself."""
+    from bot.sandbox.local import LocalSandbox
+
+    isolation = sandbox.isolation if isinstance(sandbox, LocalSandbox) else None
+    what = isolation.summary() if isolation is not None else "as the machine allows"
+    return (f"datastory: sandbox isolation relaxed (the default for `try`; DATASTORY_LOCAL_ISOLATION=strict "
+            f"requires more): {what}")
 
 
 def check_paths(paths: list[Path], *, max_bytes: int) -> tuple[list[SlackFile], list[str]]:
@@ -64,8 +75,11 @@ async def run_try(settings: Settings, paths: list[Path], *, question: str | None
     if not accepted:
         return 2
     with tempfile.TemporaryDirectory(prefix="datastory-try-") as tmp:
-        # kernels work under DATASTORY_LOCAL_DIR (default: a shared temp dir their unprivileged user can reach)
-        backends = build_backends(settings, sandbox="local", pool_size=0)
+        # kernels work under DATASTORY_LOCAL_DIR (default: a shared temp dir their unprivileged user can reach);
+        # the user's own file on the user's own machine: relaxed isolation unless DATASTORY_LOCAL_ISOLATION is set
+        chosen = "local_isolation" in settings.model_fields_set
+        backends = build_backends(settings, sandbox="local", pool_size=0,
+                                  isolation=settings.local_isolation if chosen else "relaxed")
         store = make_store(f"sqlite:///{Path(tmp) / 'try.db'}")
         await store.open()
         tracker = TaskTracker()
@@ -85,7 +99,13 @@ async def run_try(settings: Settings, paths: list[Path], *, question: str | None
             created_at=now,
         )
         try:
-            await backends.start()
+            try:
+                await backends.start()
+            except ConfigurationError as exc:
+                print(f"datastory: {exc}", file=sys.stderr)
+                return 2
+            if not chosen:
+                print(isolation_note(backends.sandbox), file=sys.stderr)
             await worker.submit(turn, dedupe_keys=(f"try:{turn.id}",))
             await tracker.join()
             record = await store.get_turn(turn.id)

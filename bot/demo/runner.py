@@ -75,6 +75,12 @@ def demo_sandbox(settings: Settings) -> Literal["openai", "local"]:
     return settings.sandbox if "sandbox" in settings.model_fields_set else "local"
 
 
+def demo_isolation(settings: Settings) -> Literal["strict", "relaxed"]:
+    """Relaxed isolation of local kernels (your files, on your machine, on loopback, as ``datastory try``), unless
+    the person set ``DATASTORY_LOCAL_ISOLATION`` themselves."""
+    return settings.local_isolation if "local_isolation" in settings.model_fields_set else "relaxed"
+
+
 def analyst_info(settings: Settings) -> Json:
     """What analyses the files in this demo, for the page's channel topic and the terminal."""
     sandbox = demo_sandbox(settings)
@@ -88,10 +94,12 @@ def analyst_info(settings: Settings) -> Json:
 
 def bot_settings(settings: Settings, *, slack: FakeSlack, signing_secret: str, database: Path) -> Settings:
     """The person's settings, pointed at the emulator: made-up Slack credentials, the local sandbox (unless
-    ``DATASTORY_SANDBOX`` was set), a database in the demo's temporary directory, no allowlists."""
+    ``DATASTORY_SANDBOX`` was set) with relaxed isolation (unless ``DATASTORY_LOCAL_ISOLATION`` was set), a database
+    in the demo's temporary directory, no allowlists."""
     return settings.model_copy(update={
         "slack_bot_token": SecretStr(slack.bot_token), "slack_signing_secret": SecretStr(signing_secret),
         "slack_app_token": None, "slack_api_url": slack.api_url, "sandbox": demo_sandbox(settings),
+        "local_isolation": demo_isolation(settings),
         "database_url": f"sqlite:///{database}", "allowed_channels": [], "allowed_users": [],
         "shutdown_grace_seconds": min(settings.shutdown_grace_seconds, SHUTDOWN_GRACE_SECONDS),
     })

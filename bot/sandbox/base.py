@@ -63,6 +63,12 @@ class SandboxUnavailable(SandboxError):
     """The provider refuses work for now (rate limit, capacity, outage) after retries."""
 
 
+class SandboxSetupError(SandboxError):
+    """The sandbox cannot run on this machine as it is set up (a missing module or command, namespaces refused,
+    an interpreter kernels cannot read, isolation ``strict`` cannot have): a local problem that waiting does not
+    fix. The message names the cause and the fix."""
+
+
 class SandboxBackend(Protocol):
     """A narrow async port over hosted containers or local kernels."""
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -160,7 +161,9 @@ class SqlStore:
             database = url.database or ""
             if not database.startswith("file:"):
                 path = Path(database).expanduser().resolve()
-                path.parent.mkdir(parents=True, exist_ok=True)
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                # The bot's own file: 0600 whatever the umask (SQLite gives its -wal and -shm the same mode).
+                os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
                 url = url.set(database=str(path))
             engine = create_async_engine(url, echo=self._echo)
         _configure_sqlite(engine)

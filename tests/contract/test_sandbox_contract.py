@@ -79,7 +79,7 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         await local.start()
         try:
             yield Harness(kind="local", backend=local, expire=None,
-                          stored_bytes=lambda cid, fid: (local.base_dir / cid / fid).read_bytes())
+                          stored_bytes=lambda cid, fid: local.host_path(cid, fid).read_bytes())
         finally:
             await local.close()
             shutil.rmtree(base, ignore_errors=True)

@@ -83,4 +83,4 @@ async def test_no_keys_and_the_local_sandbox(harness: Harness, capsys: pytest.Ca
     assert code == 0, out
     assert "– Slack: SLACK_BOT_TOKEN is not set" in out
     assert "– OpenAI: OPENAI_API_KEY is not set (the local sandbox uses the offline analyst)" in out
-    assert "✓ Sandbox: local kernels run code; network:" in out
+    assert "✓ Sandbox: local kernels run code; mode: strict (" in out and "network: isolated" in out

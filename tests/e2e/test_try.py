@@ -34,6 +34,9 @@ async def test_try_analyses_a_csv_offline_and_writes_the_answer_and_charts(
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in charts)
     assert all(str(p) in printed.out for p in charts)
     assert "✅ Done" in printed.err
+    # the user's own file on the user's own machine: relaxed isolation, said in one line
+    [note] = [line for line in printed.err.splitlines() if "sandbox isolation" in line]
+    assert note.startswith("datastory: sandbox isolation relaxed (the default for `try`; DATASTORY_LOCAL_ISOLATION")
 
 
 async def test_try_explains_files_it_cannot_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
