@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiohttp import web
@@ -28,6 +28,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.access import Access
+from bot.api.app import attach_api, build_api_core
+from bot.api.poster import RoutingPoster
+from bot.api.routes import Routes
+from bot.api.service import ApiStore
 from bot.backends import Backends, ConfigurationError, build_backends
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -174,9 +178,12 @@ def build_app(
     store = make_store(settings.database_url)
     poster = _gateway(settings, slack, metrics)
     tracker = TaskTracker()
+    api = build_api_core(settings) if settings.api_enabled else None  # API sessions run on the same worker
     worker = TurnWorker(
-        store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock, tracker=tracker,
+        store=store, sandbox=backends.sandbox, analyst=backends.analyst, clock=clock, tracker=tracker,
+        poster=poster if api is None else RoutingPoster(slack=poster, api=api.poster),
         config=worker_config(settings, backends.sandbox.kind), metrics=metrics,
+        results=None if api is None else api.results.on_result,
     )
     access = build_access(settings, poster=poster, clock=clock)
     digests = Digests(store=store, poster=poster, clock=clock, access=access)
@@ -193,6 +200,9 @@ def build_app(
                  digest_job=build_digest_job(settings, store=store, poster=poster, worker=worker, access=access))
     metrics.watch(ready=lambda: float(app.ready), running=lambda: app.worker.running, tasks=lambda: len(app.tracker))
     _mount_routes(app)
+    if api is not None:
+        Routes(attach_api(api, settings, store=cast(ApiStore, store), worker=worker, tracker=tracker,
+                          backends=backends, clock=clock)).mount(app.web)
     return app
 
 

@@ -157,6 +157,10 @@ class BatchOutcome:
     """The line naming the files the code wrote that were not attached, and why."""
 
 
+ResultHook = Callable[[TurnRecord, TurnOutcome], Awaitable[None]]
+"""What :class:`TurnWorker` calls with each answered turn and its outcome, before posting it."""
+
+
 def worker_config(settings: Settings, sandbox_kind: str, **overrides: Any) -> WorkerConfig:
     """The worker's view of the settings (hosted container sessions cost money; local kernels do not)."""
     values: dict[str, Any] = {
@@ -320,9 +324,12 @@ class TurnWorker:
 
     def __init__(
         self, *, store: Store, sandbox: SandboxBackend, analyst: Analyst, poster: Poster, clock: Clock,
-        tracker: TaskTracker, config: WorkerConfig, metrics: Metrics | None = None,
+        tracker: TaskTracker, config: WorkerConfig, metrics: Metrics | None = None, results: ResultHook | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
+        self._results = results
+        """Given every answered turn's outcome before it is posted (the HTTP API keeps the raw narrative, code
+        and files of its sessions' turns)."""
         self._store = store
         self._sandbox = sandbox
         self._analyst = analyst
@@ -459,6 +466,8 @@ class TurnWorker:
         usage = outcome.result.usage
         cost = turn_cost(model=outcome.result.model, usage=usage, prices=self._config.prices,
                          sessions=run.sessions, session_usd=self._config.session_usd)
+        if self._results is not None:
+            await self._results(turn, outcome)
         await self._post_answer(turn, outcome, footer(elapsed, cost) if self._config.cost_footer else "")
         charts = len(outcome.uploads)
         what = f"analysed {names_list(list(outcome.loaded))}" if outcome.loaded else "answered"

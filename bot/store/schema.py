@@ -57,6 +57,8 @@ threads = Table(
     Column("container_name", Text, nullable=True),
     Column("backend", Text, nullable=True),
     Column("last_response_id", Text, nullable=True),
+    # version 8: where the thread came from: NULL or 'slack' for Slack threads, 'api' for sessions of the HTTP API
+    Column("source", Text, nullable=True),
     PrimaryKeyConstraint("team", "channel", "thread_ts", name="pk_threads"),
     # version 6: the sweeper asks for idle threads and for the owners of listed containers, not for every thread
     Index("ix_threads_last_active", "last_active_at"),
@@ -173,6 +175,18 @@ digest_runs = Table(
     Index("ix_digest_runs_ran_at", "ran_at"),
 )
 
+api_keys = Table(
+    "api_keys",
+    METADATA,
+    # version 8: keys of the HTTP API (`datastory api-key create`): only the SHA-256 of the secret part is kept
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("secret_sha256", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+)
+
 VERSION_1_TABLES = (threads, files, turns, dedupe)
 
 
@@ -222,6 +236,16 @@ def _create(table: Table) -> Callable[[Connection], None]:
     return apply
 
 
+def _then(*steps: Callable[[Connection], None]) -> Callable[[Connection], None]:
+    """A step made of several steps, applied in order in one transaction."""
+
+    def apply(conn: Connection) -> None:
+        for step in steps:
+            step(conn)
+
+    return apply
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="create threads, files, turns, dedupe", apply=_create_version_1),
     Migration(version=2, description="turns: answer, code, model, cost_usd", apply=_add_missing_columns(turns)),
@@ -231,6 +255,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=6, description="threads: indexes on last_active_at and container_id",
               apply=_create_indexes(threads)),
     Migration(version=7, description="files: read_options", apply=_add_missing_columns(files)),
+    Migration(version=8, description="threads: source; create api_keys", apply=_then(
+        _add_missing_columns(threads), _create(api_keys))),
 )
 """Ordered by version, starting at 1, without gaps."""
 
