@@ -67,6 +67,7 @@ async def test_upload_analyze_refine_download_beside_slack(
     [chart] = story["charts"]
     status, png, headers = await api.call("GET", chart["url"], key)
     assert status == 200 and png.startswith(b"\x89PNG") and len(png) == chart["size"]
+    assert headers["Content-Type"] == "image/png" and "attachment" in headers["Content-Disposition"]
     assert harness.openai.live_containers() == [container]  # the same container, the chain continued
     # nothing of the session went to Slack
     assert not [r for r in harness.slack.recorder.requests if "api-" in json.dumps(r.body, default=str)]
