@@ -196,8 +196,8 @@ async def _api_command(settings: Settings, args: argparse.Namespace, *, ready: C
         return await serve_api(settings, host=args.host, port=args.port, ready=ready, stop=stop or _stop_on_signals())
     from bot.api.mcp import serve_mcp
 
-    return await serve_mcp(settings, stdio=args.stdio, host=args.host, port=args.port, ready=ready,
-                           stop=stop or _stop_on_signals())
+    return await serve_mcp(settings, stdio=args.stdio, host=args.host, port=args.port, api_port=args.api_port,
+                           ready=ready, stop=stop or _stop_on_signals())
 
 
 ALTERNATIVES = {

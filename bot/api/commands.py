@@ -42,6 +42,7 @@ def add_parsers(sub: Any, make: Callable[..., argparse.ArgumentParser]) -> None:
     mcp.add_argument("--stdio", action="store_true", help="speak MCP on stdin/stdout (acts as DATASTORY_API_KEY)")
     mcp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     mcp.add_argument("--port", type=int, default=8765, help="port of the MCP endpoint (default 8765)")
+    mcp.add_argument("--api-port", type=int, default=8080, help="port of the HTTP API served beside it (default 8080)")
 
 
 def _iso(ts: float | None) -> str:
