@@ -102,13 +102,13 @@ def build_mcp(service: SessionService, *, stdio_key: str | None = None) -> MCPSe
     @server.tool()
     async def refine(session_id: str, angle_id: str, ctx: Context) -> dict[str, Any]:
         """The full story of one angle: narrative (Markdown), charts and result files (fetch with get_file), code."""
-        out = await call(ctx, lambda key: service.refine(key, session_id, RefineIn(angle_id=angle_id)))
+        out = await call(ctx, lambda key: service.refine(key, session_id, RefineIn.of(angle_id=angle_id)))
         return out.model_dump(mode="json")
 
     @server.tool()
     async def ask(session_id: str, question: str, ctx: Context) -> dict[str, Any]:
         """Answer a question about the session's data: narrative, charts, result files, code."""
-        out = await call(ctx, lambda key: service.refine(key, session_id, RefineIn(question=question)))
+        out = await call(ctx, lambda key: service.refine(key, session_id, RefineIn.of(question=question)))
         return out.model_dump(mode="json")
 
     @server.tool()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 
 class _Model(BaseModel):
@@ -66,17 +66,35 @@ class AnalyzeOut(_Model):
     turn_id: str
 
 
-class RefineIn(_Model):
-    """What to tell the full story of: one angle of the last analyze, or a question of your own."""
+class RefineAngle(_Model):
+    """Tell the full story of one angle of the session's last analyze."""
 
-    angle_id: str | None = Field(default=None, min_length=1, max_length=64)
-    question: str | None = Field(default=None, min_length=1, max_length=4000)
+    angle_id: str = Field(min_length=1, max_length=64)
 
-    @model_validator(mode="after")
-    def _one_of(self) -> RefineIn:
-        if (self.angle_id is None) == (self.question is None):
-            raise ValueError("give exactly one of angle_id or question")
-        return self
+
+class RefineQuestion(_Model):
+    """Answer a question of your own about the session's data."""
+
+    question: str = Field(min_length=1, max_length=4000)
+
+
+class RefineIn(RootModel[RefineAngle | RefineQuestion]):
+    """What to tell the full story of: ``{"angle_id": …}`` or ``{"question": …}``, exactly one."""
+
+    @property
+    def angle_id(self) -> str | None:
+        """The angle asked for, if any."""
+        return self.root.angle_id if isinstance(self.root, RefineAngle) else None
+
+    @property
+    def question(self) -> str | None:
+        """The question asked, if any."""
+        return self.root.question if isinstance(self.root, RefineQuestion) else None
+
+    @classmethod
+    def of(cls, *, angle_id: str | None = None, question: str | None = None) -> RefineIn:
+        """Built from keywords (exactly one)."""
+        return cls.model_validate({"angle_id": angle_id} if angle_id is not None else {"question": question})
 
 
 class OutputFile(_Model):

@@ -59,7 +59,7 @@ def _paths() -> dict[str, Any]:
                 "type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
                 "required": ["file"]}}}},
             "responses": {"201": _json(models.SessionOut, "The session and how each file was read."),
-                          **_errors("413", "415", "422", "429", "503")}}},
+                          **_errors("400", "413", "415", "422", "429", "503")}}},
         session: {
             "get": {"operationId": "getSession", "summary": "The session, its files and its turns.",
                     "parameters": [_SESSION], "responses": {"200": _json(models.SessionOut, "The session."),

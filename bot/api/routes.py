@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import BaseModel, ValidationError
 
 from bot.api.models import Problem, RefineIn, TurnResult
@@ -57,7 +58,8 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
         if exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed", 413: "file_too_large"}.get(exc.status, "http_error")
-        return problem_response(ApiProblem(exc.status, code, exc.reason or "HTTP error").problem())
+        kept = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}  # RFC 9110 Allow
+        return problem_response(ApiProblem(exc.status, code, exc.reason or "HTTP error").problem(), kept)
     except Exception as exc:
         ref = new_ref()
         logger.error("api request failed path=%s ref=%s error=%s", request.path, ref, type(exc).__name__,
@@ -165,9 +167,20 @@ def _started(out: TurnResult) -> web.Response:
     return _json(out, status, {"Location": out.turn.status_url, "Preference-Applied": "respond-async"})
 
 
+def _malformed(exc: Exception) -> ApiProblem:
+    return ApiProblem(400, INVALID_REQUEST, f"The multipart/form-data body is malformed ({type(exc).__name__}).")
+
+
+async def _next_part(reader: Any) -> Any:
+    try:
+        return await reader.next()
+    except (HttpProcessingError, ValueError, AssertionError) as exc:  # bad part headers, boundaries, encodings
+        raise _malformed(exc) from None
+
+
 async def _files_of(reader: Any) -> Incoming:
     """The file parts of a multipart body, each streamed (other fields are skipped)."""
-    while (part := await reader.next()) is not None:
+    while (part := await _next_part(reader)) is not None:
         if not isinstance(part, BodyPartReader) or part.filename is None:
             if isinstance(part, BodyPartReader):
                 await part.release()
@@ -176,5 +189,11 @@ async def _files_of(reader: Any) -> Incoming:
 
 
 async def _chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(CHUNK):
+    while True:
+        try:
+            chunk = await part.read_chunk(CHUNK)
+        except (HttpProcessingError, ValueError, AssertionError) as exc:
+            raise _malformed(exc) from None
+        if not chunk:
+            return
         yield chunk
