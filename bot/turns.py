@@ -440,7 +440,9 @@ class TurnWorker:
     async def _execute(self, turn: TurnRecord, status: StatusMessage) -> None:
         key = turn.key
         started = self._clock.now()
-        await self._store.start_turn(turn.id, now=started)
+        if not await self._store.start_turn(turn.id, now=started):
+            logger.info("turn ended while it waited (its thread was told); not run turn=%s", turn.id)
+            return
         run = _Run()
         try:
             async with asyncio.timeout(self._config.turn_timeout):
