@@ -88,8 +88,10 @@ class Runs:
         finally:
             self._busy.discard(key.thread_ts)
             self._tasks.pop(turn_id, None)
+        if self.results.result(key, turn_id) is not None:  # answered (the hook kept it): no store read needed
+            return
         record = await self._store.get_turn(turn_id)
-        if record is not None and record.status == "failed" and self.results.result(key, turn_id) is None:
+        if record is not None and record.status == "failed":
             self._files.write_json(key.thread_ts, f"turn-{turn_id}",
                                    {"error": plain(self._poster.last_text(key.thread_ts)).strip() or record.error})
 
