@@ -146,7 +146,7 @@ class TurnResults:
         entry = (self._files.read_json(key.thread_ts, "outputs") or {}).get(file_id)
         return entry if isinstance(entry, dict) else None
 
-    async def on_result(self, turn: TurnRecord, outcome: TurnOutcome) -> None:
+    async def on_result(self, turn: TurnRecord, outcome: TurnOutcome, cost_usd: float | None) -> None:
         """The worker's result hook: keep an API turn's raw narrative, code and files."""
         if turn.key.team != API_TEAM:
             return
@@ -164,7 +164,8 @@ class TurnResults:
             is_image = PurePosixPath(upload.filename).suffix.lower() in IMAGE_SUFFIXES
             (charts if is_image else tables).append(entry)
         doc: dict[str, Any] = {"narrative": outcome.result.text, "code": "\n\n".join(outcome.result.code),
-                               "charts": charts, "result_files": tables, "notes": outcome.not_attached}
+                               "charts": charts, "result_files": tables, "notes": outcome.not_attached,
+                               "cost_usd": cost_usd or 0.0}
         if is_angles_request(turn.question):
             doc["angles"] = [asdict(a) for a in parse_angles(outcome.result.text)]
             if doc["angles"]:

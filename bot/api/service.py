@@ -187,7 +187,7 @@ class SessionService:
         """Story angles of the session's data (or, with ``wait=False``, the started turn)."""
         thread = await self._thread(owner, session_id)
         turn_id = await self._start(owner, thread, ANGLES_QUESTION)
-        return await self._finish(thread.key, turn_id, wait=wait)  # type: ignore[return-value]
+        return await self._finish(thread.key, turn_id, ANGLES_QUESTION, wait=wait)  # type: ignore[return-value]
 
     async def refine(self, owner: ApiKeyRecord, session_id: str, body: RefineIn, *,
                      wait: bool = True) -> RefineOut | TurnResult:
@@ -202,12 +202,16 @@ class SessionService:
         else:
             question = str(body.question)
         turn_id = await self._start(owner, thread, question)
-        return await self._finish(thread.key, turn_id, wait=wait)  # type: ignore[return-value]
+        return await self._finish(thread.key, turn_id, question, wait=wait)  # type: ignore[return-value]
 
-    async def _finish(self, key: ThreadKey, turn_id: str, *, wait: bool) -> AnalyzeOut | RefineOut | TurnResult:
+    async def _finish(self, key: ThreadKey, turn_id: str, question: str, *,
+                      wait: bool) -> AnalyzeOut | RefineOut | TurnResult:
         if not wait:
             return await self._turn_result(key, turn_id)
         await self._runs.wait(turn_id)
+        doc = self._runs.results.result(key, turn_id)
+        if doc is not None and "narrative" in doc:  # answered: the hook kept it all, cost included
+            return self._answer(key, turn_id, question, doc, float(doc.get("cost_usd") or 0.0))
         record = await self._store.get_turn(turn_id)
         if record is None:
             raise not_found("turn")
@@ -220,16 +224,22 @@ class SessionService:
             if record.status in ("queued", "running"):
                 raise ApiProblem(409, NOT_FINISHED, "The turn has not finished yet.", retry_after=2)
             raise ApiProblem(502, ANALYSIS_FAILED, str(doc.get("error") or "The analysis failed."))
-        if is_angles_request(record.question):
+        return self._answer(key, record.id, record.question, doc, record.cost_usd)
+
+    @staticmethod
+    def _answer(key: ThreadKey, turn_id: str, question: str, doc: dict[str, Any],
+                cost: float) -> AnalyzeOut | RefineOut:
+        """What an answered turn produced, as the API returns it."""
+        if is_angles_request(question):
             angles = [AngleOut(**a) for a in doc.get("angles", [])]
             if not angles:
                 raise ApiProblem(502, ANALYSIS_FAILED, "The analysis answered without story angles; try again.")
-            return AnalyzeOut(angles=angles, turn_id=record.id)
+            return AnalyzeOut(angles=angles, turn_id=turn_id)
         base = f"/v1/sessions/{key.thread_ts}/files/"
-        return RefineOut(turn_id=record.id, narrative=doc["narrative"], code=doc.get("code", ""),
+        return RefineOut(turn_id=turn_id, narrative=doc["narrative"], code=doc.get("code", ""),
                          charts=[OutputFile(**f, url=base + f["file_id"]) for f in doc.get("charts", [])],
                          result_files=[OutputFile(**f, url=base + f["file_id"]) for f in doc.get("result_files", [])],
-                         cost_usd=record.cost_usd, notes=doc.get("notes", ""))
+                         cost_usd=cost, notes=doc.get("notes", ""))
 
     def _turn_out(self, record: TurnRecord) -> TurnOut:
         doc: dict[str, Any] = {} if record.status in ("queued", "running") else (

@@ -38,8 +38,8 @@ from bot.turns.workspace import Containers, Workspace
 
 logger = logging.getLogger("bot.turns")
 
-ResultHook = Callable[[TurnRecord, TurnOutcome], Awaitable[None]]
-"""What :class:`TurnWorker` calls with each answered turn and its outcome, before posting it."""
+ResultHook = Callable[[TurnRecord, TurnOutcome, float | None], Awaitable[None]]
+"""What :class:`TurnWorker` calls with each answered turn, its outcome and its cost, before posting it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +217,7 @@ class TurnWorker:
         cost = turn_cost(model=outcome.result.model, usage=usage, prices=self._config.prices,
                          sessions=workspace.sessions.count, session_usd=self._config.session_usd)
         if self._results is not None:
-            await self._results(turn, outcome)
+            await self._results(turn, outcome, cost)
         await post_answer(self._poster, key, outcome, footer(elapsed, cost) if self._config.cost_footer else "")
         charts = len(outcome.uploads)
         what = f"analysed {names_list(list(outcome.loaded))}" if outcome.loaded else "answered"
