@@ -212,13 +212,14 @@ async def main(args: argparse.Namespace) -> None:
           f"flows/s, {args.flows} clients)")
     print(f"  analyze, new workspace (API)        {ms(analyses)}")
     print(f"  baseline: create+upload+angles     {ms(baseline)}")
-    print(f"  → overhead                 median {over * 1000:7.1f} ms; API / baseline = "
+    print(f"  → difference of medians    {over * 1000:7.1f} ms; API / baseline = "
           f"{statistics.median(analyses) / statistics.median(baseline):.2f}×")
     print(f"  analyze again, warm workspace (API) {ms(again)}")
     print(f"  baseline: angles in the same kernel {ms(baseline_again)}")
-    print(f"  → API overhead per call    median {over_again * 1000:7.1f} ms   (goal < {GOAL_MS:.0f} ms: "
-          f"{'met' if over_again * 1000 < GOAL_MS else 'NOT met'}); API / baseline = "
+    print(f"  → difference of medians    {over_again * 1000:7.1f} ms; API / baseline = "
           f"{statistics.median(again) / statistics.median(baseline_again):.2f}×")
+    print("    (differences of medians include the CPU the API's kernel-pool refills take from the kernels during "
+          "the flows;\n     the same-call measure below is the API's own time)")
     print("  API time beyond the analyst's own run, on the same call:")
     print(f"    first analyze (creates the workspace, loads the file) {ms(overheads)}")
     print(f"    analyze again (warm workspace)                       {ms(overheads_warm)}   (goal < "
