@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 API_TEAM = "api"
 """The ``team`` of every API session's thread key."""
 CANCELLED = "cancelled"
+POLL_SECONDS = 0.2
+"""How often the store is asked about a turn that runs elsewhere."""
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"})
 
 
@@ -96,27 +98,25 @@ class Runs:
                                    {"error": plain(self._poster.last_text(key.thread_ts)).strip() or record.error})
 
     async def wait(self, turn_id: str) -> None:
-        """Until the turn's task ends (the caller going away does not cancel the turn)."""
+        """Until the turn ended (the caller going away does not cancel it): its task when it runs here, else the
+        store (a turn another replica runs)."""
         task = self._tasks.get(turn_id)
         if task is not None:
             await asyncio.wait({task})
+            return
+        while (turn := await self._store.get_turn(turn_id)) is not None and turn.status in ("queued", "running"):
+            await asyncio.sleep(POLL_SECONDS)
 
-    def running(self, turn_id: str) -> bool:
-        """The turn runs in this process."""
-        return turn_id in self._tasks
-
-    async def cancel(self, key: ThreadKey, turn: TurnRecord, *, now: float) -> bool:
-        """Stop a queued or running turn of this process; it ends failed with the error ``cancelled``."""
-        task = self._tasks.get(turn.id)
-        if task is None:
-            return False
-        task.cancel()
-        await asyncio.wait({task})
+    async def cancel(self, key: ThreadKey, turn: TurnRecord, *, now: float) -> None:
+        """End a queued or running turn as failed with the error ``cancelled``: first in the store (so it is never
+        started, wherever it waits), then its task when it runs here."""
         await self._store.finish_turn(turn.id, status="failed", now=now, outcome=TurnOutcomeRecord(error=CANCELLED))
         self._files.write_json(key.thread_ts, f"turn-{turn.id}", {"error": "The turn was cancelled.",
                                                                   CANCELLED: True})
+        if (task := self._tasks.get(turn.id)) is not None:
+            task.cancel()
+            await asyncio.wait({task})
         logger.info("api turn cancelled turn=%s", turn.id)
-        return True
 
     async def cancel_all(self, key: ThreadKey, *, now: float) -> None:
         """Cancel the session's turns running here (it is being deleted)."""
