@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.access import Access
 from bot.admission import build_admission
-from bot.api.app import attach_api, build_api_core
+from bot.api.app import attach_api, build_api_core, orphan_job
 from bot.api.poster import RoutingPoster
 from bot.api.routes import Routes
 from bot.api.service import ApiStore
@@ -213,6 +213,7 @@ def build_app(
     if api is not None:
         Routes(attach_api(api, settings, store=cast(ApiStore, store), worker=worker, tracker=tracker,
                           backends=backends, clock=clock)).mount(app.web)
+        app.web.cleanup_ctx.append(orphan_job(api, cast(ApiStore, store), clock))
     return app
 
 

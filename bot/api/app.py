@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -63,6 +63,41 @@ def attach_api(core: ApiCore, settings: Settings, *, store: ApiStore, worker: Tu
                        rate_per_minute=settings.api_rate_per_minute)
     return SessionService(store=store, sandbox=backends.sandbox, runs=runs, files=core.files, clock=clock,
                           limits=limits)
+
+
+ORPHAN_GRACE_SECONDS = 3600.0
+"""A session directory without a thread is removed only once this old (a session being created has no row yet)."""
+
+
+async def prune_orphan_files(store: ApiStore, files: SessionFiles, *, now: float) -> int:
+    """Remove the files of sessions the store no longer has (retention pruned them); returns how many."""
+    if not files.root.is_dir():
+        return 0
+    live = {t.key.thread_ts for t in await store.list_threads(team=API_TEAM)}
+    removed = 0
+    for entry in files.root.iterdir():
+        if entry.is_dir() and entry.name not in live and now - entry.stat().st_mtime > ORPHAN_GRACE_SECONDS:
+            files.delete(entry.name)
+            removed += 1
+    if removed:
+        logger.info("api files of pruned sessions removed sessions=%d", removed)
+    return removed
+
+
+def orphan_job(core: ApiCore, store: ApiStore, clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An aiohttp cleanup context running :func:`prune_orphan_files` with retention's interval."""
+
+    async def run_once(now: float) -> int:
+        return await prune_orphan_files(store, core.files, now=now)
+
+    async def context(_: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(run_periodically(run_once, interval=RETENTION_INTERVAL_SECONDS, clock=clock,
+                                                    name="api-files"), name="api-files")
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    return context
 
 
 async def fail_interrupted(store: ApiStore, *, now: float) -> int:
@@ -124,7 +159,7 @@ def build_api_app(settings: Settings, *, clock: Clock | None = None, backends: B
     """The API alone (``datastory api``); ``backends`` replaces the sandbox and analyst the settings ask for."""
     clock = clock or SystemClock()
     backends = backends or build_backends(settings)
-    store = cast(ApiStore, make_store(settings.database_url))
+    store = cast(ApiStore, make_store(settings.database_url, migrate=settings.migrate))
     core = build_api_core(settings)
     tracker = TaskTracker()
     worker = TurnWorker(store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=core.poster,
@@ -146,4 +181,5 @@ def build_api_app(settings: Settings, *, clock: Clock | None = None, backends: B
 
     app.web.router.add_get("/healthz", healthz)
     app.web.cleanup_ctx.append(lifecycle)
+    app.web.cleanup_ctx.append(orphan_job(core, store, clock))
     return app

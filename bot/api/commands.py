@@ -19,6 +19,7 @@ from bot.api.service import ApiStore
 from bot.backends import ConfigurationError
 from bot.config import Settings
 from bot.store import make_store
+from bot.store.revisions import SchemaNotAtHead
 
 
 def add_parsers(sub: Any, make: Callable[..., argparse.ArgumentParser]) -> None:
@@ -51,9 +52,13 @@ def _iso(ts: float | None) -> str:
 
 async def api_key_command(settings: Settings, args: argparse.Namespace) -> int:
     """``datastory api-key …``."""
-    store = cast(ApiStore, make_store(settings.database_url))
+    store = cast(ApiStore, make_store(settings.database_url, migrate=settings.migrate))
     try:
-        await store.open()
+        try:
+            await store.open()
+        except SchemaNotAtHead as exc:
+            print(f"datastory api-key: {exc}", file=sys.stderr)
+            return 2
         if args.key_command == "create":
             new = make_key(args.name, now=time.time())
             await store.add_api_key(new.record)
@@ -83,7 +88,7 @@ async def serve_api(settings: Settings, *, host: str, port: int, ready: Callable
         app = build_api_app(settings)
         runner = web.AppRunner(app.web, handle_signals=False, access_log=None)
         await runner.setup()
-    except ConfigurationError as exc:
+    except (ConfigurationError, SchemaNotAtHead) as exc:
         print(f"datastory api: {exc}", file=sys.stderr)
         return 2
     site = web.TCPSite(runner, host, port)

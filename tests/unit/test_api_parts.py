@@ -3,14 +3,18 @@ session storage's ids, the rate limit."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
 
 from bot.analysts.angles import ANGLES_QUESTION, angle_question, angles_from_report, is_angle_refinement, parse_angles
 from bot.api import keys
+from bot.api.app import ORPHAN_GRACE_SECONDS, prune_orphan_files
 from bot.api.limits import RateLimiter
 from bot.api.problems import ApiProblem
+from bot.api.runs import session_key
 from bot.api.storage import SessionFiles
 from bot.store import SqlStore
 
@@ -99,3 +103,21 @@ def test_the_rate_limit_is_a_sliding_minute_per_key() -> None:
     assert refused.value.status == 429 and refused.value.headers() == {"Retry-After": "50"}
     clock.t += 50
     limiter.check("k1")
+
+
+async def test_files_of_sessions_the_store_pruned_are_removed(tmp_path: Path) -> None:
+    store = SqlStore(url=f"sqlite:///{tmp_path / 'o.db'}")
+    await store.open()
+    try:
+        files = SessionFiles(tmp_path / "files")
+        live, pruned, young = session_key("k1", "slive"), "spruned", "syoung"
+        await store.open_session(live, [], now=1.0)
+        for sid in ("slive", pruned, young):
+            files.write_json(sid, "session", {"files": []})
+        old = time.time() - 2 * ORPHAN_GRACE_SECONDS
+        for sid in ("slive", pruned):
+            os.utime(files.session_dir(sid), (old, old))
+        assert await prune_orphan_files(store, files, now=time.time()) == 1
+        assert sorted(p.name for p in files.root.iterdir()) == ["slive", "syoung"]  # a new session is left alone
+    finally:
+        await store.close()
