@@ -20,7 +20,7 @@ _PROBLEMS = {
     "404": "No such session (or another key's), turn, angle or file.",
     "405": "Method not allowed.",
     "409": "The session is working on another analysis (one at a time).",
-    "413": "A file is over `DATASTORY_MAX_FILE_MB`, or too many files.",
+    "413": "A file is over `DATASTORY_MAX_FILE_MB`, too many files, or a request body over 1 MB.",
     "415": "Not a type datastory reads, or not multipart/form-data.",
     "422": "A file that cannot be read as a table, or an invalid body.",
     "429": "Rate limit or daily budget reached; see `Retry-After`.",
@@ -76,7 +76,7 @@ def _paths() -> dict[str, Any]:
             "parameters": [_SESSION, _PREFER],
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(models.RefineIn)}}},
             "responses": {"200": _json(models.RefineOut, "Narrative, charts, result files and code."), **_ASYNC,
-                          **_errors("409", "422", "429", "502", "503")}}},
+                          **_errors("409", "413", "422", "429", "502", "503")}}},
         f"{session}/turns/{{turn_id}}": {
             "get": {"operationId": "getTurn", "summary": "A turn's state and, once done, its result.",
                     "parameters": [_SESSION, _TURN],

@@ -57,7 +57,7 @@ async def problems(request: web.Request, handler: Handler) -> web.StreamResponse
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = {404: "not_found", 405: "method_not_allowed", 413: "file_too_large"}.get(exc.status, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status, "http_error")
         kept = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}  # RFC 9110 Allow
         return problem_response(ApiProblem(exc.status, code, exc.reason or "HTTP error").problem(), kept)
     except Exception as exc:
