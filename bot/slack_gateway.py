@@ -30,6 +30,9 @@ __all__ = ["SlackGateway", "is_slack_host"]
 
 SLACK_DOMAINS = ("slack.com", "slack-gov.com")
 MAX_REDIRECTS = 2
+THREAD_PAGE_SIZE = 200
+THREAD_PAGES = 5
+"""A thread read for its files stops after this many pages (1,000 messages)."""
 _SNIFF_BYTES = 512
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ANGLES = str.maketrans("<>", "‹›")
@@ -190,6 +193,23 @@ class SlackGateway:
         if not isinstance(payload, dict):
             raise SlackError("file_not_found", method="files.info")
         return SlackFile.from_payload(payload)
+
+    async def thread_files(self, *, channel: str, thread_ts: str) -> list[SlackFile]:
+        """Files of the thread's messages, oldest first: at most :data:`THREAD_PAGES` pages of
+        :data:`THREAD_PAGE_SIZE` messages (``conversations.replies`` is rate-limited, down to one call a minute for
+        apps outside the Marketplace, so a thread is read once, when the bot is first mentioned in it)."""
+        found: list[SlackFile] = []
+        cursor: str | None = None
+        for _ in range(THREAD_PAGES):
+            resp = await self._call("conversations.replies", self._client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=THREAD_PAGE_SIZE, cursor=cursor))
+            for message in resp.get("messages") or []:
+                if isinstance(message, dict):
+                    found += [SlackFile.from_payload(f) for f in message.get("files") or [] if isinstance(f, dict)]
+            cursor = str((resp.get("response_metadata") or {}).get("next_cursor") or "") or None
+            if cursor is None:
+                break
+        return found
 
     async def permalink(self, *, channel: str, ts: str) -> str:
         """``chat.getPermalink`` for the message ``ts`` in ``channel``."""
