@@ -19,6 +19,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
+from bot.admission import build_admission
 from bot.backends import Backends, ConfigurationError
 from bot.bootstrap import Services, bootstrap
 from bot.clock import Clock
@@ -96,6 +97,9 @@ class BotApp:
 
         self.jobs.append(asyncio.create_task(run_periodically(
             sweep, interval=settings.sweep_interval_seconds, clock=clock, name="sweeper"), name="sweeper"))
+        overdue = services.require_overdue()
+        self.jobs.append(asyncio.create_task(run_periodically(
+            overdue.run_once, interval=overdue.interval, clock=clock, name="overdue"), name="overdue"))
         self.jobs.append(asyncio.create_task(run_periodically(
             services.retention.run_once, interval=RETENTION_INTERVAL_SECONDS, clock=clock, name="retention"),
             name="retention"))
@@ -169,6 +173,7 @@ def build_app(services: Services, *, socket_mode: bool = False) -> BotApp:
     intake = Intake(
         store=store, worker=worker, poster=poster, clock=clock, tracker=tracker,
         max_file_bytes=settings.max_file_bytes, access=access, daily_budget_usd=settings.daily_budget_usd,
+        admission=build_admission(settings, store=store, clock=clock),
         digests=digests, metrics=metrics,
     )
     offboarding = Offboarding(store=store, sandbox=services.require_backends().sandbox, tracker=tracker)

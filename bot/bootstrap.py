@@ -1,7 +1,7 @@
 """The composition root: ``bootstrap(settings, …) -> Services`` builds every long-lived part once.
 
-Store, Slack client and poster, sandbox backends, metrics, task tracker, turn worker, sweeper, digest job and
-retention job are built here and nowhere else; ``datastory run`` (HTTP and Socket Mode, through
+Store, Slack client and poster, sandbox backends, metrics, task tracker, turn worker, sweeper, digest job,
+overdue job and retention job are built here and nowhere else; ``datastory run`` (HTTP and Socket Mode, through
 ``bot.app``), ``try``, ``sweep``, ``digest``, ``doctor``, the demo and the benches take what they need from the
 ``Services``. Everything opened is registered on one exit stack as it is opened, so ``aclose()`` closes it in
 reverse order, and a start-up that fails half-way closes what it had opened before the error propagates (no
@@ -21,11 +21,13 @@ from bot.backends import Backends, ConfigurationError, build_backends
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.jobs.digests import DigestJob, build_digest_job
+from bot.jobs.overdue import Overdue, build_overdue
 from bot.jobs.retention import Retention, build_retention
 from bot.jobs.sweeper import Sweeper, build_sweeper
 from bot.metrics import Metrics
 from bot.poster import Poster
 from bot.slack_gateway import SlackGateway, build_slack_client
+from bot.slack_pace import SlackPace
 from bot.store import SqlStore, make_store
 from bot.tasks import TaskTracker
 from bot.turns import TurnWorker, worker_config
@@ -49,6 +51,7 @@ class Services:
     access: Access | None = None
     worker: TurnWorker | None = None
     digest_job: DigestJob | None = None
+    overdue: Overdue | None = None
     slack_session: aiohttp.ClientSession | None = None
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
@@ -66,6 +69,9 @@ class Services:
 
     def require_digest_job(self) -> DigestJob:
         return _required(self.digest_job, "the digest job (a sandbox and a poster)")
+
+    def require_overdue(self) -> Overdue:
+        return _required(self.overdue, "the overdue job (a poster)")
 
     async def aclose(self) -> None:
         """Close everything ``bootstrap`` opened, in reverse order (idempotent)."""
@@ -128,6 +134,7 @@ async def bootstrap(
         if poster is not None:
             stack.push_async_callback(poster.close)
             services.poster = poster
+            services.overdue = build_overdue(settings, store=store, poster=poster, metrics=metrics)
             services.access = Access(
                 poster=poster, clock=clock, allowed_channels=frozenset(settings.allowed_channels),
                 allowed_users=frozenset(settings.allowed_users), admin_users=frozenset(settings.admin_users),
@@ -161,8 +168,10 @@ def _slack_gateway(services: Services) -> SlackGateway:
     session = aiohttp.ClientSession(timeout=SLACK_TIMEOUT)
     services._stack.push_async_callback(session.close)
     services.slack_session = session
-    return SlackGateway(client=build_slack_client(settings, session), token=settings.slack_bot_token.get_secret_value(),
-                        api_url=settings.slack_api_url, on_error=services.metrics.slack_error)
+    pace = SlackPace()  # one rate-aware path: the gateway's calls and the client's retries share it
+    return SlackGateway(client=build_slack_client(settings, session, pace),
+                        token=settings.slack_bot_token.get_secret_value(), api_url=settings.slack_api_url,
+                        on_error=services.metrics.slack_error, pace=pace)
 
 
 async def _close_tracker(tracker: TaskTracker) -> None:

@@ -16,17 +16,13 @@ from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from yarl import URL
 
 from bot.config import Settings
 from bot.poster import FileAccessDenied, ForeignFileHost, SlackError, SlackFile, Upload, UserInfo
+from bot.slack_pace import SlackPace, retry_handlers
 from bot.slack_text import finalise, finalise_blocks, one_line
 
 logger = logging.getLogger(__name__)
@@ -86,7 +82,10 @@ class SlackGateway:
     def __init__(
         self, *, client: AsyncWebClient, token: str, api_url: str, session: aiohttp.ClientSession | None = None,
         connect_timeout: float = 15.0, read_timeout: float = 120.0, on_error: Callable[[str], None] | None = None,
+        pace: SlackPace | None = None,
     ) -> None:
+        self._pace = pace or SlackPace()
+        """The one rate-aware path every Web API call takes (:mod:`bot.slack_pace`)."""
         self._on_error = on_error
         """Told the error code of every failed Web API call (the metrics)."""
         self._client = client
@@ -105,7 +104,8 @@ class SlackGateway:
 
     async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
         try:
-            return await call
+            async with self._pace.slot(method):
+                return await call
         except SlackApiError as exc:
             code = str(exc.response.get("error") or f"http_{exc.response.status_code}")
             raise self._failure(code, method) from exc
@@ -300,8 +300,11 @@ class SlackGateway:
         self._session = None
 
 
-def build_slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
-    """The one Web API client: Bolt's, the gateway's, Socket Mode's; rate limits and 5xx are retried.
+def build_slack_client(
+    settings: Settings, session: aiohttp.ClientSession, pace: SlackPace | None = None
+) -> AsyncWebClient:
+    """The one Web API client: Bolt's, the gateway's, Socket Mode's; rate limits (telling ``pace``, the gateway's
+    rate-aware path, to hold the method's other calls too) and 5xx are retried.
 
     It gets a shared session: without one, slack_sdk opens a new connection for every call, which costs
     tens of milliseconds per reaction or status update under load.
@@ -312,9 +315,5 @@ def build_slack_client(settings: Settings, session: aiohttp.ClientSession) -> As
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         session=session,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
+        retry_handlers=retry_handlers(pace or SlackPace()),
     )
