@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.analysts.angles import ANGLES_QUESTION  # noqa: E402
 from bot.analysts.base import AnalysisRequest, DataFile  # noqa: E402
-from bot.api.app import build_api_app  # noqa: E402
+from bot.api.app import open_api_app  # noqa: E402
 from bot.backends import build_backends  # noqa: E402
 from bot.files import ReadOptions  # noqa: E402
 from tests.e2e.api_harness import SALES_CSV, RunningApi, create_key, local_settings  # noqa: E402
@@ -139,11 +139,11 @@ class TimedAnalyst:
 
 
 async def serve(settings: Any) -> tuple[RunningApi, TimedAnalyst, web.AppRunner]:
-    """``datastory api``'s graph (:func:`bot.api.app.build_api_app`) with the timed analyst, on loopback."""
+    """``datastory api``'s graph (:func:`bot.api.app.open_api_app`) with the timed analyst, on loopback."""
     backends = build_backends(settings, sandbox="local", isolation="relaxed")
     timed_analyst = TimedAnalyst(backends.analyst)
     backends.analyst = timed_analyst
-    app = build_api_app(settings, backends=backends)
+    app = await open_api_app(settings, backends=backends)
     runner = web.AppRunner(app.web, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

@@ -1,177 +1,83 @@
-"""Composition of the HTTP API: :func:`build_api_core` makes the pieces that must exist before the turn worker
-(its poster and result hook), :func:`attach_api` the service once the worker exists, and :func:`build_api_app`
-the whole graph of ``datastory api`` (the API alone: no Slack settings, the sweeper and retention in-process).
-
-In ``datastory run --http`` with ``DATASTORY_API_ENABLED=true``, ``bot.app.build_app`` uses the first two: one
-worker (through :class:`~bot.api.poster.RoutingPoster`) serves Slack threads and API sessions, with one set of
-slots, one thread queue, one sweeper, and the API's routes are mounted beside ``/slack/events``.
-"""
+"""``datastory api`` (and ``datastory mcp``): the API alone on the services of :func:`bot.bootstrap.bootstrap`
+(no Slack settings; the sweeper, retention and the API's file housekeeping in-process)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import cast
 
 from aiohttp import web
 
-from bot.api.poster import ApiPoster
+from bot.api.core import fail_interrupted, orphan_job
 from bot.api.routes import Routes
-from bot.api.runs import API_TEAM, Runs, TurnResults
-from bot.api.service import ApiLimits, ApiStore, SessionService
-from bot.api.storage import SessionFiles
-from bot.backends import Backends, build_backends
-from bot.clock import Clock, SystemClock
+from bot.api.service import SessionService
+from bot.backends import Backends
+from bot.bootstrap import Services, bootstrap
+from bot.clock import Clock
 from bot.config import Settings
 from bot.jobs.periodic import run_periodically
 from bot.jobs.retention import INTERVAL_SECONDS as RETENTION_INTERVAL_SECONDS
-from bot.jobs.retention import build_retention
-from bot.jobs.sweeper import build_sweeper
-from bot.store import make_store
-from bot.store.base import TurnOutcomeRecord
-from bot.tasks import TaskTracker
-from bot.turns import TurnWorker, worker_config
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class ApiCore:
-    """What the worker needs from the API: its poster (session files) and its result hook."""
-
-    files: SessionFiles
-    poster: ApiPoster
-    results: TurnResults
-
-
-def build_api_core(settings: Settings) -> ApiCore:
-    """The session storage under ``DATASTORY_API_DATA_DIR``, the API's poster and the result hook."""
-    files = SessionFiles(Path(settings.api_data_dir).expanduser().resolve())
-    return ApiCore(files=files, poster=ApiPoster(files=files), results=TurnResults(files=files))
-
-
-def attach_api(core: ApiCore, settings: Settings, *, store: ApiStore, worker: TurnWorker, tracker: TaskTracker,
-               backends: Backends, clock: Clock) -> SessionService:
-    """The service over the worker that runs the sessions' turns."""
-    runs = Runs(store=store, worker=worker, tracker=tracker, files=core.files, poster=core.poster,
-                results=core.results)
-    limits = ApiLimits(max_file_bytes=settings.max_file_bytes, max_files=settings.api_max_files,
-                       idle_minutes=settings.idle_minutes, daily_budget_usd=settings.daily_budget_usd,
-                       rate_per_minute=settings.api_rate_per_minute)
-    return SessionService(store=store, sandbox=backends.sandbox, runs=runs, files=core.files, clock=clock,
-                          limits=limits)
-
-
-ORPHAN_GRACE_SECONDS = 3600.0
-"""A session directory without a thread is removed only once this old (a session being created has no row yet)."""
-
-
-async def prune_orphan_files(store: ApiStore, files: SessionFiles, *, now: float) -> int:
-    """Remove the files of sessions the store no longer has (retention pruned them); returns how many."""
-    if not files.root.is_dir():
-        return 0
-    live = {t.key.thread_ts for t in await store.list_threads(team=API_TEAM)}
-    removed = 0
-    for entry in files.root.iterdir():
-        if entry.is_dir() and entry.name not in live and now - entry.stat().st_mtime > ORPHAN_GRACE_SECONDS:
-            files.delete(entry.name)
-            removed += 1
-    if removed:
-        logger.info("api files of pruned sessions removed sessions=%d", removed)
-    return removed
-
-
-def orphan_job(core: ApiCore, store: ApiStore, clock: Clock) -> Callable[[web.Application], AsyncIterator[None]]:
-    """An aiohttp cleanup context running :func:`prune_orphan_files` with retention's interval."""
-
-    async def run_once(now: float) -> int:
-        return await prune_orphan_files(store, core.files, now=now)
-
-    async def context(_: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(run_periodically(run_once, interval=RETENTION_INTERVAL_SECONDS, clock=clock,
-                                                    name="api-files"), name="api-files")
-        yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    return context
-
-
-async def fail_interrupted(store: ApiStore, *, now: float) -> int:
-    """API turns a previous process left unfinished end failed (their callers are gone); Slack turns are left to
-    ``datastory run``. Returns how many."""
-    count = 0
-    for turn in await store.unfinished_turns():
-        if turn.key.team == API_TEAM:
-            await store.finish_turn(turn.id, status="failed", now=now,
-                                    outcome=TurnOutcomeRecord(error="interrupted by a restart"))
-            count += 1
-    return count
-
-
 @dataclass(slots=True)
 class ApiApp:
-    """``datastory api``: the object graph and its lifecycle."""
+    """The API's web application over the services, and its periodic jobs."""
 
-    settings: Settings
-    web: web.Application
-    store: ApiStore
-    backends: Backends
-    worker: TurnWorker
-    tracker: TaskTracker
+    services: Services
     service: SessionService
-    clock: Clock
+    web: web.Application
     ready: bool = False
     jobs: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Open the store, warm the sandbox, start the sweeper and retention."""
-        await self.store.open()
-        await self.backends.start()
-        failed = await fail_interrupted(self.store, now=self.clock.now())
-        sweeper = build_sweeper(self.settings, store=self.store, sandbox=self.backends.sandbox)
-        retention = build_retention(self.settings, store=self.store)
+        """Warm the sandbox, end turns a previous process left, start the sweeper and retention; when start-up
+        fails, everything is closed before the error propagates."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        services, settings, clock = self.services, self.services.settings, self.services.clock
+        await services.store.open()  # bootstrap opened it: this only checks again (idempotent)
+        await services.require_backends().start()
+        failed = await fail_interrupted(services.store, now=clock.now())
+        sweeper = services.require_sweeper()
         self.jobs += [
-            asyncio.create_task(run_periodically(sweeper.run_once, interval=self.settings.sweep_interval_seconds,
-                                                 clock=self.clock, name="sweeper"), name="sweeper"),
-            asyncio.create_task(run_periodically(retention.run_once, interval=RETENTION_INTERVAL_SECONDS,
-                                                 clock=self.clock, name="retention"), name="retention"),
+            asyncio.create_task(run_periodically(sweeper.run_once, interval=settings.sweep_interval_seconds,
+                                                 clock=clock, name="sweeper"), name="sweeper"),
+            asyncio.create_task(run_periodically(services.retention.run_once, interval=RETENTION_INTERVAL_SECONDS,
+                                                 clock=clock, name="retention"), name="retention"),
         ]
         self.ready = True
-        logger.info("api ready sandbox=%s interrupted_turns=%d", self.backends.sandbox.kind, failed)
+        logger.info("api ready sandbox=%s interrupted_turns=%d", services.require_backends().sandbox.kind, failed)
 
     async def stop(self) -> None:
-        """Stop the jobs, let running turns finish within the grace period, close every client."""
+        """Stop the jobs, let running turns finish within the grace period, close everything."""
         self.ready = False
         for job in self.jobs:
             job.cancel()
         await asyncio.gather(*self.jobs, return_exceptions=True)
-        await self.tracker.close(grace=self.settings.shutdown_grace_seconds)
-        self.worker.close()
-        await self.backends.close()
-        await self.store.close()
+        await self.services.tracker.close(grace=self.services.settings.shutdown_grace_seconds)
+        await self.services.aclose()
 
 
-def build_api_app(settings: Settings, *, clock: Clock | None = None, backends: Backends | None = None) -> ApiApp:
-    """The API alone (``datastory api``); ``backends`` replaces the sandbox and analyst the settings ask for."""
-    clock = clock or SystemClock()
-    backends = backends or build_backends(settings)
-    store = cast(ApiStore, make_store(settings.database_url, migrate=settings.migrate))
-    core = build_api_core(settings)
-    tracker = TaskTracker()
-    worker = TurnWorker(store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=core.poster,
-                        clock=clock, tracker=tracker, config=worker_config(settings, backends.sandbox.kind),
-                        results=core.results.on_result)
-    service = attach_api(core, settings, store=store, worker=worker, tracker=tracker, backends=backends, clock=clock)
-    app = ApiApp(settings=settings, web=web.Application(), store=store, backends=backends, worker=worker,
-                 tracker=tracker, service=service, clock=clock)
+async def open_api_app(settings: Settings, *, clock: Clock | None = None, backends: Backends | None = None) -> ApiApp:
+    """Bootstrap the services with the API and no Slack, and build the web application on them; ``backends``
+    replaces the sandbox and analyst the settings ask for."""
+    services = await bootstrap(settings, clock=clock, backends=backends, slack=False, api=True)
+    service, core = services.require_sessions(), services.api_core
+    assert core is not None
+    app = ApiApp(services=services, service=service, web=web.Application())
     Routes(service).mount(app.web)
 
     async def healthz(request: web.Request) -> web.Response:
-        ok = app.ready and await app.store.ping()
+        ok = app.ready and await services.store.ping()
         return web.json_response({"ok": ok, "ready": app.ready}, status=200 if ok else 503)
 
     async def lifecycle(_: web.Application) -> AsyncIterator[None]:
@@ -181,5 +87,5 @@ def build_api_app(settings: Settings, *, clock: Clock | None = None, backends: B
 
     app.web.router.add_get("/healthz", healthz)
     app.web.cleanup_ctx.append(lifecycle)
-    app.web.cleanup_ctx.append(orphan_job(core, store, clock))
+    app.web.cleanup_ctx.append(orphan_job(core, services.store, services.clock))
     return app

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from bot.api.app import build_api_app
+from bot.api.app import open_api_app
 from bot.api.keys import make_key
 from bot.api.service import ApiStore
 from bot.backends import ConfigurationError
@@ -85,7 +85,7 @@ async def serve_api(settings: Settings, *, host: str, port: int, ready: Callable
                     stop: asyncio.Event) -> int:
     """``datastory api``: the API alone until ``stop``."""
     try:
-        app = build_api_app(settings)
+        app = await open_api_app(settings)
         runner = web.AppRunner(app.web, handle_signals=False, access_log=None)
         await runner.setup()
     except (ConfigurationError, SchemaNotAtHead) as exc:

@@ -81,6 +81,10 @@ class ApiPoster:
         """API files are not Slack files."""
         raise ForeignFileHost("not_supported", method="files.info")
 
+    async def thread_files(self, *, channel: str, thread_ts: str) -> list[SlackFile]:
+        """A session's files are not Slack's."""
+        return []
+
     async def permalink(self, *, channel: str, ts: str) -> str:
         """No links."""
         return ""
@@ -148,6 +152,10 @@ class RoutingPoster:
     async def file_info(self, file_id: str) -> SlackFile:
         """Slack's."""
         return await self._slack.file_info(file_id)
+
+    async def thread_files(self, *, channel: str, thread_ts: str) -> list[SlackFile]:
+        """Routed by channel."""
+        return await self._by(channel).thread_files(channel=channel, thread_ts=thread_ts)
 
     async def permalink(self, *, channel: str, ts: str) -> str:
         """Routed by channel."""
