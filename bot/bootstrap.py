@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import aiohttp
 
 from bot.access import Access
+from bot.api.poster import RoutingPoster
 from bot.backends import Backends, ConfigurationError, build_backends
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -31,6 +32,9 @@ from bot.slack_pace import SlackPace
 from bot.store import SqlStore, make_store
 from bot.tasks import TaskTracker
 from bot.turns import TurnWorker, worker_config
+
+if TYPE_CHECKING:
+    from bot.api.app import ApiCore
 
 SLACK_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=15)
 
@@ -50,6 +54,8 @@ class Services:
     poster: Poster | None = None
     access: Access | None = None
     worker: TurnWorker | None = None
+    api: ApiCore | None = None
+    """The HTTP API's session files, poster and result hook, when the worker serves API sessions."""
     digest_job: DigestJob | None = None
     overdue: Overdue | None = None
     slack_session: aiohttp.ClientSession | None = None
@@ -103,12 +109,15 @@ async def bootstrap(
     poster: Poster | None = None,
     max_concurrent_turns: int | None = None,
     idle_minutes: float | None = None,
+    api: ApiCore | None = None,
 ) -> Services:
     """Build (and, unless ``open_store`` is False, open the store of) everything a command needs.
 
     ``sandbox=False`` builds no backends (nor worker, sweeper, digest job); ``backends`` replaces the ones the
     settings ask for (``sandbox_kind``, ``pool_size``, ``isolation`` adjust those). ``slack=False`` builds no Slack
-    client; ``poster`` replaces the Slack gateway (the console of ``datastory try``). ``database_url`` replaces
+    client; ``poster`` replaces the Slack gateway (the console of ``datastory try``). ``api`` (the HTTP API's
+    session files, poster and result hook) makes the worker serve API sessions too, beside Slack threads or alone
+    (``slack=False``): one worker, one turn path. ``database_url`` replaces
     ``DATASTORY_DATABASE_URL`` and ``migrate`` ``DATASTORY_MIGRATE``. Raises ``ConfigurationError`` (and
     ``SchemaNotAtHead`` with ``DATASTORY_MIGRATE=false``) after closing whatever it had opened.
     """
@@ -139,18 +148,21 @@ async def bootstrap(
                 poster=poster, clock=clock, allowed_channels=frozenset(settings.allowed_channels),
                 allowed_users=frozenset(settings.allowed_users), admin_users=frozenset(settings.admin_users),
                 allow_external_users=settings.allow_external_users)
-        if services.backends is not None and poster is not None:
+        services.api = api
+        turn_poster = _turn_poster(poster, api)
+        if services.backends is not None and turn_poster is not None:
             backends = services.backends
             overrides = {} if max_concurrent_turns is None else {"max_concurrent_turns": max_concurrent_turns}
             worker = TurnWorker(
-                store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock,
+                store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=turn_poster, clock=clock,
                 tracker=services.tracker, config=worker_config(settings, backends.sandbox.kind, **overrides),
-                metrics=metrics,
+                metrics=metrics, results=None if api is None else api.results.on_result,
             )
             stack.callback(worker.close)  # after the turns: the tracker below is closed first
             services.worker = worker
-            services.digest_job = build_digest_job(settings, store=store, poster=poster, worker=worker,
-                                                   access=services.access)
+            if poster is not None:
+                services.digest_job = build_digest_job(settings, store=store, poster=poster, worker=worker,
+                                                       access=services.access)
         stack.push_async_callback(_close_tracker, services.tracker)
         if open_store:
             await store.open()
@@ -158,6 +170,13 @@ async def bootstrap(
     except BaseException:
         await stack.aclose()
         raise
+
+
+def _turn_poster(poster: Poster | None, api: ApiCore | None) -> Poster | None:
+    """What the worker posts through: Slack's poster, the API's, or both routed by channel."""
+    if api is None:
+        return poster
+    return api.poster if poster is None else RoutingPoster(slack=poster, api=api.poster)
 
 
 def _slack_gateway(services: Services) -> SlackGateway:

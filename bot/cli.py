@@ -20,6 +20,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot import __version__, commands
+from bot.api.commands import add_parsers as add_api_parsers
 from bot.app import BotApp, open_app, start_socket_mode
 from bot.backends import ConfigurationError
 from bot.config import Settings
@@ -104,6 +105,7 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; the page has no "
                       "authentication, so anything but loopback is a deliberate choice)")
     demo.add_argument("--open", action="store_true", help="open the page in the default browser")
+    add_api_parsers(sub, _sub)
     return p
 
 
@@ -140,6 +142,8 @@ async def amain(
         return 2
     if args.command in ("try", "doctor", "demo"):
         return await _console_command(settings, args, ready=ready, stop=stop)
+    if args.command in ("api", "api-key", "mcp"):
+        return await _api_command(settings, args, ready=ready, stop=stop)
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "sweep":
         return await commands.sweep(settings, idle_minutes=args.idle_minutes, dry_run=args.dry_run)
@@ -182,6 +186,23 @@ async def _console_command(settings: Settings, args: argparse.Namespace, *, read
 
     return await run_demo(settings, host=args.host, port=args.port, open_browser=args.open, ready=ready,
                           stop=stop or _stop_on_signals())
+
+
+async def _api_command(settings: Settings, args: argparse.Namespace, *, ready: Callable[[str], None] | None,
+                       stop: asyncio.Event | None) -> int:
+    """``api``, ``api-key`` and ``mcp``: no Slack settings needed."""
+    from bot.api.commands import api_key_command, serve_api
+
+    configure_logging(settings.log_level if args.command != "mcp" or not args.stdio else "WARNING",
+                      settings.log_format)
+    if args.command == "api-key":
+        return await api_key_command(settings, args)
+    if args.command == "api":
+        return await serve_api(settings, host=args.host, port=args.port, ready=ready, stop=stop or _stop_on_signals())
+    from bot.api.mcp import serve_mcp
+
+    return await serve_mcp(settings, stdio=args.stdio, host=args.host, port=args.port, api_port=args.api_port,
+                           ready=ready, stop=stop or _stop_on_signals())
 
 
 ALTERNATIVES = {

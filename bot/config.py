@@ -200,6 +200,19 @@ class Settings(BaseSettings):
     metrics_bind: str | None = Field(
         default=None, description="HOST:PORT of a second listener that alone serves GET /metrics.",
     )
+    api_enabled: bool = Field(
+        default=False, description="Serve the HTTP API (/v1/…) beside /slack/events in `datastory run --http`.",
+    )
+    api_data_dir: str = Field(
+        default="./datastory-api", description="Where the HTTP API keeps its sessions' uploaded and produced files.",
+    )
+    api_max_files: int = Field(default=10, ge=1, le=100, description="Files one API session may upload at most.")
+    api_rate_per_minute: int = Field(
+        default=60, ge=1, description="Requests per minute one API key may make that start work (uploads, analyses).",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="The API key `datastory mcp --stdio` acts as (its sessions and limits).",
+    )
     log_level: str = Field(default="INFO", description="Python logging level.")
     log_format: Literal["text", "json"] = Field(
         default="text", description="`text` (one line per record) or `json` (one object per line, ids from context)."

@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.analysts import profiler
+from bot.analysts.angles import ANGLE_PREFIX, angles_from_report, is_angle_refinement, is_angles_request
+from bot.analysts.angles import to_json as angles_json
 from bot.analysts.base import (
     DEFAULT_QUESTION,
     AnalysisFailed,
@@ -34,7 +36,7 @@ from bot.analysts.base import (
     report_progress,
 )
 from bot.analysts.narrative import follow_up_answer, format_number, format_pct, narrative
-from bot.sandbox.base import CodeRunner
+from bot.sandbox.base import CodeRunner, ExecResult
 
 logger = logging.getLogger(__name__)
 
@@ -73,13 +75,13 @@ def file_specs(files: Iterable[DataFile]) -> list[dict[str, Any]]:
     return specs
 
 
-def profile_code(files: Iterable[DataFile]) -> str:
+def profile_code(files: Iterable[DataFile], *, charts: bool = True) -> str:
     """The code the kernel runs: the profiler's parts loaded as the package ``datastory_profiler``, then one call
-    of ``run_profile`` for ``files``."""
+    of ``run_profile`` for ``files`` (drawing no chart when ``charts`` is False)."""
     sources = {name: inspect.getsource(importlib.import_module(f"{profiler.__name__}.{name}"))
                for name in profiler.MODULES}
     return (f"{_LOADER}\n_datastory_load({sources!r})\n"
-            f"from datastory_profiler.report import run_profile\nrun_profile({file_specs(files)!r})\n")
+            f"from datastory_profiler.report import run_profile\nrun_profile({file_specs(files)!r}, {charts!r})\n")
 
 
 def parse_report(stdout: str) -> dict[str, Any]:
@@ -101,9 +103,11 @@ def parse_report(stdout: str) -> dict[str, Any]:
 
 
 def is_first_look(request: AnalysisRequest) -> bool:
-    """True when files were added this turn or the question is the worker's default first-look question."""
+    """True when files were added this turn, the question is the worker's default first-look question, or it asks
+    for the full story of an angle (:func:`bot.analysts.angles.angle_question`)."""
 
-    return bool(request.new_files) or request.question.strip() in ("", DEFAULT_QUESTION)
+    return (bool(request.new_files) or request.question.strip() in ("", DEFAULT_QUESTION)
+            or is_angle_refinement(request.question))
 
 
 class OfflineAnalyst:
@@ -114,7 +118,9 @@ class OfflineAnalyst:
         self._timeout = timeout
 
     async def run(self, request: AnalysisRequest, *, progress: Progress | None = None) -> AnalysisResult:
-        """Profile the files on a first look; answer anything else with how to configure a model."""
+        """Profile the files on a first look (or for angles); answer anything else with how to configure a model."""
+        if is_angles_request(request.question) and request.files:
+            return await self._angles(request, progress)
         if not is_first_look(request):
             logger.info("offline follow-up answered without a model container=%s", request.container_id)
             return AnalysisResult(text=follow_up_answer(request.question), model=MODEL_NAME)
@@ -124,7 +130,10 @@ class OfflineAnalyst:
 
         question = request.question.strip()
         note = ""
-        if question and question != DEFAULT_QUESTION:
+        if is_angle_refinement(question):
+            note = (f"Without a language model I can't tell the story of “{question.removeprefix(ANGLE_PREFIX)[:200]}” "
+                    "on its own, so here is the full automatic analysis of the data it comes from.")
+        elif question and question != DEFAULT_QUESTION:
             note = (f"I can't answer “{question[:200]}” without a language model, so here is an automatic first "
                     "look at the data instead.")
         new = set(request.new_files)
@@ -132,21 +141,34 @@ class OfflineAnalyst:
         code = profile_code(files)
         await report_progress(progress, RUNNING_CODE)
         result = await self._runner.execute(request.container_id, code, timeout=self._timeout)
-        if result.timed_out:
-            logger.warning("offline profile timed out container=%s timeout=%s", request.container_id, self._timeout)
-            raise AnalysisFailed(f"The data profile took longer than {self._timeout:g} s and was stopped; the file "
-                                 "may be too large for an automatic first look.")
-        if result.error is not None:
-            logger.warning("offline profile failed container=%s error=%s", request.container_id,
-                           _last_line(result.error))
-            raise AnalysisFailed(f"The data profile failed: {_last_line(result.error)}")
-        report = parse_report(result.stdout)
+        report = parse_report(self._checked(result, request.container_id).stdout)
         await report_progress(progress, WRITING_ANSWER)
         text = narrative(report, question_note=note)
         charts = sum(len(f.get("charts", [])) for f in report["files"])
         logger.info("offline profile done container=%s files=%d charts=%d", request.container_id,
                     len(report["files"]), charts)
         return AnalysisResult(text=text, response_id=None, code=(code,), usage=Usage(), model=MODEL_NAME)
+
+
+    async def _angles(self, request: AnalysisRequest, progress: Progress | None) -> AnalysisResult:
+        """The story angles of :data:`bot.analysts.angles.ANGLES_QUESTION`, from a profile that draws no chart."""
+        code = profile_code(request.files, charts=False)
+        await report_progress(progress, RUNNING_CODE)
+        result = await self._runner.execute(request.container_id, code, timeout=self._timeout)
+        angles = angles_from_report(parse_report(self._checked(result, request.container_id).stdout))
+        logger.info("offline angles done container=%s angles=%d", request.container_id, len(angles))
+        return AnalysisResult(text=angles_json(angles), code=(code,), usage=Usage(), model=MODEL_NAME)
+
+    def _checked(self, result: ExecResult, container_id: str) -> ExecResult:
+        """``result``, or :class:`AnalysisFailed` with a readable reason when the profile timed out or failed."""
+        if result.timed_out:
+            logger.warning("offline profile timed out container=%s timeout=%s", container_id, self._timeout)
+            raise AnalysisFailed(f"The data profile took longer than {self._timeout:g} s and was stopped; the file "
+                                 "may be too large for an automatic first look.")
+        if result.error is not None:
+            logger.warning("offline profile failed container=%s error=%s", container_id, _last_line(result.error))
+            raise AnalysisFailed(f"The data profile failed: {_last_line(result.error)}")
+        return result
 
 
 def _last_line(error: str) -> str:

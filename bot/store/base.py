@@ -40,6 +40,8 @@ class ThreadRecord:
     backend: str | None = None
     """The sandbox backend that owns ``container_id`` (``openai`` or ``local``)."""
     last_response_id: str | None = None
+    source: str = "slack"
+    """``slack`` for a Slack thread, ``api`` for a session of the HTTP API (or its MCP server)."""
 
 
 @dataclass(frozen=True, slots=True)

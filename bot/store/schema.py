@@ -36,6 +36,8 @@ threads = Table(
     Column("container_name", Text, nullable=True),
     Column("backend", Text, nullable=True),
     Column("last_response_id", Text, nullable=True),
+    # revision 0008: where the thread came from: NULL or 'slack' for Slack threads, 'api' for sessions of the HTTP API
+    Column("source", Text, nullable=True),
     PrimaryKeyConstraint("team", "channel", "thread_ts", name="pk_threads"),
     # version 6: the sweeper asks for idle threads and for the owners of listed containers, not for every thread
     Index("ix_threads_last_active", "last_active_at"),
@@ -150,4 +152,16 @@ digest_runs = Table(
     Column("ran_at", Float, nullable=False),
     Column("cost_usd", Float, nullable=False),
     Index("ix_digest_runs_ran_at", "ran_at"),
+)
+
+api_keys = Table(
+    "api_keys",
+    METADATA,
+    # revision 0008: keys of the HTTP API (`datastory api-key create`): only the SHA-256 of the secret part is kept
+    Column("id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("secret_sha256", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
 )

@@ -46,6 +46,7 @@ from bot.store.base import (
 )
 from bot.store.revisions import SchemaNotAtHead, SchemaState
 from bot.store.schema import dedupe, digest_runs, digests, files, threads, turns
+from bot.store.sql_sessions import SessionRows
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ def _is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-class SqlStore:
+class SqlStore(SessionRows):
     """The store on SQLite (default, one process) or PostgreSQL (several replicas)."""
 
     def __init__(self, *, url: str, echo: bool = False, migrate: bool = True) -> None:
@@ -646,7 +647,7 @@ def _thread(row: RowMapping) -> ThreadRecord:
     return ThreadRecord(
         key=_key(row), status=row["status"], created_at=row["created_at"], last_active_at=row["last_active_at"],
         container_id=row["container_id"], container_name=row["container_name"], backend=row["backend"],
-        last_response_id=row["last_response_id"],
+        last_response_id=row["last_response_id"], source=row["source"] or "slack",
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.analysts.base import DEFAULT_QUESTION, AnalysisRequest, Analyst
@@ -37,6 +38,9 @@ from bot.turns.workspace import Containers, Workspace
 
 logger = logging.getLogger("bot.turns")
 
+ResultHook = Callable[[TurnRecord, TurnOutcome, float | None], Awaitable[None]]
+"""What :class:`TurnWorker` calls with each answered turn, its outcome and its cost, before posting it."""
+
 
 @dataclass(frozen=True, slots=True)
 class Parts:
@@ -59,9 +63,12 @@ class TurnWorker:
 
     def __init__(
         self, *, store: Store, sandbox: SandboxBackend, analyst: Analyst, poster: Poster, clock: Clock,
-        tracker: TaskTracker, config: WorkerConfig, metrics: Metrics | None = None,
+        tracker: TaskTracker, config: WorkerConfig, metrics: Metrics | None = None, results: ResultHook | None = None,
     ) -> None:
         metrics = metrics or Metrics()
+        self._results = results
+        """Given every answered turn's outcome before it is posted (the HTTP API keeps the raw narrative, code
+        and files of its sessions' turns: :meth:`bot.api.runs.TurnResults.on_result`)."""
         self.parts = Parts(
             store=store, sandbox=sandbox, poster=poster, clock=clock, config=config, metrics=metrics,
             slots=Slots(config.max_concurrent_turns),
@@ -209,6 +216,8 @@ class TurnWorker:
         usage = outcome.result.usage
         cost = turn_cost(model=outcome.result.model, usage=usage, prices=self._config.prices,
                          sessions=workspace.sessions.count, session_usd=self._config.session_usd)
+        if self._results is not None:
+            await self._results(turn, outcome, cost)
         await post_answer(self._poster, key, outcome, footer(elapsed, cost) if self._config.cost_footer else "")
         charts = len(outcome.uploads)
         what = f"analysed {names_list(list(outcome.loaded))}" if outcome.loaded else "answered"

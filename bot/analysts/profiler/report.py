@@ -131,8 +131,9 @@ def within_budget(report: dict[str, Any], budget: int = REPORT_BUDGET) -> dict[s
     return {"files": [{"name": f.get("name"), "error": "the profile was too large to report"} for f in report["files"]]}
 
 
-def build_report(files: list[dict[str, Any]]) -> dict[str, Any]:
-    """Profile every file and draw the charts in the current directory; the JSON-ready report."""
+def build_report(files: list[dict[str, Any]], charts: bool = True) -> dict[str, Any]:
+    """Profile every file and (unless ``charts`` is False) draw the charts in the current directory; the JSON-ready
+    report."""
     results: list[dict[str, Any]] = []
     profiles: list[tuple[Any, dict[str, Any], str]] = []
     for spec in files:
@@ -142,14 +143,15 @@ def build_report(files: list[dict[str, Any]]) -> dict[str, Any]:
             stem = re.sub(r"\.(csv|tsv|txt|tab|psv|dat|json|jsonl|ndjson|xlsx|xlsm)(\.gz)?$", "", facts["name"],
                           flags=re.IGNORECASE)
             profiles.append((df, facts, stem))
-    draw_charts(profiles)
+    if charts:
+        draw_charts(profiles)
     return within_budget({"files": jsonable(results)})
 
 
-def run_profile(files: list[dict[str, Any]]) -> None:
+def run_profile(files: list[dict[str, Any]], charts: bool = True) -> None:
     """:func:`build_report`, then print :data:`SENTINEL` and the report as one line of JSON (returns nothing, so
     a notebook kernel shows no extra result)."""
-    report = build_report(files)
+    report = build_report(files, charts)
     out = io.StringIO()
     out.write("\n" + SENTINEL + "\n")
     out.write(json.dumps(report, allow_nan=False) + "\n")
