@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -20,8 +20,9 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.admission import build_admission
-from bot.api.core import orphan_job
+from bot.api.app import attach_api, build_api_core, orphan_job
 from bot.api.routes import Routes
+from bot.api.service import ApiStore
 from bot.backends import Backends, ConfigurationError
 from bot.bootstrap import Services, bootstrap
 from bot.clock import Clock
@@ -145,7 +146,8 @@ async def open_app(
     """Bootstrap the services (store opened) and build the bot on them; ``backends`` replaces the sandbox and
     analyst the settings ask for. Whatever fails closes what was opened."""
     check_slack_settings(settings, socket_mode=socket_mode)
-    services = await bootstrap(settings, clock=clock, backends=backends, metrics=Metrics(process=True))
+    services = await bootstrap(settings, clock=clock, backends=backends, metrics=Metrics(process=True),
+                               api=build_api_core(settings) if settings.api_enabled else None)
     try:
         return build_app(services, socket_mode=socket_mode)
     except BaseException:
@@ -184,9 +186,10 @@ def build_app(services: Services, *, socket_mode: bool = False) -> BotApp:
     app = BotApp(services=services, bolt=bolt, web=web.Application())
     metrics.watch(ready=lambda: float(app.ready), running=lambda: worker.running, tasks=lambda: len(tracker))
     _mount_routes(app)
-    if services.sessions is not None and services.api_core is not None:  # DATASTORY_API_ENABLED: /v1/ beside
-        Routes(services.sessions).mount(app.web)
-        app.web.cleanup_ctx.append(orphan_job(services.api_core, store, clock))
+    if (api := services.api) is not None:  # API sessions run on the same worker (bootstrap routed its poster)
+        Routes(attach_api(api, settings, store=cast(ApiStore, store), worker=worker, tracker=tracker,
+                          backends=services.require_backends(), clock=clock)).mount(app.web)
+        app.web.cleanup_ctx.append(orphan_job(api, cast(ApiStore, store), clock))
     return app
 
 

@@ -12,14 +12,12 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import aiohttp
 
 from bot.access import Access
-from bot.api.core import ApiCore, attach_api, build_api_core
 from bot.api.poster import RoutingPoster
-from bot.api.service import SessionService
 from bot.backends import Backends, ConfigurationError, build_backends
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -34,6 +32,9 @@ from bot.slack_pace import SlackPace
 from bot.store import SqlStore, make_store
 from bot.tasks import TaskTracker
 from bot.turns import TurnWorker, worker_config
+
+if TYPE_CHECKING:
+    from bot.api.app import ApiCore
 
 SLACK_TIMEOUT = aiohttp.ClientTimeout(total=60, connect=15)
 
@@ -53,13 +54,11 @@ class Services:
     poster: Poster | None = None
     access: Access | None = None
     worker: TurnWorker | None = None
+    api: ApiCore | None = None
+    """The HTTP API's session files, poster and result hook, when the worker serves API sessions."""
     digest_job: DigestJob | None = None
     overdue: Overdue | None = None
     slack_session: aiohttp.ClientSession | None = None
-    api_core: ApiCore | None = None
-    """The HTTP API's poster and result hook, when the API is on (``DATASTORY_API_ENABLED``, ``datastory api``)."""
-    sessions: SessionService | None = None
-    """The HTTP API's operations (routes and MCP tools call them)."""
     _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     def require_backends(self) -> Backends:
@@ -70,9 +69,6 @@ class Services:
 
     def require_poster(self) -> Poster:
         return _required(self.poster, "a poster (SLACK_BOT_TOKEN, or one passed in)")
-
-    def require_sessions(self) -> SessionService:
-        return _required(self.sessions, "the HTTP API (api=True and a sandbox)")
 
     def require_sweeper(self) -> Sweeper:
         return _required(self.sweeper, "the sweeper (a sandbox)")
@@ -113,16 +109,16 @@ async def bootstrap(
     poster: Poster | None = None,
     max_concurrent_turns: int | None = None,
     idle_minutes: float | None = None,
-    api: bool | None = None,
+    api: ApiCore | None = None,
 ) -> Services:
     """Build (and, unless ``open_store`` is False, open the store of) everything a command needs.
 
     ``sandbox=False`` builds no backends (nor worker, sweeper, digest job); ``backends`` replaces the ones the
     settings ask for (``sandbox_kind``, ``pool_size``, ``isolation`` adjust those). ``slack=False`` builds no Slack
-    client; ``poster`` replaces the Slack gateway (the console of ``datastory try``). ``database_url`` replaces
-    ``DATASTORY_DATABASE_URL`` and ``migrate`` ``DATASTORY_MIGRATE``. ``api`` (default ``DATASTORY_API_ENABLED``)
-    builds the HTTP API on the same worker, which then also runs API sessions (alone when there is no Slack).
-    Raises ``ConfigurationError`` (and
+    client; ``poster`` replaces the Slack gateway (the console of ``datastory try``). ``api`` (the HTTP API's
+    session files, poster and result hook) makes the worker serve API sessions too, beside Slack threads or alone
+    (``slack=False``): one worker, one turn path. ``database_url`` replaces
+    ``DATASTORY_DATABASE_URL`` and ``migrate`` ``DATASTORY_MIGRATE``. Raises ``ConfigurationError`` (and
     ``SchemaNotAtHead`` with ``DATASTORY_MIGRATE=false``) after closing whatever it had opened.
     """
     clock = clock or SystemClock()
@@ -144,11 +140,6 @@ async def bootstrap(
                                              idle_minutes=idle_minutes)
         if poster is None and slack:
             poster = _slack_gateway(services)
-        core = build_api_core(settings) if (settings.api_enabled if api is None else api) else None
-        services.api_core = core
-        turn_poster: Poster | None = poster
-        if core is not None:  # API sessions' turns reach the API's poster; Slack threads' reach Slack
-            turn_poster = core.poster if poster is None else RoutingPoster(slack=poster, api=core.poster)
         if poster is not None:
             stack.push_async_callback(poster.close)
             services.poster = poster
@@ -157,22 +148,21 @@ async def bootstrap(
                 poster=poster, clock=clock, allowed_channels=frozenset(settings.allowed_channels),
                 allowed_users=frozenset(settings.allowed_users), admin_users=frozenset(settings.admin_users),
                 allow_external_users=settings.allow_external_users)
+        services.api = api
+        turn_poster = _turn_poster(poster, api)
         if services.backends is not None and turn_poster is not None:
             backends = services.backends
             overrides = {} if max_concurrent_turns is None else {"max_concurrent_turns": max_concurrent_turns}
             worker = TurnWorker(
                 store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=turn_poster, clock=clock,
                 tracker=services.tracker, config=worker_config(settings, backends.sandbox.kind, **overrides),
-                metrics=metrics, results=None if core is None else core.results.on_result,
+                metrics=metrics, results=None if api is None else api.results.on_result,
             )
             stack.callback(worker.close)  # after the turns: the tracker below is closed first
             services.worker = worker
             if poster is not None:
                 services.digest_job = build_digest_job(settings, store=store, poster=poster, worker=worker,
                                                        access=services.access)
-            if core is not None:
-                services.sessions = attach_api(core, settings, store=store, worker=worker, tracker=services.tracker,
-                                               sandbox=backends.sandbox, clock=clock)
         stack.push_async_callback(_close_tracker, services.tracker)
         if open_store:
             await store.open()
@@ -180,6 +170,13 @@ async def bootstrap(
     except BaseException:
         await stack.aclose()
         raise
+
+
+def _turn_poster(poster: Poster | None, api: ApiCore | None) -> Poster | None:
+    """What the worker posts through: Slack's poster, the API's, or both routed by channel."""
+    if api is None:
+        return poster
+    return api.poster if poster is None else RoutingPoster(slack=poster, api=api.poster)
 
 
 def _slack_gateway(services: Services) -> SlackGateway:

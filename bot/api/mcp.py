@@ -16,7 +16,6 @@ import binascii
 import contextlib
 import logging
 import socket
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
@@ -34,9 +33,7 @@ from bot.api.problems import INVALID_REQUEST, ApiProblem
 from bot.api.routes import PREFIX
 from bot.api.runs import IMAGE_SUFFIXES
 from bot.api.service import Incoming, SessionService
-from bot.backends import ConfigurationError
 from bot.config import Settings
-from bot.store.revisions import SchemaNotAtHead
 from bot.store.sessions import ApiKeyRecord
 
 logger = logging.getLogger(__name__)
@@ -141,19 +138,11 @@ async def _api_site(app: ApiApp, host: str, port: int) -> tuple[web.AppRunner, s
 async def serve_mcp(settings: Settings, *, stdio: bool, host: str, port: int, api_port: int,
                     ready: Callable[[str], None] | None, stop: asyncio.Event) -> int:
     """Serve MCP over stdio, or over streamable HTTP at ``/mcp`` beside the HTTP API, until ``stop``."""
-    try:
-        app = await open_api_app(settings)
-    except (ConfigurationError, SchemaNotAtHead) as exc:
-        print(f"datastory mcp: {exc}", file=sys.stderr)
-        return 2
+    app = await open_api_app(settings)
     key = settings.api_key.get_secret_value() if settings.api_key else None
     server = build_mcp(app.service, stdio_key=key)
     if stdio:
-        try:
-            await app.start()
-        except (ConfigurationError, SchemaNotAtHead) as exc:
-            print(f"datastory mcp: {exc}", file=sys.stderr)
-            return 2
+        await app.start()
         try:
             work = asyncio.create_task(server.run_stdio_async())
             if ready:

@@ -82,7 +82,7 @@ class ApiPoster:
         raise ForeignFileHost("not_supported", method="files.info")
 
     async def thread_files(self, *, channel: str, thread_ts: str) -> list[SlackFile]:
-        """A session's files are not Slack's."""
+        """A session has no Slack thread to read."""
         return []
 
     async def permalink(self, *, channel: str, ts: str) -> str:

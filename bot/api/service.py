@@ -51,6 +51,8 @@ from bot.store.sessions import ApiKeyRecord, SessionStore
 
 logger = logging.getLogger(__name__)
 
+KEY_USE_RESOLUTION = 60.0
+"""Seconds: a key's ``last_used_at`` is kept to the minute (``datastory api-key list``)."""
 Incoming = AsyncIterator[tuple[str, AsyncIterator[bytes]]]
 """The files of an upload, in order: each name with its bytes."""
 
@@ -97,6 +99,9 @@ class SessionService:
         if record is None:
             raise ApiProblem(401, UNAUTHORIZED, "Send a live API key as `Authorization: Bearer ds_…` "
                                                 "(`datastory api-key create NAME` makes one).")
+        now = self._clock.now()
+        if record.last_used_at is None or now - record.last_used_at >= KEY_USE_RESOLUTION:
+            await self._store.touch_api_key(record.id, now=now)  # at most once a minute: no write per request
         return record
 
     # -- sessions ---------------------------------------------------------------------------------------------

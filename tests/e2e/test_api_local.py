@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import time
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from bot import cli
 from bot.api.app import open_api_app
 from bot.jobs.sweeper import build_sweeper
 from tests.e2e.api_harness import SALES_CSV, RunningApi, create_key, local_settings, running
@@ -41,13 +44,19 @@ async def test_upload_analyze_refine_download_offline(tmp_path: Path) -> None:
         status, shown, _ = await api.call("GET", f"/v1/sessions/{sid}", key)
         assert [t["kind"] for t in shown["turns"]] == ["analyze", "refine"]
         assert all(t["status"] == "done" for t in shown["turns"])
+    listed = io.StringIO()
+    with contextlib.redirect_stdout(listed):
+        assert await cli.amain(["api-key", "list"], settings=settings) == 0
+    [header, row] = listed.getvalue().splitlines()
+    assert header == "id\tname\tcreated\tlast used\trevoked"
+    key_id, name, _, last_used, revoked = row.split("\t")
+    assert key.startswith(f"ds_{key_id}_") and name == "tests" and last_used.startswith("20") and revoked == "-"
 
 
 async def test_refine_after_the_sweeper_took_the_workspace_rebuilds_it(tmp_path: Path) -> None:
     settings = local_settings(tmp_path)
     key = await create_key(settings)
     app = await open_api_app(settings)
-    store, sandbox = app.services.store, app.services.require_backends().sandbox
     runner = web.AppRunner(app.web, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -59,18 +68,18 @@ async def test_refine_after_the_sweeper_took_the_workspace_rebuilds_it(tmp_path:
         sid = session["session_id"]
         status, analysis, _ = await api.call("POST", f"/v1/sessions/{sid}/analyze", key)
         assert status == 200, analysis
-        [thread] = [t for t in await store.list_threads() if t.key.thread_ts == sid]
+        [thread] = [t for t in await app.store.list_threads() if t.key.thread_ts == sid]
         assert thread.source == "api" and thread.container_id
-        sweeper = build_sweeper(settings, store=store, sandbox=sandbox)
+        sweeper = build_sweeper(settings, store=app.store, sandbox=app.services.require_backends().sandbox)
         report = await sweeper.run_once(time.time() + 3 * 3600)  # idle for hours: swept like a Slack thread
         assert thread.container_id in report.deleted_idle
-        assert thread.container_id not in {c.id for c in await sandbox.list_containers(
+        assert thread.container_id not in {c.id for c in await app.services.require_backends().sandbox.list_containers(
             prefix=settings.container_prefix)}
         status, story, _ = await api.call("POST", f"/v1/sessions/{sid}/refine", key,
                                           json={"angle_id": analysis["angles"][0]["id"]})
         assert status == 200, story
         assert story["charts"] and "revenue" in story["narrative"]
-        [rebuilt] = [t for t in await store.list_threads() if t.key.thread_ts == sid]
+        [rebuilt] = [t for t in await app.store.list_threads() if t.key.thread_ts == sid]
         assert rebuilt.container_id and rebuilt.container_id != thread.container_id
     finally:
         await api.http.close()

@@ -11,7 +11,7 @@ import pytest
 
 from bot.analysts.angles import ANGLES_QUESTION, angle_question, angles_from_report, is_angle_refinement, parse_angles
 from bot.api import keys
-from bot.api.core import ORPHAN_GRACE_SECONDS, prune_orphan_files
+from bot.api.app import ORPHAN_GRACE_SECONDS, prune_orphan_files
 from bot.api.limits import RateLimiter
 from bot.api.problems import ApiProblem
 from bot.api.runs import session_key
