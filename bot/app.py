@@ -79,6 +79,7 @@ class BotApp:
         await self.store.open()
         await self.backends.start()
         resumed = await self.worker.resume_unfinished()
+        self.jobs.append(asyncio.create_task(self.worker.poll_forever(), name="queue"))
         sweeper = build_sweeper(self.settings, store=self.store, sandbox=self.backends.sandbox)
 
         async def sweep(now: float) -> SweepReport:

@@ -119,6 +119,10 @@ turns = Table(
     Column("code", Text, nullable=True),
     Column("model", Text, nullable=True),
     Column("cost_usd", Float, nullable=True),
+    # version 8: the durable queue: the replica that holds the turn, until when, and how many runs it had
+    Column("lease_owner", Text, nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("attempts", Integer, nullable=True),
     ForeignKeyConstraint(
         ["team", "channel", "thread_ts"], ["threads.team", "threads.channel", "threads.thread_ts"],
         name="fk_turns_thread", ondelete="CASCADE",
@@ -173,6 +177,28 @@ digest_runs = Table(
     Index("ix_digest_runs_ran_at", "ran_at"),
 )
 
+ledger = Table(
+    "ledger",
+    METADATA,
+    # version 8: every part of an answer a turn posted (narrative messages, files, status, reactions), once
+    Column("turn_id", Text, nullable=False),
+    Column("part", Text, nullable=False),
+    Column("ref", Text, nullable=False),  # the Slack ts or file ids of what was posted
+    Column("posted_at", Float, nullable=False),
+    PrimaryKeyConstraint("turn_id", "part", name="pk_ledger"),
+    ForeignKeyConstraint(["turn_id"], ["turns.id"], name="fk_ledger_turn", ondelete="CASCADE"),
+)
+
+leases = Table(
+    "leases",
+    METADATA,
+    # version 8: named leases (the leader of the periodic jobs): who holds one, until when
+    Column("name", Text, primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("acquired_at", Float, nullable=False),
+)
+
 VERSION_1_TABLES = (threads, files, turns, dedupe)
 
 
@@ -222,6 +248,12 @@ def _create(table: Table) -> Callable[[Connection], None]:
     return apply
 
 
+def _version_8(conn: Connection) -> None:
+    _add_missing_columns(turns)(conn)
+    _create(ledger)(conn)
+    _create(leases)(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="create threads, files, turns, dedupe", apply=_create_version_1),
     Migration(version=2, description="turns: answer, code, model, cost_usd", apply=_add_missing_columns(turns)),
@@ -231,6 +263,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=6, description="threads: indexes on last_active_at and container_id",
               apply=_create_indexes(threads)),
     Migration(version=7, description="files: read_options", apply=_add_missing_columns(files)),
+    Migration(version=8, description="turns: leases and attempts; create ledger, leases", apply=_version_8),
 )
 """Ordered by version, starting at 1, without gaps."""
 

@@ -40,8 +40,10 @@ async def test_a_version_1_database_is_migrated_to_the_latest(db_url: str) -> No
     await store.open()
     await store.submit_turn(a_turn("t1", question="", files=(a_file("F1"),)), dedupe_keys=("k1",))
     async with store._require().begin() as conn:  # take the database back to version 1
-        for column in ("answer", "code", "model", "cost_usd"):
+        for column in ("answer", "code", "model", "cost_usd", "lease_owner", "lease_expires_at", "attempts"):
             await conn.execute(text(f"ALTER TABLE turns DROP COLUMN {column}"))
+        await conn.execute(text("DROP TABLE ledger"))
+        await conn.execute(text("DROP TABLE leases"))
         await conn.execute(text("ALTER TABLE files DROP COLUMN read_options"))
         await conn.execute(text("DROP TABLE digests"))
         await conn.execute(text("DROP TABLE digest_runs"))
@@ -57,6 +59,11 @@ async def test_a_version_1_database_is_migrated_to_the_latest(db_url: str) -> No
         await store.mark_uploaded(KEY, "F1", container_id="c", sandbox_path="/p", sandbox_file_id="f",
                                   read_options='{"sep": ";"}')
         assert [f.read_options for f in await store.list_files(KEY)] == ['{"sep": ";"}']  # and version 6
+        await store.submit_turn(a_turn("t2", at=20.0), dedupe_keys=("k2",))
+        claimed = await store.claim_turn(owner="r1", now=30.0, lease_seconds=30.0)  # and version 8
+        assert claimed is not None and claimed.id == "t2" and claimed.attempts == 1
+        assert await store.record_part("t2", "answer:0", "1.0", now=31.0)
+        assert await store.acquire_lease("leader", owner="r1", now=31.0, seconds=10.0)
     finally:
         await store.close()
 
@@ -69,7 +76,7 @@ async def test_open_twice_is_idempotent(db_url: str) -> None:
         engine = first._require()
         async with engine.connect() as conn:
             versions = (await conn.execute(select(schema_version.c.version))).scalars().all()
-        assert sorted(versions) == list(range(1, LATEST_VERSION + 1)) == [1, 2, 3, 4, 5, 6, 7]
+        assert sorted(versions) == list(range(1, LATEST_VERSION + 1)) == [1, 2, 3, 4, 5, 6, 7, 8]
         assert await first.claim("k", now=1.0)
         assert not await second.claim("k", now=1.0)
     finally:
