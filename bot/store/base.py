@@ -16,6 +16,7 @@ from bot.store.records import (
     DigestStatus,
     FileRecord,
     NewTurn,
+    Pending,
     Removed,
     ThreadKey,
     ThreadRecord,
@@ -137,8 +138,8 @@ class TurnStore(Protocol):
         """Remember the ts of the turn's status reply."""
         ...
 
-    async def start_turn(self, turn_id: str, *, now: float) -> None:
-        """Mark a turn running."""
+    async def start_turn(self, turn_id: str, *, now: float) -> bool:
+        """Mark a queued (or resumed) turn running; False when it already ended (it waited too long)."""
         ...
 
     async def finish_turn(
@@ -161,6 +162,23 @@ class TurnStore(Protocol):
     async def unfinished_turns(self) -> list[TurnRecord]:
         """Turns left queued or running (by a crash or a shutdown), oldest first, to resume at start-up."""
         ...
+
+class LoadStore(Protocol):
+    """What the fairness caps and the longest wait read and end (``bot.admission``, ``bot.jobs.overdue``)."""
+
+    async def pending_turns(self, *, team: str, user: str, channel: str) -> Pending:
+        """Queued plus running turns of ``user`` of ``team``, of ``channel`` and in all."""
+        ...
+
+    async def typical_turn_seconds(self, *, since: float) -> float | None:
+        """Mean duration of the recent turns that finished after ``since`` (None when none did)."""
+        ...
+
+    async def expire_waiting(self, *, before: float, now: float, error: str) -> list[TurnRecord]:
+        """End as failed (with ``error``) the turns still queued that were created before ``before``; a turn a
+        worker started meanwhile is left alone. Returns the turns that ended, as they were."""
+        ...
+
 
 class TurnQueue(Protocol):
     """The durable queue: the accepted turns, claimed by one replica at a time under a lease."""
@@ -276,13 +294,13 @@ class HousekeepingStore(Protocol):
         digest left (their file records with them). One transaction."""
         ...
 
-class Store(Lifecycle, DedupeStore, ThreadStore, TurnStore, TurnQueue, LedgerStore, LeaseStore, DigestStore,
-            HousekeepingStore, Protocol):
+class Store(Lifecycle, DedupeStore, ThreadStore, TurnStore, LoadStore, TurnQueue, LedgerStore, LeaseStore,
+            DigestStore, HousekeepingStore, Protocol):
     """Every port: what the composition root builds and hands out. All times are Unix seconds (float)."""
 
 
 __all__ = [
     "DedupeStore", "DigestRecord", "DigestStatus", "DigestStore", "FileRecord", "HousekeepingStore", "LeaseStore",
-    "LedgerStore", "Lifecycle", "NewTurn", "Removed", "Store", "ThreadKey", "ThreadRecord", "ThreadStatus",
-    "ThreadStore", "TurnOutcomeRecord", "TurnQueue", "TurnRecord", "TurnStatus", "TurnStore",
+    "LedgerStore", "Lifecycle", "LoadStore", "NewTurn", "Pending", "Removed", "Store", "ThreadKey", "ThreadRecord",
+    "ThreadStatus", "ThreadStore", "TurnOutcomeRecord", "TurnQueue", "TurnRecord", "TurnStatus", "TurnStore",
 ]

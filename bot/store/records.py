@@ -160,6 +160,15 @@ class NewTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class Pending:
+    """Queued plus running turns: of one person, of one channel, and in all (what the fairness caps count)."""
+
+    user: int = 0
+    channel: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Removed:
     """Rows a purge or a prune deleted, by kind."""
 

@@ -230,7 +230,9 @@ class TurnWorker:
         return StatusMessage(poster=self._poster, channel=key.channel, thread_ts=key.thread_ts, ts=ts)
 
     async def _execute(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, started: float) -> None:
-        await self._store.start_turn(turn.id, now=started)
+        if not await self._store.start_turn(turn.id, now=started):
+            logger.info("turn ended while it waited (its thread was told); not run turn=%s", turn.id)
+            return
         plan = ledger.plan()
         if plan is None:
             workspace = Workspace(key=turn.key, store=self._store, containers=self.parts.containers,
