@@ -31,8 +31,8 @@ from bot.deps import Deps
 from bot.digests import Digests
 from bot.intake import Intake
 from bot.jobs.digests import DigestJob, DigestReport, build_digest_job
+from bot.jobs.leader import Leader, Periodic
 from bot.jobs.overdue import build_overdue
-from bot.jobs.periodic import run_periodically
 from bot.jobs.retention import INTERVAL_SECONDS as RETENTION_INTERVAL_SECONDS
 from bot.jobs.retention import build_retention
 from bot.jobs.sweeper import SweepReport, build_sweeper
@@ -88,16 +88,11 @@ class BotApp:
                                expired=len(report.deleted_expired), open_now=open_now)
             return report
 
-        self.jobs.append(asyncio.create_task(run_periodically(
-            sweep, interval=self.settings.sweep_interval_seconds, clock=self.clock, name="sweeper"),
-            name="sweeper"))
         overdue = build_overdue(self.settings, store=self.store, poster=self.poster, metrics=self.metrics)
-        self.jobs.append(asyncio.create_task(run_periodically(
-            overdue.run_once, interval=overdue.interval, clock=self.clock, name="overdue"), name="overdue"))
         retention = build_retention(self.settings, store=self.store)
-        self.jobs.append(asyncio.create_task(run_periodically(
-            retention.run_once, interval=RETENTION_INTERVAL_SECONDS, clock=self.clock, name="retention"),
-            name="retention"))
+        jobs = [Periodic("sweeper", sweep, self.settings.sweep_interval_seconds),
+                Periodic("overdue", overdue.run_once, overdue.interval),
+                Periodic("retention", retention.run_once, RETENTION_INTERVAL_SECONDS)]
         if (job := self.digest_job) is not None:  # the first pass runs now: digests missed while down, once
 
             async def digests(now: float) -> DigestReport:
@@ -107,9 +102,10 @@ class BotApp:
                                          paused=len(report.paused))
                 return report
 
-            self.jobs.append(asyncio.create_task(run_periodically(
-                digests, interval=self.settings.digest_interval_seconds, clock=self.clock, name="digests"),
-                name="digests"))
+            jobs.append(Periodic("digests", digests, self.settings.digest_interval_seconds, slotted=False))
+        leader = Leader(store=self.store, clock=self.clock, owner=self.worker.owner,
+                        lease_seconds=self.settings.lease_seconds, jobs=jobs, metrics=self.metrics)
+        self.jobs.append(asyncio.create_task(leader.run_forever(), name="leader"))
         self.ready = True
         logger.info("bot ready sandbox=%s resumed_turns=%d", self.backends.sandbox.kind, resumed)
 
