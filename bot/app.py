@@ -51,6 +51,8 @@ from handlers import register_handlers
 logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+INTAKE_GRACE_SECONDS = 10.0
+"""At a stop, how long messages Slack was already told were received get to be stored (then the turn grace)."""
 
 
 @dataclass(slots=True)
@@ -123,7 +125,8 @@ class BotApp:
         for job in self.jobs:
             job.cancel()
         await asyncio.gather(*self.jobs, return_exceptions=True)
-        cancelled = await self.tracker.close(grace=self.settings.shutdown_grace_seconds)
+        cancelled = await self.tracker.close(grace=self.settings.shutdown_grace_seconds, settle="intake-",
+                                             settle_grace=INTAKE_GRACE_SECONDS)
         if cancelled:
             logger.info("shutdown: %d turn(s) interrupted; they resume at the next start", cancelled)
         self.worker.close()

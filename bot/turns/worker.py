@@ -251,6 +251,8 @@ class TurnWorker:
             await ledger.keep_plan(plan)
             uploads = outcome.uploads
         else:
+            logger.info("delivering what an earlier run answered turn=%s posted=%s", turn.id,
+                        ",".join(sorted(p for p in ledger.posted if p != "plan")) or "nothing")
             try:
                 uploads = await self.parts.collector.reread(plan.container_id, plan.files)
             except SandboxError as exc:
