@@ -124,10 +124,19 @@ class TurnWorker:
         """Show feedback at once (no store read first), then give the turn to the queue and pump it."""
         key = turn.key
         bind(team=key.team, channel=key.channel, thread_ts=key.thread_ts, turn=turn.id)
+        hold = Lease(store=self._store, clock=self._clock, turn_id=turn.id, owner=self._greeter,
+                     seconds=self._config.lease_seconds, metrics=self._metrics)
+        hold.keep()  # renewed while the feedback is posted: nobody runs the turn before its status reply exists
         try:
             await self._greet(turn, files, reacted=reacted)
+        except asyncio.CancelledError:
+            if not hold.lost:
+                raise
+            return  # another replica holds the turn now (it finds the status reply in the thread)
         finally:
-            await asyncio.shield(self._store.release_turn(turn.id, owner=self._greeter))
+            await hold.stop()
+            if not hold.lost:
+                await asyncio.shield(self._store.release_turn(turn.id, owner=self._greeter))
         await self.start(turn.id)
 
     async def _greet(self, turn: TurnRecord, files: list[str], *, reacted: bool) -> None:
@@ -200,8 +209,10 @@ class TurnWorker:
         else:
             self._metrics.queue_waited(started - turn.created_at)
         try:
+            # a turn without its status reply may have posted it before the ledger knew (the replica that
+            # accepted it died): it reads the thread back before posting anything
             ledger = await AnswerLedger.open(store=self._store, poster=self._poster, clock=self._clock, turn=turn,
-                                             resumed=turn.attempts > 1)
+                                             resumed=turn.attempts > 1 or not turn.status_ts)
             status = await self._status(turn, ledger)
             if turn.attempts > self._config.max_attempts:
                 self._metrics.attempts_exhausted()
