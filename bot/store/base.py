@@ -220,7 +220,8 @@ class LedgerStore(Protocol):
     """The ledger: each part of an answer a turn posted, so a resumed turn never posts it twice."""
 
     async def record_part(self, turn_id: str, part: str, ref: str, *, now: float) -> bool:
-        """Record that the turn posted ``part`` (``ref``: the Slack ts or file ids); False when already recorded."""
+        """Record that the turn posted ``part`` (``ref``: the Slack ts or file ids); False when already recorded.
+        Recording ``status`` (the status reply) also sets the turn's ``status_ts``."""
         ...
 
     async def posted_parts(self, turn_id: str) -> dict[str, str]:

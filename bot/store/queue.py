@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.store.schema import leases, ledger, threads, turns
 
 UNFINISHED = ("queued", "running")
+STATUS_PART = "status"
+"""The ledger part of a turn's status reply; recording it sets the turn's ``status_ts`` in the same transaction."""
 CANDIDATES = 16
 """Runnable turns looked at per claim (one whose thread another replica is claiming is skipped)."""
 

@@ -80,10 +80,14 @@ class SqlQueue:
     # -- the ledger ----------------------------------------------------------------------------------------------
 
     async def record_part(self, turn_id: str, part: str, ref: str, *, now: float) -> bool:
-        """Record a posted part; False when it was recorded already."""
+        """Record a posted part (the status reply's ts is the turn's ``status_ts`` too); False when it was
+        recorded already."""
         stmt = self._insert(ledger).values(turn_id=turn_id, part=part, ref=ref, posted_at=now)
         async with self._write() as conn:
-            return (await conn.execute(stmt.on_conflict_do_nothing(index_elements=["turn_id", "part"]))).rowcount == 1
+            added = (await conn.execute(stmt.on_conflict_do_nothing(index_elements=["turn_id", "part"]))).rowcount
+            if added and part == queue.STATUS_PART:
+                await conn.execute(update(turns).where(turns.c.id == turn_id).values(status_ts=ref))
+            return added == 1
 
     async def posted_parts(self, turn_id: str) -> dict[str, str]:
         """The parts the turn posted: part key → Slack ts or file ids."""

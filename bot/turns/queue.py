@@ -127,10 +127,6 @@ class Dispatcher:
                     await self._store.release_turn(turn.id, owner=self.owner, refund=True)
                     break
                 started += 1
-            try:
-                self._metrics.queue_depth(await self._store.queue_depth(now=self._clock.now()))
-            except Exception as exc:
-                logger.debug("queue depth not read error=%s", type(exc).__name__)
         return started
 
     async def _run(self, turn: TurnRecord, lease: Lease) -> None:
@@ -141,12 +137,21 @@ class Dispatcher:
             await lease.stop()
             self._slots.give()
         await self.pump()
+        await self._gauge()
+
+    async def _gauge(self) -> None:
+        """Refresh the queue depth metric (after each turn, and at each poll)."""
+        try:
+            self._metrics.queue_depth(await self._store.queue_depth(now=self._clock.now()))
+        except Exception as exc:
+            logger.debug("queue depth not read error=%s", type(exc).__name__)
 
     async def poll_forever(self, interval: float = POLL_SECONDS) -> None:
         """Look for runnable turns every ``interval`` seconds until cancelled (the app's background job)."""
         while True:
             try:
                 await self.pump()
-            except Exception:  # pragma: no cover - pump logs its own failures
-                logger.exception("queue poll failed")
+                await self._gauge()
+            except Exception as exc:  # pragma: no cover - pump and the gauge log their own failures
+                logger.warning("queue poll failed error=%s", type(exc).__name__)
             await asyncio.sleep(interval)

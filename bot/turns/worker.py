@@ -159,7 +159,6 @@ class TurnWorker:
             _, ts = await asyncio.gather(self.acknowledge(key.channel, turn.message_ts), status())
         if ts is None:
             return
-        await self._store.set_status_ts(turn.id, ts)
         reply = StatusMessage(poster=self._poster, channel=key.channel, thread_ts=key.thread_ts, ts=ts)
         if ahead := await self._store.turns_ahead(turn.id):
             await reply.set(f":hourglass: Queued behind {ahead} earlier question{'s' * (ahead > 1)} "
@@ -235,7 +234,6 @@ class TurnWorker:
         if ts is None:
             try:
                 ts = await ledger.post("status", ":hourglass_flowing_sand: Working on it…")
-                await self._store.set_status_ts(turn.id, ts)
             except SlackError as exc:
                 logger.warning("status update failed channel=%s error=%s", key.channel, exc.code)
         return StatusMessage(poster=self._poster, channel=key.channel, thread_ts=key.thread_ts, ts=ts)

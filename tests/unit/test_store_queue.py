@@ -118,6 +118,9 @@ async def test_the_ledger_records_each_part_once(store: SqlStore) -> None:
     assert not await store.record_part("t", "answer:0", "1700000009.000100", now=2.0)
     assert await store.record_part("t", "files", "chart.png", now=3.0)
     assert await store.posted_parts("t") == {"answer:0": "1700000001.000100", "files": "chart.png"}
+    assert await store.record_part("t", "status", "1700000000.000900", now=4.0)
+    record = await store.get_turn("t")
+    assert record is not None and record.status_ts == "1700000000.000900"  # the status reply is the turn's
     await store.purge_team("T1")  # the ledger goes with its turn
     assert await store.posted_parts("t") == {}
 
