@@ -226,6 +226,9 @@ class TurnWorker:
                 self._finished("interrupted", self._clock.now() - started)
                 await asyncio.shield(self._store.release_turn(turn.id, owner=self.owner, refund=True))
             raise
+        except Exception:  # posting the answer failed (Slack is away...): the next run continues it, attempts bound it
+            logger.exception("turn run broke off; it goes back to the queue turn=%s", turn.id)
+            await self._store.release_turn(turn.id, owner=self.owner)
 
     async def _status(self, turn: TurnRecord, ledger: AnswerLedger) -> StatusMessage:
         """The turn's status reply: the one its greeting posted (found in the thread when the ledger lacks it)."""
