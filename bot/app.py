@@ -102,9 +102,9 @@ class BotApp:
             return report
 
         overdue = services.require_overdue()
-        jobs = [Periodic("sweeper", sweep, settings.sweep_interval_seconds),
-                Periodic("overdue", overdue.run_once, overdue.interval),
-                Periodic("retention", services.retention.run_once, RETENTION_INTERVAL_SECONDS)]
+        jobs = [Periodic("sweeper", sweep, settings.sweep_interval_seconds),  # one sweep per interval, whoever leads
+                Periodic("overdue", overdue.run_once, overdue.interval, slotted=False),
+                Periodic("retention", services.retention.run_once, RETENTION_INTERVAL_SECONDS, slotted=False)]
         job = services.require_digest_job()  # the leader's first pass runs now: digests missed while down, once
 
         async def digests(now: float) -> DigestReport:

@@ -6,10 +6,11 @@ the jobs, the others wait. A leader that stops gives the lease up (another repli
 lease); a leader that dies stops renewing, and another replica takes over when the lease expires, within one lease.
 A replica that cannot renew (the database is away, another replica took the lease) stops its jobs at once.
 
-Each pass of a job also claims that job's slot, a lease ``job:NAME`` held for most of the job's interval by that
-pass alone, so a leader that changes hands mid-interval (a rolling restart) does not run the job twice in one
-interval: one sweep per interval, whoever leads. Digests need no slot: each run is claimed in the store, and the
-first pass of a new leader runs the digests missed meanwhile.
+Each pass of a slotted job (the sweeper) also claims that job's slot, a lease ``job:NAME`` held for most of the
+job's interval by that pass alone, so a leader that changes hands mid-interval (a rolling restart) does not run it
+twice in one interval: one sweep per interval, whoever leads. The other jobs run their first pass as soon as a
+replica leads: their passes are safe to repeat (digest runs are claimed in the store; retention and the longest
+wait end only what is due).
 """
 
 from __future__ import annotations

@@ -87,7 +87,6 @@ class AnswerLedger:
     async def keep_plan(self, plan: Plan) -> None:
         """Record the answer before posting any of it."""
         await self._record(PLAN, plan.to_json())
-        self._resumed = True  # from now on a part may be in Slack before the ledger
 
     async def _record(self, part: str, ref: str) -> None:
         await self._store.record_part(self._turn.id, part, ref, now=self._clock.now())
