@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.store.base import Pending, Store
+from bot.store.base import LoadStore, Pending
 
 TELL_EVERY_SECONDS = 60.0
 """A person refused for load is told at most this often."""
@@ -57,7 +57,7 @@ def _plural(n: int, word: str) -> str:
 class Admission:
     """Applies the caps to one question at a time per person."""
 
-    def __init__(self, *, store: Store, clock: Clock, caps: Caps) -> None:
+    def __init__(self, *, store: LoadStore, clock: Clock, caps: Caps) -> None:
         self._store = store
         self._clock = clock
         self._caps = caps
@@ -123,7 +123,7 @@ class Admission:
         return max(1, math.ceil(ahead / self._caps.concurrent * typical / 60.0))
 
 
-def build_admission(settings: Settings, *, store: Store, clock: Clock) -> Admission:
+def build_admission(settings: Settings, *, store: LoadStore, clock: Clock) -> Admission:
     """The admission of the fairness settings."""
     return Admission(store=store, clock=clock, caps=Caps(
         per_user=settings.max_turns_per_user, per_channel=settings.max_turns_per_channel,

@@ -31,7 +31,7 @@ from bot.deps import Deps
 from bot.digests import Digests
 from bot.intake import Intake
 from bot.jobs.digests import DigestReport
-from bot.jobs.periodic import run_periodically
+from bot.jobs.leader import Leader, Periodic
 from bot.jobs.retention import INTERVAL_SECONDS as RETENTION_INTERVAL_SECONDS
 from bot.jobs.sweeper import SweepReport
 from bot.metrics import Metrics
@@ -45,6 +45,8 @@ from handlers import register_handlers
 logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+INTAKE_GRACE_SECONDS = 10.0
+"""At a stop, how long messages Slack was already told were received get to be stored (then the turn grace)."""
 
 
 @dataclass(slots=True)
@@ -88,6 +90,7 @@ class BotApp:
         await self.store.open()  # bootstrap opened it: this only checks again (idempotent)
         await backends.start()
         resumed = await self.worker.resume_unfinished()
+        self.jobs.append(asyncio.create_task(self.worker.poll_forever(), name="queue"))
         sweeper = services.require_sweeper()
 
         async def sweep(now: float) -> SweepReport:
@@ -98,15 +101,11 @@ class BotApp:
                                expired=len(report.deleted_expired), open_now=open_now)
             return report
 
-        self.jobs.append(asyncio.create_task(run_periodically(
-            sweep, interval=settings.sweep_interval_seconds, clock=clock, name="sweeper"), name="sweeper"))
         overdue = services.require_overdue()
-        self.jobs.append(asyncio.create_task(run_periodically(
-            overdue.run_once, interval=overdue.interval, clock=clock, name="overdue"), name="overdue"))
-        self.jobs.append(asyncio.create_task(run_periodically(
-            services.retention.run_once, interval=RETENTION_INTERVAL_SECONDS, clock=clock, name="retention"),
-            name="retention"))
-        job = services.require_digest_job()  # the first pass runs now: digests missed while down, once
+        jobs = [Periodic("sweeper", sweep, settings.sweep_interval_seconds),  # one sweep per interval, whoever leads
+                Periodic("overdue", overdue.run_once, overdue.interval, slotted=False),
+                Periodic("retention", services.retention.run_once, RETENTION_INTERVAL_SECONDS, slotted=False)]
+        job = services.require_digest_job()  # the leader's first pass runs now: digests missed while down, once
 
         async def digests(now: float) -> DigestReport:
             report = await job.run_once(now)
@@ -115,8 +114,10 @@ class BotApp:
                                      paused=len(report.paused))
             return report
 
-        self.jobs.append(asyncio.create_task(run_periodically(
-            digests, interval=settings.digest_interval_seconds, clock=clock, name="digests"), name="digests"))
+        jobs.append(Periodic("digests", digests, settings.digest_interval_seconds, slotted=False))
+        leader = Leader(store=self.store, clock=clock, owner=self.worker.owner, lease_seconds=settings.lease_seconds,
+                        jobs=jobs, metrics=self.metrics)
+        self.jobs.append(asyncio.create_task(leader.run_forever(), name="leader"))
         self.ready = True
         logger.info("bot ready sandbox=%s resumed_turns=%d", backends.sandbox.kind, resumed)
 
@@ -126,7 +127,8 @@ class BotApp:
         for job in self.jobs:
             job.cancel()
         await asyncio.gather(*self.jobs, return_exceptions=True)
-        cancelled = await self.services.tracker.close(grace=self.settings.shutdown_grace_seconds)
+        cancelled = await self.services.tracker.close(grace=self.settings.shutdown_grace_seconds, settle="intake-",
+                                                      settle_grace=INTAKE_GRACE_SECONDS)
         if cancelled:
             logger.info("shutdown: %d turn(s) interrupted; they resume at the next start", cancelled)
         await self.services.aclose()

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.analysts.base import Usage
 from bot.formatting import seconds
-from bot.store.base import Store
+from bot.store.base import TurnStore
 
 DAY = 86_400.0
 
@@ -52,7 +52,7 @@ def day_start(now: float) -> float:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
-async def over_budget(store: Store, *, user: str, channel: str, budget: float, now: float,
+async def over_budget(store: TurnStore, *, user: str, channel: str, budget: float, now: float,
                       user_is: str = "for you") -> str | None:
     """The refusal text when ``user``'s or ``channel``'s spending today (UTC) reached ``budget``, else None.
     ``user_is`` names the user in the text (``for you`` to the person asking; in a channel

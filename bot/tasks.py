@@ -75,12 +75,17 @@ class TaskTracker:
             return False
         return True
 
-    async def close(self, *, grace: float) -> int:
+    async def close(self, *, grace: float, settle: str = "", settle_grace: float = 0.0) -> int:
         """Refuse new work, let running tasks finish within ``grace`` seconds, cancel the rest.
 
+        ``settle``: tasks named with this prefix (the intake's: messages Slack was told were received) first get
+        up to ``settle_grace`` seconds to end, so a message acknowledged before the stop is stored, not dropped.
         Returns how many tasks had to be cancelled.
         """
         self._closing = True
+        settling = [t for t in self._tasks if settle and t.get_name().startswith(settle)]
+        if settling:
+            await asyncio.wait(settling, timeout=settle_grace)
         if await self.join(grace):
             return 0
         pending = list(self._tasks)

@@ -27,9 +27,9 @@ from bot.backends import Backends
 from bot.bootstrap import Services, bootstrap
 from bot.clock import Clock
 from bot.config import Settings
+from bot.jobs.leader import Leader, Periodic
 from bot.jobs.periodic import run_periodically
 from bot.jobs.retention import INTERVAL_SECONDS as RETENTION_INTERVAL_SECONDS
-from bot.store.base import TurnOutcomeRecord
 from bot.tasks import TaskTracker
 from bot.turns import TurnWorker
 
@@ -98,18 +98,6 @@ def orphan_job(core: ApiCore, store: ApiStore, clock: Clock) -> Callable[[web.Ap
     return context
 
 
-async def fail_interrupted(store: ApiStore, *, now: float) -> int:
-    """API turns a previous process left unfinished end failed (their callers are gone); Slack turns are left to
-    ``datastory run``. Returns how many."""
-    count = 0
-    for turn in await store.unfinished_turns():
-        if turn.key.team == API_TEAM:
-            await store.finish_turn(turn.id, status="failed", now=now,
-                                    outcome=TurnOutcomeRecord(error="interrupted by a restart"))
-            count += 1
-    return count
-
-
 @dataclass(slots=True)
 class ApiApp:
     """``datastory api``: the object graph (:func:`bot.bootstrap.bootstrap`'s services) and its lifecycle."""
@@ -129,20 +117,22 @@ class ApiApp:
         return cast(ApiStore, self.services.store)
 
     async def start(self) -> None:
-        """Open the store, warm the sandbox, start the sweeper and retention."""
+        """Open the store, warm the sandbox, resume and poll the durable queue, start the sweeper and retention
+        (under the leader, like ``datastory run``'s periodic jobs)."""
         services, clock = self.services, self.services.clock
         await services.store.open()
         backends = services.require_backends()
         await backends.start()
-        failed = await fail_interrupted(self.store, now=clock.now())
-        self.jobs += [
-            asyncio.create_task(run_periodically(services.require_sweeper().run_once, clock=clock, name="sweeper",
-                                                 interval=self.settings.sweep_interval_seconds), name="sweeper"),
-            asyncio.create_task(run_periodically(services.retention.run_once, interval=RETENTION_INTERVAL_SECONDS,
-                                                 clock=clock, name="retention"), name="retention"),
-        ]
+        worker = services.require_worker()
+        resumed = await worker.resume_unfinished()  # what a previous process left runs now
+        self.jobs.append(asyncio.create_task(worker.poll_forever(), name="queue"))
+        jobs = [Periodic("sweeper", services.require_sweeper().run_once, self.settings.sweep_interval_seconds),
+                Periodic("retention", services.retention.run_once, RETENTION_INTERVAL_SECONDS)]
+        leader = Leader(store=services.store, clock=clock, owner=worker.owner,
+                        lease_seconds=self.settings.lease_seconds, jobs=jobs, metrics=services.metrics)
+        self.jobs.append(asyncio.create_task(leader.run_forever(), name="leader"))
         self.ready = True
-        logger.info("api ready sandbox=%s interrupted_turns=%d", backends.sandbox.kind, failed)
+        logger.info("api ready sandbox=%s resumed_turns=%d", backends.sandbox.kind, resumed)
 
     async def stop(self) -> None:
         """Stop the jobs, let running turns finish within the grace period, close every client."""

@@ -35,7 +35,8 @@ def add_parsers(sub: Any, make: Callable[..., argparse.ArgumentParser]) -> None:
     create = make(ksub, "create", "make a key and print it once (only its hash is stored)",
                   "  datastory api-key create notebooks")
     create.add_argument("name", help="what the key is for")
-    make(ksub, "list", "print every key: id, name, created, revoked", "  datastory api-key list")
+    make(ksub, "list", "print every key: id, name, created, last used (to the minute), revoked",
+         "  datastory api-key list")
     revoke = make(ksub, "revoke", "revoke a key at once", "  datastory api-key revoke 3f2a9c01b7de")
     revoke.add_argument("id", help="the key's id (the 12 hex digits after ds_)")
     mcp = make(sub, "mcp", "the API's operations as an MCP server: streamable HTTP at /mcp, or --stdio",
@@ -68,9 +69,9 @@ async def api_key_command(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         if args.key_command == "list":
             rows = await store.list_api_keys()
-            print("id\tname\tcreated\trevoked")
+            print("id\tname\tcreated\tlast used\trevoked")
             for r in rows:
-                print(f"{r.id}\t{r.name}\t{_iso(r.created_at)}\t{_iso(r.revoked_at)}")
+                print(f"{r.id}\t{r.name}\t{_iso(r.created_at)}\t{_iso(r.last_used_at)}\t{_iso(r.revoked_at)}")
             return 0
         if await store.revoke_api_key(args.id, now=time.time()):
             print(f"key {args.id} revoked")

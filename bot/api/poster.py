@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 
 from bot.api.storage import URL_SCHEME, SessionFiles
-from bot.poster import ForeignFileHost, Poster, SlackFile, Upload, UserInfo
+from bot.poster import ForeignFileHost, PartTag, Poster, SlackFile, ThreadMessage, Upload, UserInfo
 
 API_CHANNEL_PREFIX = "api-"
 KEPT_STATUSES = 10_000
@@ -49,7 +49,8 @@ class ApiPoster:
         """No reactions in an API session."""
 
     async def post(
-        self, *, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, object]] | None = None
+        self, *, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, object]] | None = None,
+        tag: PartTag | None = None,
     ) -> str:
         """Keep the text as the thread's last; returns a new ts."""
         ts = f"{next(self._ts)}.000000"
@@ -59,6 +60,10 @@ class ApiPoster:
                 self._thread_of.popitem(last=False)
             self._keep(thread_ts, text)
         return ts
+
+    async def thread_messages(self, *, channel: str, thread_ts: str) -> list[ThreadMessage]:
+        """Nothing to read back: the ledger in the store knows what a session's turn "posted"."""
+        return []
 
     async def post_ephemeral(self, *, channel: str, user: str, thread_ts: str | None, text: str) -> None:
         """Kept like a post."""
@@ -128,10 +133,15 @@ class RoutingPoster:
         await self._by(channel).unreact(channel=channel, ts=ts, name=name)
 
     async def post(
-        self, *, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, object]] | None = None
+        self, *, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, object]] | None = None,
+        tag: PartTag | None = None,
     ) -> str:
         """Routed by channel."""
-        return await self._by(channel).post(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks)
+        return await self._by(channel).post(channel=channel, thread_ts=thread_ts, text=text, blocks=blocks, tag=tag)
+
+    async def thread_messages(self, *, channel: str, thread_ts: str) -> list[ThreadMessage]:
+        """Routed by channel."""
+        return await self._by(channel).thread_messages(channel=channel, thread_ts=thread_ts)
 
     async def post_ephemeral(self, *, channel: str, user: str, thread_ts: str | None, text: str) -> None:
         """Routed by channel."""

@@ -10,6 +10,7 @@ One turn per session at a time: a second ``analyze`` or ``refine`` while one is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -23,7 +24,7 @@ from bot.api.problems import SESSION_BUSY, SHUTTING_DOWN, ApiProblem
 from bot.api.storage import SessionFiles
 from bot.console import plain
 from bot.store.base import NewTurn, Store, ThreadKey, TurnOutcomeRecord, TurnRecord
-from bot.tasks import TaskTracker, TrackerClosed
+from bot.tasks import TaskTracker
 from bot.turns import TurnOutcome, TurnWorker
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,9 @@ logger = logging.getLogger(__name__)
 API_TEAM = "api"
 """The ``team`` of every API session's thread key."""
 CANCELLED = "cancelled"
+FIRST_POLL_SECONDS = 0.01
 POLL_SECONDS = 0.2
-"""How often the store is asked about a turn that runs elsewhere."""
+"""How often the store is asked about a running turn at most (from 10 ms, doubling: a short turn is seen at once)."""
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"})
 
 
@@ -42,7 +44,8 @@ def session_key(key_id: str, session_id: str) -> ThreadKey:
 
 
 class Runs:
-    """Starts, awaits and cancels the turns of API sessions."""
+    """Starts, awaits and cancels the turns of API sessions, through the worker's durable queue: whichever
+    replica claims a turn runs it under a lease (one turn per thread at a time)."""
 
     def __init__(self, *, store: Store, worker: TurnWorker, tracker: TaskTracker, files: SessionFiles,
                  poster: ApiPoster, results: TurnResults) -> None:
@@ -52,77 +55,71 @@ class Runs:
         self._tracker = tracker
         self._files = files
         self._poster = poster
-        self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._busy: set[str] = set()
+        self._starting: set[str] = set()
+        """Sessions whose turn is being submitted here (two calls at once: one wins, before the store shows it)."""
         self._last_ts = 0.0
 
     def _next_ts(self) -> str:
-        """A message ``ts`` for a new turn, later than every one before (the thread queue orders by it)."""
+        """A message ``ts`` for a new turn, later than every one before (the queue orders a thread's turns by it)."""
         self._last_ts = max(time.time(), self._last_ts + 1e-6)
         return f"{self._last_ts:.6f}"
 
     async def start(self, key: ThreadKey, question: str, *, user: str, now: float) -> str:
-        """Store a turn of ``question`` in the session and start it; 409 while another one is in flight."""
+        """Store a turn of ``question`` in the session and give it to the queue; 409 while another one is in
+        flight (here or on another replica)."""
         session = key.thread_ts
-        if session in self._busy:
-            raise _busy()
-        self._busy.add(session)
+        if session in self._starting or self._tracker.closing:
+            raise _busy() if session in self._starting else _shutting_down()
+        self._starting.add(session)
         try:
             if any(t.status in ("queued", "running") for t in await self._store.list_turns(key)):
-                raise _busy()  # another replica's turn
+                raise _busy()
             turn_id = uuid.uuid4().hex
-            await self._store.submit_turn(NewTurn(id=turn_id, key=key, message_ts=self._next_ts(), user=user,
-                                                  question=question, files=(), created_at=now),
-                                          dedupe_keys=(f"api:{turn_id}",))
-            self._tasks[turn_id] = self._tracker.spawn(self._drive(key, turn_id), name=f"api-turn-{turn_id}",
-                                                       group=API_TEAM)
-        except TrackerClosed:
-            self._busy.discard(session)
-            raise ApiProblem(503, SHUTTING_DOWN, "The server is shutting down; the turn was not started.") from None
-        except BaseException:
-            self._busy.discard(session)
-            raise
+            self.results.expect(turn_id)
+            await self._worker.submit(NewTurn(id=turn_id, key=key, message_ts=self._next_ts(), user=user,
+                                              question=question, files=(), created_at=now),
+                                      dedupe_keys=(f"api:{turn_id}",))
+        finally:
+            self._starting.discard(session)
         return turn_id
 
-    async def _drive(self, key: ThreadKey, turn_id: str) -> None:
+    async def wait(self, turn_id: str) -> TurnRecord | None:
+        """Until the turn ended (the caller going away does not cancel it); its record. The answer's hook wakes
+        the wait at once; the store says when the turn is finished (here or on another replica)."""
+        answered = self.results.answered(turn_id)
+        delay = FIRST_POLL_SECONDS
         try:
-            await self._worker.run(turn_id)
+            while (turn := await self._store.get_turn(turn_id)) is not None and turn.status in ("queued", "running"):
+                if answered is not None and not answered.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(answered.wait(), delay)
+                else:
+                    await asyncio.sleep(delay if answered is None else FIRST_POLL_SECONDS)
+                delay = min(delay * 2, POLL_SECONDS)
+            return turn
         finally:
-            self._busy.discard(key.thread_ts)
-            self._tasks.pop(turn_id, None)
-        if self.results.result(key, turn_id) is not None:  # answered (the hook kept it): no store read needed
-            return
-        record = await self._store.get_turn(turn_id)
-        if record is not None and record.status == "failed":
-            self._files.write_json(key.thread_ts, f"turn-{turn_id}",
-                                   {"error": plain(self._poster.last_text(key.thread_ts)).strip() or record.error})
-
-    async def wait(self, turn_id: str) -> None:
-        """Until the turn ended (the caller going away does not cancel it): its task when it runs here, else the
-        store (a turn another replica runs)."""
-        task = self._tasks.get(turn_id)
-        if task is not None:
-            await asyncio.wait({task})
-            return
-        while (turn := await self._store.get_turn(turn_id)) is not None and turn.status in ("queued", "running"):
-            await asyncio.sleep(POLL_SECONDS)
+            self.results.forget(turn_id)
 
     async def cancel(self, key: ThreadKey, turn: TurnRecord, *, now: float) -> None:
-        """End a queued or running turn as failed with the error ``cancelled``: first in the store (so it is never
-        started, wherever it waits), then its task when it runs here."""
+        """End a queued or running turn as failed with the error ``cancelled``, in the store: it is never started,
+        and the replica running it loses its lease and stops."""
         await self._store.finish_turn(turn.id, status="failed", now=now, outcome=TurnOutcomeRecord(error=CANCELLED))
         self._files.write_json(key.thread_ts, f"turn-{turn.id}", {"error": "The turn was cancelled.",
                                                                   CANCELLED: True})
-        if (task := self._tasks.get(turn.id)) is not None:
-            task.cancel()
-            await asyncio.wait({task})
         logger.info("api turn cancelled turn=%s", turn.id)
 
+    def failure(self, key: ThreadKey, turn: TurnRecord) -> str:
+        """The honest line a failed turn ended with (its status reply, when it ran here), else its error."""
+        doc = self.results.result(key, turn.id) or {}
+        return str(doc.get("error") or plain(self._poster.last_text(key.thread_ts)).strip() or turn.error or
+                   "The analysis failed.")
+
     async def cancel_all(self, key: ThreadKey, *, now: float) -> None:
-        """Cancel the session's turns running here (it is being deleted)."""
+        """Cancel the session's unfinished turns (it is being deleted)."""
         for turn in await self._store.list_turns(key):
             if turn.status in ("queued", "running"):
                 await self.cancel(key, turn, now=now)
+
 
 class TurnResults:
     """What API turns produced, kept under each session's directory; the worker's result hook is
@@ -130,6 +127,19 @@ class TurnResults:
 
     def __init__(self, *, files: SessionFiles) -> None:
         self._files = files
+        self._answered: dict[str, asyncio.Event] = {}
+
+    def expect(self, turn_id: str) -> None:
+        """A caller here will wait for this turn: :meth:`on_result` wakes it."""
+        self._answered[turn_id] = asyncio.Event()
+
+    def answered(self, turn_id: str) -> asyncio.Event | None:
+        """What :meth:`on_result` sets for an expected turn."""
+        return self._answered.get(turn_id)
+
+    def forget(self, turn_id: str) -> None:
+        """Nobody waits any more."""
+        self._answered.pop(turn_id, None)
 
     def result(self, key: ThreadKey, turn_id: str) -> dict[str, Any] | None:
         """What the turn produced (or its failure), once it ended."""
@@ -172,6 +182,12 @@ class TurnResults:
                 self._files.write_json(session, "angles", {"turn_id": turn.id, "angles": doc["angles"]})
         self._files.write_json(session, "outputs", index)
         self._files.write_json(session, f"turn-{turn.id}", doc)
+        if (event := self._answered.get(turn.id)) is not None:
+            event.set()
+
+
+def _shutting_down() -> ApiProblem:
+    return ApiProblem(503, SHUTTING_DOWN, "The server is shutting down; the turn was not started.")
 
 
 def _busy() -> ApiProblem:

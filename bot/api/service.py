@@ -51,6 +51,8 @@ from bot.store.sessions import ApiKeyRecord, SessionStore
 
 logger = logging.getLogger(__name__)
 
+KEY_USE_RESOLUTION = 60.0
+"""Seconds: a key's ``last_used_at`` is kept to the minute (``datastory api-key list``)."""
 Incoming = AsyncIterator[tuple[str, AsyncIterator[bytes]]]
 """The files of an upload, in order: each name with its bytes."""
 
@@ -97,6 +99,9 @@ class SessionService:
         if record is None:
             raise ApiProblem(401, UNAUTHORIZED, "Send a live API key as `Authorization: Bearer ds_…` "
                                                 "(`datastory api-key create NAME` makes one).")
+        now = self._clock.now()
+        if record.last_used_at is None or now - record.last_used_at >= KEY_USE_RESOLUTION:
+            await self._store.touch_api_key(record.id, now=now)  # at most once a minute: no write per request
         return record
 
     # -- sessions ---------------------------------------------------------------------------------------------
@@ -208,11 +213,7 @@ class SessionService:
                       wait: bool) -> AnalyzeOut | RefineOut | TurnResult:
         if not wait:
             return await self._turn_result(key, turn_id)
-        await self._runs.wait(turn_id)
-        doc = self._runs.results.result(key, turn_id)
-        if doc is not None and "narrative" in doc:  # answered: the hook kept it all, cost included
-            return self._answer(key, turn_id, question, doc, float(doc.get("cost_usd") or 0.0))
-        record = await self._store.get_turn(turn_id)
+        record = await self._runs.wait(turn_id)
         if record is None:
             raise not_found("turn")
         return self._outcome(key, record)
@@ -223,7 +224,7 @@ class SessionService:
         if record.status != "done" or "narrative" not in doc:
             if record.status in ("queued", "running"):
                 raise ApiProblem(409, NOT_FINISHED, "The turn has not finished yet.", retry_after=2)
-            raise ApiProblem(502, ANALYSIS_FAILED, str(doc.get("error") or "The analysis failed."))
+            raise ApiProblem(502, ANALYSIS_FAILED, self._runs.failure(key, record))
         return self._answer(key, record.id, record.question, doc, record.cost_usd)
 
     @staticmethod
@@ -242,13 +243,11 @@ class SessionService:
                          cost_usd=cost, notes=doc.get("notes", ""))
 
     def _turn_out(self, record: TurnRecord) -> TurnOut:
-        doc: dict[str, Any] = {} if record.status in ("queued", "running") else (
-            self._runs.results.result(record.key, record.id) or {})
         status = "cancelled" if record.error == CANCELLED else record.status
         return TurnOut(turn_id=record.id, kind="analyze" if is_angles_request(record.question) else "refine",
                        question=record.question, status=status, created_at=record.created_at,
                        finished_at=record.finished_at, cost_usd=record.cost_usd,
-                       error=(doc.get("error") or record.error) if record.status == "failed" else None,
+                       error=self._runs.failure(record.key, record) if record.status == "failed" else None,
                        status_url=f"/v1/sessions/{record.key.thread_ts}/turns/{record.id}")
 
     async def _turn_result(self, key: ThreadKey, turn_id: str) -> TurnResult:

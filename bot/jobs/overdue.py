@@ -17,7 +17,7 @@ import logging
 from bot.config import Settings
 from bot.metrics import Metrics
 from bot.poster import Poster, SlackError
-from bot.store.base import Store, TurnRecord
+from bot.store.base import LoadStore, TurnRecord
 from bot.turns import FAILED, WORKING
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class Overdue:
     """Ends the questions that waited longer than the longest wait, and tells their threads."""
 
     def __init__(
-        self, *, store: Store, poster: Poster, max_wait_seconds: float, metrics: Metrics | None = None
+        self, *, store: LoadStore, poster: Poster, max_wait_seconds: float, metrics: Metrics | None = None
     ) -> None:
         self._store = store
         self._poster = poster
@@ -72,7 +72,7 @@ class Overdue:
             logger.warning("overdue note not delivered channel=%s error=%s", key.channel, exc.code)
 
 
-def build_overdue(settings: Settings, *, store: Store, poster: Poster, metrics: Metrics | None = None) -> Overdue:
+def build_overdue(settings: Settings, *, store: LoadStore, poster: Poster, metrics: Metrics | None = None) -> Overdue:
     """The overdue job of ``DATASTORY_MAX_QUEUE_WAIT_MINUTES``."""
     return Overdue(store=store, poster=poster, max_wait_seconds=settings.max_queue_wait_minutes * 60.0,
                    metrics=metrics)

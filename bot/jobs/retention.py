@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from bot.config import Settings
-from bot.store.base import Removed, Store
+from bot.store.base import HousekeepingStore, Removed
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ DAY = 86_400.0
 class Retention:
     """Prunes the store to ``days`` of history."""
 
-    def __init__(self, *, store: Store, days: int) -> None:
+    def __init__(self, *, store: HousekeepingStore, days: int) -> None:
         self._store = store
         self._seconds = days * DAY
 
@@ -34,6 +34,6 @@ class Retention:
         return removed
 
 
-def build_retention(settings: Settings, *, store: Store) -> Retention:
+def build_retention(settings: Settings, *, store: HousekeepingStore) -> Retention:
     """The retention job of ``DATASTORY_RETENTION_DAYS``."""
     return Retention(store=store, days=settings.retention_days)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.sandbox.base import ContainerInfo, SandboxBackend, SandboxError
-from bot.store.base import Store, ThreadKey, ThreadRecord
+from bot.store.base import ThreadKey, ThreadRecord, ThreadStore
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Sweeper:
     """Deletes what nobody uses any more; see the module docstring."""
 
     def __init__(
-        self, *, store: Store, sandbox: SandboxBackend, prefix: str, idle_minutes: float,
+        self, *, store: ThreadStore, sandbox: SandboxBackend, prefix: str, idle_minutes: float,
         orphan_grace_minutes: float = 10.0,
     ) -> None:
         self._store = store
@@ -138,7 +138,7 @@ class Sweeper:
 
 
 def build_sweeper(
-    settings: Settings, *, store: Store, sandbox: SandboxBackend, idle_minutes: float | None = None
+    settings: Settings, *, store: ThreadStore, sandbox: SandboxBackend, idle_minutes: float | None = None
 ) -> Sweeper:
     """The sweeper for this deployment's prefix, idle TTL (``idle_minutes`` overrides it) and grace period."""
     return Sweeper(store=store, sandbox=sandbox, prefix=settings.container_prefix,

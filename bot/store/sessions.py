@@ -41,6 +41,10 @@ class SessionStore(Protocol):
         """Every key, oldest first."""
         ...
 
+    async def touch_api_key(self, key_id: str, *, now: float) -> None:
+        """Record that the key was just used."""
+        ...
+
     async def revoke_api_key(self, key_id: str, *, now: float) -> bool:
         """Revoke a key; False when there is no such key or it was revoked already."""
         ...

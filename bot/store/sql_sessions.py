@@ -48,6 +48,11 @@ class SessionRows:
             rows = await conn.execute(select(api_keys).order_by(api_keys.c.created_at, api_keys.c.id))
             return [ApiKeyRecord(**dict(row._mapping)) for row in rows]
 
+    async def touch_api_key(self, key_id: str, *, now: float) -> None:
+        """Set ``last_used_at``."""
+        async with self._write() as conn:
+            await conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now))
+
     async def revoke_api_key(self, key_id: str, *, now: float) -> bool:
         """Revoke a live key."""
         async with self._write() as conn:

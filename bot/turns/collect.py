@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from bot.analysts.base import AnalysisRequest, AnalysisResult, Analyst
 from bot.formatting import names_list, narrative, split_message
 from bot.outputs import OutputLimits, OutputReader, Outputs
-from bot.poster import Poster, Upload
+from bot.poster import Upload
 from bot.sandbox.base import SandboxBackend
-from bot.store.base import ThreadKey
 from bot.turns.config import MAX_POSTED_FILE_BYTES, MAX_POSTED_FILES, WorkerConfig
 from bot.turns.feedback import StatusMessage
 
@@ -31,6 +30,9 @@ class TurnOutcome:
     """Names of earlier files loaded again into a rebuilt container (the thread is told)."""
     not_attached: str = ""
     """The line naming the files the code wrote that were not attached, and why (:meth:`Outputs.note`)."""
+    container_id: str = ""
+    attached: tuple[str, ...] = ()
+    """The sandbox file id of each upload (a resumed turn reads them again)."""
 
 
 class Collector:
@@ -45,6 +47,10 @@ class Collector:
     def close(self) -> None:
         """Stop the worker processes that defuse CSV outputs (at shutdown, after the turns)."""
         self._outputs.close()
+
+    async def reread(self, container_id: str, files: list[tuple[str, str]]) -> tuple[Upload, ...]:
+        """The uploads of an earlier run, read again from the container (a resumed turn delivering its plan)."""
+        return await self._outputs.reread(container_id, files)
 
     async def analyse(self, request: AnalysisRequest, status: StatusMessage) -> tuple[AnalysisResult, Outputs]:
         """Run the analyst in the request's container; returns its result and the outputs it wrote."""
@@ -65,11 +71,3 @@ async def answer_parts(outcome: TurnOutcome, tail: str) -> list[str]:
     if outcome.reloaded:
         text = f"_The workspace had expired; I reloaded {names_list(list(outcome.reloaded))}._\n\n" + text
     return split_message(text)
-
-
-async def post_answer(poster: Poster, key: ThreadKey, outcome: TurnOutcome, tail: str) -> None:
-    """Post the narrative messages, then the files, in the thread."""
-    for part in await answer_parts(outcome, tail):
-        await poster.post(channel=key.channel, thread_ts=key.thread_ts, text=part)
-    if outcome.uploads:
-        await poster.upload_files(channel=key.channel, thread_ts=key.thread_ts, files=outcome.uploads)

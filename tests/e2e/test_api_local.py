@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import time
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
+from bot import cli
 from bot.api.app import open_api_app
 from bot.jobs.sweeper import build_sweeper
 from tests.e2e.api_harness import SALES_CSV, RunningApi, create_key, local_settings, running
@@ -41,6 +44,13 @@ async def test_upload_analyze_refine_download_offline(tmp_path: Path) -> None:
         status, shown, _ = await api.call("GET", f"/v1/sessions/{sid}", key)
         assert [t["kind"] for t in shown["turns"]] == ["analyze", "refine"]
         assert all(t["status"] == "done" for t in shown["turns"])
+    listed = io.StringIO()
+    with contextlib.redirect_stdout(listed):
+        assert await cli.amain(["api-key", "list"], settings=settings) == 0
+    [header, row] = listed.getvalue().splitlines()
+    assert header == "id\tname\tcreated\tlast used\trevoked"
+    key_id, name, _, last_used, revoked = row.split("\t")
+    assert key.startswith(f"ds_{key_id}_") and name == "tests" and last_used.startswith("20") and revoked == "-"
 
 
 async def test_refine_after_the_sweeper_took_the_workspace_rebuilds_it(tmp_path: Path) -> None:

@@ -654,6 +654,14 @@ class FakeOpenAI:
         """When set, a chat request for another model gets 404 ``model_not_found``."""
         self.link_rate: float | None = None
         """When set, container-file uploads are read at this many bytes per second (a network link)."""
+        self.response_latency: float = 0.0
+        """Seconds each ``POST /v1/responses`` takes before it answers (an emulated model's thinking time)."""
+        self.overlaps: list[tuple[str, float]] = []
+        """``(container id, time)`` of every response that started while another one was running in the same
+        container: two turns of one thread at once."""
+        self.busiest: dict[str, int] = {}
+        """The most responses ever running at once in each container."""
+        self._running: dict[str, int] = {}
         self.chat_completions: list[tuple[dict[str, Any], dict[str, Any]]] = []
         """Every ``(request body, completion object)`` the chat endpoint answered, in order."""
         self.recorder = Recorder()
@@ -1081,8 +1089,20 @@ class FakeOpenAI:
         ctx = ResponseContext(container=container, input_text=input_text, question=question, request=params,
                               previous=previous, chain=tuple(self.chain_of(previous_id)) if previous_id else (),
                               now=self.now())
-        produced = self.script(ctx)
-        turn: ScriptedTurn = await produced if inspect.isawaitable(produced) else produced
+        key = container.id if container is not None else ""
+        if key:
+            if self._running.get(key):
+                self.overlaps.append((key, self.now()))
+            self._running[key] = self._running.get(key, 0) + 1
+            self.busiest[key] = max(self.busiest.get(key, 0), self._running[key])
+        try:
+            if self.response_latency:
+                await asyncio.sleep(self.response_latency)
+            produced = self.script(ctx)
+            turn: ScriptedTurn = await produced if inspect.isawaitable(produced) else produced
+        finally:
+            if key:
+                self._running[key] -= 1
         final = self._build_response(response_id, params, container, turn, input_text)
         record = ResponseRecord(id=response_id, container_id=container.id if container else None,
                                 previous_response_id=previous_id, request=params, body=final,

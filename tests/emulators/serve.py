@@ -2,6 +2,7 @@
 
 ``python -m tests.emulators.serve slack --file PATH`` also hosts ``PATH`` (served from disk in chunks) and prints
 the file's ``url_private_download`` on a second line; ``--link-mbps N`` paces file transfers like a network link.
+``python -m tests.emulators.serve openai --latency S`` makes every model response take ``S`` seconds.
 ``python -m tests.emulators.serve openai --big-output-mb N``: a question containing ``BIG-OUTPUT`` makes the code
 "write" ``export.csv`` of about N MB whose last row holds a spreadsheet formula (the worst case for the bot's
 output checks); other questions get the default script.
@@ -40,7 +41,7 @@ def big_output_script(megabytes: int) -> Callable[[ResponseContext], ScriptedTur
 
 
 async def serve(kind: str, key: str, file: Path | None = None, link_rate: float | None = None,
-                big_output_mb: int = 0) -> None:
+                big_output_mb: int = 0, latency: float = 0.0) -> None:
     """Start the emulator on a random loopback port, print its base URL, and serve until SIGTERM/SIGINT.
 
     ``link_rate`` (bytes per second) paces hosted-file downloads (slack) or container-file uploads (openai)."""
@@ -51,6 +52,7 @@ async def serve(kind: str, key: str, file: Path | None = None, link_rate: float 
     if kind == "openai":
         async with FakeOpenAI(api_key=key) as oai:
             oai.link_rate = link_rate
+            oai.response_latency = latency
             if big_output_mb:
                 oai.script = big_output_script(big_output_mb)
             print(oai.base_url, flush=True)
@@ -74,6 +76,9 @@ if __name__ == "__main__":
                         help="openai only: questions containing BIG-OUTPUT get an output CSV of this many MB")
     parser.add_argument("--link-mbps", type=float, default=0.0,
                         help="pace file downloads (slack) or uploads (openai) to this many MiB/s; 0: no pacing")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="openai only: seconds each model response takes (an emulated model)")
     args = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.kind, args.key, args.file, args.link_mbps * (1 << 20) or None, args.big_output_mb))
+        asyncio.run(serve(args.kind, args.key, args.file, args.link_mbps * (1 << 20) or None, args.big_output_mb,
+                          args.latency))
