@@ -14,7 +14,7 @@ drown the store's share). FakeSlack and the load generator share this process. E
    per turn the time from sending the event to the ✅ status. Printed: medians, p90, and PostgreSQL minus SQLite
    (goal < 20 ms).
 
-Run: ``python bench/replicas.py [--threads 72] [--turns 25]`` (PostgreSQL from ``DATASTORY_TEST_DATABASE_URL``, by
+Run: ``python bench/replicas.py [--threads 144] [--turns 25]`` (PostgreSQL from ``DATASTORY_TEST_DATABASE_URL``, by
 default ``postgresql://postgres@127.0.0.1:5432/test``).
 """
 
@@ -143,7 +143,7 @@ async def main(threads: int, turns: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=72, help="questions (each in its own thread) per run")
+    parser.add_argument("--threads", type=int, default=144, help="questions (each in its own thread) per run")
     parser.add_argument("--turns", type=int, default=25, help="turns per store in the latency comparison")
     args = parser.parse_args()
     asyncio.run(main(args.threads, args.turns))
