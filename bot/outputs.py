@@ -27,6 +27,7 @@ from multiprocessing import get_context
 
 from bot.files import neutralise_csv
 from bot.formatting import human_size
+from bot.native_blocks import SPEC_BYTES, is_spec
 from bot.poster import Upload
 from bot.sandbox.base import SandboxBackend, SandboxFile
 from bot.slack_text import one_line
@@ -58,6 +59,8 @@ class Outputs:
 
     uploads: tuple[Upload, ...] = ()
     left_out: tuple[tuple[str, str], ...] = ()
+    specs: tuple[tuple[str, bytes], ...] = ()
+    """Chart and table specs the charting helper wrote (name, content): turned into blocks, never attached."""
 
     def note(self) -> str:
         """One line for the answer naming what was not attached and why; empty when nothing was left out."""
@@ -132,8 +135,15 @@ class OutputReader:
         ranked = sorted(created, key=lambda f: (order.get(f.id, len(order)), f.created_at, f.path))
         uploads: list[Upload] = []
         left_out: list[tuple[str, str]] = []
+        specs: list[tuple[str, bytes]] = []
         total = 0
         for f in ranked:
+            if is_spec(f.name):
+                if f.size <= SPEC_BYTES:
+                    data = await self._sandbox.read_file(container_id, f.id)
+                    if len(data) <= SPEC_BYTES:
+                        specs.append((f.name, data))
+                continue
             why = self._too_much(f.size, len(uploads), total)
             if why is None:
                 data = await self._sandbox.read_file(container_id, f.id)
@@ -149,7 +159,7 @@ class OutputReader:
                     why = "it could not be checked for spreadsheet formulas"
             logger.info("output not attached file=%s bytes=%d reason=%s", f.name, f.size, why)
             left_out.append((f.name, why))
-        return Outputs(uploads=tuple(uploads), left_out=tuple(left_out))
+        return Outputs(uploads=tuple(uploads), left_out=tuple(left_out), specs=tuple(specs))
 
     def _too_much(self, size: int, count: int, total: int) -> str | None:
         limits = self._limits

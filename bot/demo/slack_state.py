@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.demo.block_rules import block_errors
 from bot.demo.recorder import RecordedRequest, Recorder
 
 SIGN_IN_PAGE = """<!DOCTYPE html>
@@ -191,6 +192,8 @@ class SlackState:
         self.scopes = scopes
         self.max_text_chars = max_text_chars
         self.max_blocks = max_blocks
+        self.refused_blocks: frozenset[str] = frozenset()
+        """Block types this workspace answers ``invalid_blocks`` for (a Slack that does not know them yet)."""
         self.replies_page_size = replies_page_size
         self.recorder = Recorder()
         self.messages: list[FakeMessage] = []
@@ -294,4 +297,7 @@ class SlackState:
             raise ApiError("msg_too_long")
         if blocks is not None and len(blocks) > self.max_blocks:
             raise ApiError("invalid_blocks", errors=[f"must be less than {self.max_blocks + 1} items"])
+        errors = block_errors(blocks, refused=self.refused_blocks) if blocks else []
+        if errors:
+            raise ApiError("invalid_blocks", errors=errors)
         return str(text), blocks
