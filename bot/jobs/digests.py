@@ -8,7 +8,7 @@ One pass (``run_once(now)``), for every active digest whose next run is at or be
 2. **Hash** the newest version of each of the thread's files, streamed from Slack (SHA-256, constant memory, no
    container). With "skip when unchanged" (the default) and the same hash as the last run, the channel gets one
    line, "No new data since ...", and nothing else happens: no container, no model cost.
-3. Otherwise **run** the saved question with the turn worker's batch mode (:meth:`bot.turns.TurnWorker.run_batch`)
+3. Otherwise **run** the saved question with the turn worker's batch mode (:class:`bot.jobs.batch.BatchRunner`)
    in a fresh container named ``{prefix}digest-{id}-{YYYYmmddHHMM}`` with the short ``DATASTORY_BATCH_TTL_MINUTES``
    idle TTL, deleted as soon as the run ends (a crash leaves an orphan the sweeper removes), and **post** a
    top-level message in the channel: the narrative, the charts, and a link to the source thread.
@@ -38,11 +38,12 @@ from bot.digests import at
 from bot.errors import describe, new_ref
 from bot.files import FilesRefused, refusals_text
 from bot.formatting import narrative, split_message
+from bot.jobs.batch import BatchOutcome, BatchRunner
 from bot.poster import Poster, SlackError
 from bot.schedules import Schedule, utc
 from bot.slack_text import mention
 from bot.store.base import DigestRecord, FileRecord, Store
-from bot.turns import BatchOutcome, TurnWorker, newest_versions
+from bot.turns import TurnWorker, newest_versions
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class DigestJob:
         self._budget = daily_budget_usd
         self._store = store
         self._poster = poster
-        self._worker = worker
+        self._batch = BatchRunner(worker.parts)
         self._prefix = prefix
         self._ttl = batch_ttl_minutes
         self._gate = asyncio.Semaphore(concurrency)
@@ -160,8 +161,8 @@ class DigestJob:
                 report.skipped_budget.append(d.id)
                 logger.info("digest skipped, daily budget used up digest=%s", d.id)
                 return
-            outcome = await self._worker.run_batch(files, d.question, name=batch_name(self._prefix, d.id, now),
-                                                   idle_minutes=self._ttl)
+            outcome = await self._batch.run(files, d.question, name=batch_name(self._prefix, d.id, now),
+                                            idle_minutes=self._ttl)
             await self._post_digest(d, outcome)
         except asyncio.CancelledError:
             raise
