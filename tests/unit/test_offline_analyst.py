@@ -6,9 +6,8 @@ analyst's own number format.
 
 from __future__ import annotations
 
-import json
-
 import gzip
+import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
