@@ -208,8 +208,9 @@ async def test_single_column_file(runner: SubprocessRunner) -> None:
     assert "60 rows × 1 column" in result.text and "reading (number)" in result.text
     assert f"median {format_number(series.median())}" in result.text
     assert f"{format_number(series.min())} to {format_number(series.max())}" in result.text
-    assert sorted(p.name for p in created) == ["readings_reading_distribution.png", "readings_reading_in_order.chart.json",
-                                               "readings_reading_in_order.png"]
+    assert sorted(p.name for p in created) == [
+        "readings_reading_distribution.png", "readings_reading_in_order.chart.json",
+        "readings_reading_in_order.png"]
     assert_valid_pngs(created)
 
 
