@@ -28,6 +28,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.access import Access
+from bot.answers import Answers
 from bot.backends import Backends, ConfigurationError, build_backends
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
@@ -186,8 +187,9 @@ def build_app(
         digests=digests, metrics=metrics,
     )
     offboarding = Offboarding(store=store, sandbox=backends.sandbox, tracker=tracker)
+    answers = Answers(store=store, poster=poster, metrics=metrics)
     register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests, access=access,
-                                 offboarding=offboarding, metrics=metrics))
+                                 offboarding=offboarding, answers=answers, metrics=metrics))
     app = BotApp(settings=settings, bolt=bolt, web=web.Application(), store=store, worker=worker, tracker=tracker,
                  poster=poster, backends=backends, clock=clock, metrics=metrics, slack_session=session,
                  digest_job=build_digest_job(settings, store=store, poster=poster, worker=worker, access=access))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.access import Access
+from bot.answers import Answers
 from bot.config import Settings
 from bot.digests import Digests
 from bot.intake import Intake
@@ -21,4 +22,5 @@ class Deps:
     digests: Digests
     access: Access
     offboarding: Offboarding
+    answers: Answers
     metrics: Metrics = field(default_factory=Metrics)

@@ -123,6 +123,8 @@ class Metrics:
                              ["source"], registry=r)
         self._tokens = Counter("datastory_tokens", "Model tokens used, by direction.", ["direction"], registry=r)
         self._digests = Counter("datastory_digests", "Digest runs, by outcome.", ["outcome"], registry=r)
+        self._votes = Gauge("datastory_feedback_votes", "Answers' latest 👍/👎 per person, by vote.", ["vote"],
+                            registry=r)
         self._ready = Gauge("datastory_ready", "1 when the bot takes work.", registry=r)
         self._running = Gauge("datastory_turns_running", "Turns holding a worker slot.", registry=r)
         self._tasks = Gauge("datastory_background_tasks", "Tracked background tasks (handling, running or queued).",
@@ -223,6 +225,12 @@ class Metrics:
     def slack_error(self, kind: str) -> None:
         """A Slack Web API call failed with this error code."""
         self._slack_errors.labels(kind=kind).inc()
+
+    def feedback(self, vote: str, *, previous: str | None) -> None:
+        """A person's latest vote on an answer is now ``vote`` (it was ``previous``)."""
+        self._votes.labels(vote=vote).inc()
+        if previous is not None:
+            self._votes.labels(vote=previous).dec()
 
     # ------------------------------------------------------------------ digests
 

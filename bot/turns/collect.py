@@ -17,6 +17,7 @@ from bot.sandbox.base import SandboxBackend
 from bot.store.base import ThreadKey
 from bot.turns.config import MAX_POSTED_FILE_BYTES, MAX_POSTED_FILES, WorkerConfig
 from bot.turns.feedback import StatusMessage
+from bot.turns.native import native_messages, post_last_part, post_native
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,8 @@ class TurnOutcome:
     """Names of earlier files loaded again into a rebuilt container (the thread is told)."""
     not_attached: str = ""
     """The line naming the files the code wrote that were not attached, and why (:meth:`Outputs.note`)."""
+    specs: tuple[tuple[str, bytes], ...] = ()
+    """The chart and table specs the charting helper wrote (:mod:`bot.turns.native`)."""
 
 
 class Collector:
@@ -67,9 +70,14 @@ async def answer_parts(outcome: TurnOutcome, tail: str) -> list[str]:
     return split_message(text)
 
 
-async def post_answer(poster: Poster, key: ThreadKey, outcome: TurnOutcome, tail: str) -> None:
-    """Post the narrative messages, then the files, in the thread."""
-    for part in await answer_parts(outcome, tail):
+async def post_answer(poster: Poster, key: ThreadKey, outcome: TurnOutcome, tail: str, *, turn_id: str) -> None:
+    """Post the narrative messages (the last with the answer's buttons), Slack's own charts and tables, then the
+    files, in the thread (:mod:`bot.turns.native`)."""
+    parts = await answer_parts(outcome, tail)
+    for part in parts[:-1]:
         await poster.post(channel=key.channel, thread_ts=key.thread_ts, text=part)
+    await post_last_part(poster, key, parts[-1], turn_id=turn_id, has_code=bool(outcome.result.code))
+    for message in native_messages(outcome.specs, pngs=[u.filename for u in outcome.uploads]):
+        await post_native(poster, key, message)
     if outcome.uploads:
         await poster.upload_files(channel=key.channel, thread_ts=key.thread_ts, files=outcome.uploads)

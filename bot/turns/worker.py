@@ -207,7 +207,8 @@ class TurnWorker:
         usage = outcome.result.usage
         cost = turn_cost(model=outcome.result.model, usage=usage, prices=self._config.prices,
                          sessions=workspace.sessions.count, session_usd=self._config.session_usd)
-        await post_answer(self._poster, key, outcome, footer(elapsed, cost) if self._config.cost_footer else "")
+        await post_answer(self._poster, key, outcome, footer(elapsed, cost) if self._config.cost_footer else "",
+                          turn_id=turn.id)
         charts = len(outcome.uploads)
         what = f"analysed {names_list(list(outcome.loaded))}" if outcome.loaded else "answered"
         extra = f" ({charts} file{'s' * (charts != 1)} attached)" if charts else ""
@@ -254,7 +255,7 @@ class TurnWorker:
                 await self._store.set_last_response(key, result.response_id, now=self._clock.now())
                 reloaded = tuple(name for name in loaded if name not in own)
                 return TurnOutcome(result=result, uploads=outputs.uploads, loaded=tuple(own), reloaded=reloaded,
-                                   not_attached=outputs.note())
+                                   not_attached=outputs.note(), specs=outputs.specs)
             except (ContainerNotFound, ContainerExpired) as exc:
                 if attempt == 2:
                     raise
