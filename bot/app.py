@@ -20,14 +20,10 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.http_retry.builtin_async_handlers import (
-    AsyncConnectionErrorRetryHandler,
-    AsyncRateLimitErrorRetryHandler,
-    AsyncServerErrorRetryHandler,
-)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.access import Access
+from bot.admission import build_admission
 from bot.answers import Answers
 from bot.backends import Backends, ConfigurationError, build_backends
 from bot.clock import Clock, SystemClock
@@ -36,6 +32,7 @@ from bot.deps import Deps
 from bot.digests import Digests
 from bot.intake import Intake
 from bot.jobs.digests import DigestJob, DigestReport, build_digest_job
+from bot.jobs.overdue import build_overdue
 from bot.jobs.periodic import run_periodically
 from bot.jobs.retention import INTERVAL_SECONDS as RETENTION_INTERVAL_SECONDS
 from bot.jobs.retention import build_retention
@@ -45,6 +42,7 @@ from bot.metrics_guard import MetricsAccess, guarded
 from bot.offboarding import Offboarding
 from bot.poster import Poster
 from bot.slack_gateway import SlackGateway
+from bot.slack_pace import SlackPace, retry_handlers
 from bot.store import make_store
 from bot.store.base import Store
 from bot.tasks import TaskTracker
@@ -93,6 +91,9 @@ class BotApp:
         self.jobs.append(asyncio.create_task(run_periodically(
             sweep, interval=self.settings.sweep_interval_seconds, clock=self.clock, name="sweeper"),
             name="sweeper"))
+        overdue = build_overdue(self.settings, store=self.store, poster=self.poster, metrics=self.metrics)
+        self.jobs.append(asyncio.create_task(run_periodically(
+            overdue.run_once, interval=overdue.interval, clock=self.clock, name="overdue"), name="overdue"))
         retention = build_retention(self.settings, store=self.store)
         self.jobs.append(asyncio.create_task(run_periodically(
             retention.run_once, interval=RETENTION_INTERVAL_SECONDS, clock=self.clock, name="retention"),
@@ -129,8 +130,11 @@ class BotApp:
         await self.store.close()
 
 
-def build_slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
-    """The one Web API client: Bolt's, the gateway's, Socket Mode's; rate limits and 5xx are retried.
+def build_slack_client(
+    settings: Settings, session: aiohttp.ClientSession, pace: SlackPace | None = None
+) -> AsyncWebClient:
+    """The one Web API client: Bolt's, the gateway's, Socket Mode's; rate limits (telling ``pace``, the gateway's
+    rate-aware path, to hold the method's other calls too) and 5xx are retried.
 
     It gets a shared session: without one, slack_sdk opens a new connection for every call, which costs
     tens of milliseconds per reaction or status update under load.
@@ -141,11 +145,7 @@ def build_slack_client(settings: Settings, session: aiohttp.ClientSession) -> As
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         session=session,
-        retry_handlers=[
-            AsyncConnectionErrorRetryHandler(max_retry_count=2),
-            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
-            AsyncServerErrorRetryHandler(max_retry_count=2),
-        ],
+        retry_handlers=retry_handlers(pace or SlackPace()),
     )
 
 
@@ -159,7 +159,8 @@ def build_app(
     if not socket_mode and settings.slack_signing_secret is None:
         raise ConfigurationError("SLACK_SIGNING_SECRET is not set (needed by `datastory run --http`)")
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=15))
-    slack = build_slack_client(settings, session)
+    pace = SlackPace()
+    slack = build_slack_client(settings, session, pace)
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "socket-mode"
     bolt = AsyncApp(
         client=slack,
@@ -173,7 +174,7 @@ def build_app(
     bolt.use(_count_events(metrics))
     backends = backends or build_backends(settings, metrics=metrics)
     store = make_store(settings.database_url)
-    poster = _gateway(settings, slack, metrics)
+    poster = _gateway(settings, slack, metrics, pace=pace)
     tracker = TaskTracker()
     worker = TurnWorker(
         store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock, tracker=tracker,
@@ -184,6 +185,7 @@ def build_app(
     intake = Intake(
         store=store, worker=worker, poster=poster, clock=clock, tracker=tracker,
         max_file_bytes=settings.max_file_bytes, access=access, daily_budget_usd=settings.daily_budget_usd,
+        admission=build_admission(settings, store=store, clock=clock),
         digests=digests, metrics=metrics,
     )
     offboarding = Offboarding(store=store, sandbox=backends.sandbox, tracker=tracker)
@@ -217,10 +219,11 @@ def build_access(settings: Settings, *, poster: Poster, clock: Clock) -> Access:
                   allow_external_users=settings.allow_external_users)
 
 
-def _gateway(settings: Settings, slack: AsyncWebClient, metrics: Metrics | None = None) -> SlackGateway:
+def _gateway(settings: Settings, slack: AsyncWebClient, metrics: Metrics | None = None, *,
+             pace: SlackPace | None = None) -> SlackGateway:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     return SlackGateway(client=slack, token=token, api_url=settings.slack_api_url,
-                        on_error=metrics.slack_error if metrics is not None else None)
+                        on_error=metrics.slack_error if metrics is not None else None, pace=pace)
 
 
 @dataclass(slots=True)
@@ -261,7 +264,8 @@ def build_digest_runner(
     clock = clock or SystemClock()
     backends = backends or build_backends(settings)
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=15))
-    poster = _gateway(settings, build_slack_client(settings, session))
+    pace = SlackPace()
+    poster = _gateway(settings, build_slack_client(settings, session, pace), pace=pace)
     store = make_store(settings.database_url)
     tracker = TaskTracker()
     worker = TurnWorker(

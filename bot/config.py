@@ -121,6 +121,20 @@ class Settings(BaseSettings):
     max_concurrent_turns: int = Field(
         default=8, ge=1, description="Turns running at once across all threads; more work queues and says so."
     )
+    max_turns_per_user: int = Field(
+        default=5, ge=1, description="Questions one person may have queued or running at once; more are refused."
+    )
+    max_turns_per_channel: int = Field(
+        default=20, ge=1, description="Questions one channel may have queued or running at once; more are refused."
+    )
+    max_queued_turns: int = Field(
+        default=200, ge=1,
+        description="Questions queued or running across the workspace; more get 'busy, try again in N minutes'.",
+    )
+    max_queue_wait_minutes: float = Field(
+        default=15.0, gt=0,
+        description="Longest a question may wait for a free slot; then its thread is told to ask again.",
+    )
     turn_timeout_seconds: float = Field(
         default=600.0, gt=0, description="Longest a single analysis turn may take before the thread is told."
     )

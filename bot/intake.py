@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.access import Access, Person
+from bot.admission import Admission, Refusal
 from bot.clock import Clock
 from bot.costs import over_budget
 from bot.digests import NO_DATA_TEXT, Digests, is_digest_command
@@ -33,7 +34,7 @@ from bot.turns import TurnWorker
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["turn", "duplicate", "rejected", "refused", "reset", "help", "digest", "ignored"]
+Outcome = Literal["turn", "duplicate", "rejected", "refused", "busy", "reset", "help", "digest", "ignored"]
 Action = Literal["files", "question", "reset", "digest", "help"]
 
 RESET_WORDS = frozenset({"reset", "start over", "restart"})
@@ -97,9 +98,10 @@ class Intake:
 
     def __init__(
         self, *, store: Store, worker: TurnWorker, poster: Poster, clock: Clock, tracker: TaskTracker,
-        max_file_bytes: int, access: Access, daily_budget_usd: float | None = None, digests: Digests | None = None,
-        metrics: Metrics | None = None,
+        max_file_bytes: int, access: Access, admission: Admission, daily_budget_usd: float | None = None,
+        digests: Digests | None = None, metrics: Metrics | None = None,
     ) -> None:
+        self._admission = admission
         self._metrics = metrics or Metrics()
         self._budget = daily_budget_usd
         self._digests = digests
@@ -228,14 +230,28 @@ class Intake:
 
     async def _submit(self, msg: IncomingMessage, files: tuple[SlackFile, ...]) -> Outcome:
         """Store and start the turn. A first delivery gets its reaction while the store writes (the fastest
-        feedback); a retry reacts only once the store said it is new, so an old answered message is left as is."""
+        feedback); a retry reacts only once the store said it is new, so an old answered message is left as is.
+        The fairness caps are checked first, under the asker's admission lock (:mod:`bot.admission`)."""
         if self._budget is not None and (refusal := await over_budget(
                 self._store, user=msg.user, channel=msg.channel, budget=self._budget, now=self._clock.now())):
             return await self._refuse(msg, refusal)
-        if msg.is_retry:
-            return await self._store_turn(msg, files, reacted=False)
-        _, outcome = await asyncio.gather(self._acknowledge(msg), self._store_turn(msg, files, reacted=True))
-        return outcome
+        async with self._admission.holding(msg.team, msg.user):
+            if busy := await self._admission.refusal(team=msg.team, user=msg.user, channel=msg.channel):
+                return await self._busy(msg, busy)
+            if msg.is_retry:
+                return await self._store_turn(msg, files, reacted=False)
+            _, outcome = await asyncio.gather(self._acknowledge(msg), self._store_turn(msg, files, reacted=True))
+            return outcome
+
+    async def _busy(self, msg: IncomingMessage, busy: Refusal) -> Outcome:
+        """Over a fairness cap: tell the asker alone (unless told moments ago); the message is not queued. A
+        retry of a message that was queued is a duplicate, not a refusal."""
+        if msg.is_retry and not await self._store.claim(msg.dedupe_key, now=self._clock.now()):
+            return "duplicate"
+        logger.info("not queued (%s cap) channel=%s user=%s ts=%s", busy.reason, msg.channel, msg.user, msg.ts)
+        if busy.text is not None:
+            await self._tell_author(msg, busy.text)
+        return "busy"
 
     async def _acknowledge(self, msg: IncomingMessage) -> None:
         await self._worker.acknowledge(msg.channel, msg.ts)

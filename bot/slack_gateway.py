@@ -21,6 +21,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from yarl import URL
 
 from bot.poster import FileAccessDenied, ForeignFileHost, SlackError, SlackFile, Upload, UserInfo
+from bot.slack_pace import SlackPace
 from bot.slack_text import finalise, finalise_blocks, one_line
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,10 @@ class SlackGateway:
     def __init__(
         self, *, client: AsyncWebClient, token: str, api_url: str, session: aiohttp.ClientSession | None = None,
         connect_timeout: float = 15.0, read_timeout: float = 120.0, on_error: Callable[[str], None] | None = None,
+        pace: SlackPace | None = None,
     ) -> None:
+        self._pace = pace or SlackPace()
+        """The one rate-aware path every Web API call takes (:mod:`bot.slack_pace`)."""
         self._on_error = on_error
         """Told the error code of every failed Web API call (the metrics)."""
         self._client = client
@@ -94,7 +98,8 @@ class SlackGateway:
 
     async def _call(self, method: str, call: Awaitable[AsyncSlackResponse]) -> AsyncSlackResponse:
         try:
-            return await call
+            async with self._pace.slot(method):
+                return await call
         except SlackApiError as exc:
             code = str(exc.response.get("error") or f"http_{exc.response.status_code}")
             raise self._failure(code, method) from exc

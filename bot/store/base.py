@@ -156,6 +156,15 @@ class NewTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class Pending:
+    """Queued plus running turns: of one person, of one channel, and in all (what the fairness caps count)."""
+
+    user: int = 0
+    channel: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Removed:
     """Rows a purge or a prune deleted, by kind."""
 
@@ -259,8 +268,8 @@ class Store(Protocol):
         """Remember the ts of the turn's status reply."""
         ...
 
-    async def start_turn(self, turn_id: str, *, now: float) -> None:
-        """Mark a turn running."""
+    async def start_turn(self, turn_id: str, *, now: float) -> bool:
+        """Mark a queued (or resumed) turn running; False when it already ended (it waited too long)."""
         ...
 
     async def finish_turn(
@@ -280,6 +289,19 @@ class Store(Protocol):
 
     async def unfinished_turns(self) -> list[TurnRecord]:
         """Turns left queued or running (by a crash or a shutdown), oldest first, to resume at start-up."""
+        ...
+
+    async def pending_turns(self, *, team: str, user: str, channel: str) -> Pending:
+        """Queued plus running turns of ``user`` of ``team``, of ``channel`` and in all."""
+        ...
+
+    async def typical_turn_seconds(self, *, since: float) -> float | None:
+        """Mean duration of the recent turns that finished after ``since`` (None when none did)."""
+        ...
+
+    async def expire_waiting(self, *, before: float, now: float, error: str) -> list[TurnRecord]:
+        """End as failed (with ``error``) the turns still queued that were created before ``before``; a turn a
+        worker started meanwhile is left alone. Returns the turns that ended, as they were."""
         ...
 
     async def list_threads(self, *, team: str | None = None) -> list[ThreadRecord]:

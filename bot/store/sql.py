@@ -30,12 +30,13 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from bot.store import housekeeping
+from bot.store import housekeeping, load
 from bot.store.base import (
     DigestRecord,
     DigestStatus,
     FileRecord,
     NewTurn,
+    Pending,
     Removed,
     ThreadKey,
     ThreadRecord,
@@ -304,6 +305,21 @@ class SqlStore:
         async with self._read() as conn:
             return [_thread(row._mapping) for row in await conn.execute(stmt)]
 
+    async def pending_turns(self, *, team: str, user: str, channel: str) -> Pending:
+        """Unfinished turns of a person, a channel and in all (:func:`bot.store.load.pending`)."""
+        async with self._read() as conn:
+            return await load.pending(conn, team=team, user=user, channel=channel)
+
+    async def typical_turn_seconds(self, *, since: float) -> float | None:
+        """Mean duration of recent turns (:func:`bot.store.load.typical_seconds`)."""
+        async with self._read() as conn:
+            return await load.typical_seconds(conn, since=since)
+
+    async def expire_waiting(self, *, before: float, now: float, error: str) -> list[TurnRecord]:
+        """End the turns that waited too long (:func:`bot.store.load.expire_waiting`)."""
+        async with self._write() as conn:
+            return [_turn(row) for row in await load.expire_waiting(conn, before=before, now=now, error=error)]
+
     async def idle_threads(self, *, before: float) -> list[ThreadRecord]:
         """Threads with a container, last active before ``before`` (an index serves it)."""
         async with self._read() as conn:
@@ -432,10 +448,12 @@ class SqlStore:
         async with self._write() as conn:
             await conn.execute(update(turns).where(turns.c.id == turn_id).values(status_ts=status_ts))
 
-    async def start_turn(self, turn_id: str, *, now: float) -> None:
-        """Mark the turn running (again, when resumed) and set ``started_at``."""
+    async def start_turn(self, turn_id: str, *, now: float) -> bool:
+        """Mark the turn running (again, when resumed) and set ``started_at``; False when it already ended."""
         async with self._write() as conn:
-            await conn.execute(update(turns).where(turns.c.id == turn_id).values(status="running", started_at=now))
+            result = await conn.execute(update(turns).where(turns.c.id == turn_id, turns.c.status.in_(_UNFINISHED))
+                                        .values(status="running", started_at=now))
+            return bool(result.rowcount)
 
     async def finish_turn(
         self, turn_id: str, *, status: TurnStatus, now: float, outcome: TurnOutcomeRecord | None = None

@@ -187,7 +187,9 @@ class TurnWorker:
     async def _execute(self, turn: TurnRecord, status: StatusMessage) -> None:
         key = turn.key
         started = self._clock.now()
-        await self._store.start_turn(turn.id, now=started)
+        if not await self._store.start_turn(turn.id, now=started):
+            logger.info("turn ended while it waited (its thread was told); not run turn=%s", turn.id)
+            return
         workspace = Workspace(key=key, store=self._store, containers=self.parts.containers, clock=self._clock,
                               config=self._config, metrics=self._metrics, status=status)
         try:
