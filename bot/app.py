@@ -30,6 +30,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.deps import Deps
 from bot.digests import Digests
+from bot.home import Home
 from bot.intake import Intake
 from bot.jobs.digests import DigestJob, DigestReport, build_digest_job
 from bot.jobs.overdue import build_overdue
@@ -191,7 +192,8 @@ def build_app(
     offboarding = Offboarding(store=store, sandbox=backends.sandbox, tracker=tracker)
     answers = Answers(store=store, poster=poster, metrics=metrics)
     register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests, access=access,
-                                 offboarding=offboarding, answers=answers, metrics=metrics))
+                                 offboarding=offboarding, answers=answers,
+                                 home=Home(store=store, poster=poster), metrics=metrics))
     app = BotApp(settings=settings, bolt=bolt, web=web.Application(), store=store, worker=worker, tracker=tracker,
                  poster=poster, backends=backends, clock=clock, metrics=metrics, slack_session=session,
                  digest_job=build_digest_job(settings, store=store, poster=poster, worker=worker, access=access))

@@ -124,6 +124,9 @@ class ConsolePoster:
         """A console thread has no link."""
         return ""
 
+    async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
+        """A console has no Home tab."""
+
     async def user_tz(self, user: str) -> str:
         """The console user's zone is not known; UTC."""
         return "UTC"

@@ -8,6 +8,7 @@ from bot.access import Access
 from bot.answers import Answers
 from bot.config import Settings
 from bot.digests import Digests
+from bot.home import Home
 from bot.intake import Intake
 from bot.metrics import Metrics
 from bot.offboarding import Offboarding
@@ -23,4 +24,5 @@ class Deps:
     access: Access
     offboarding: Offboarding
     answers: Answers
+    home: Home
     metrics: Metrics = field(default_factory=Metrics)

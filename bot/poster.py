@@ -143,6 +143,10 @@ class Poster(Protocol):
         """``chat.getPermalink``: a link to the message ``ts`` (a thread's root links to the thread)."""
         ...
 
+    async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
+        """``views.publish``: ``user``'s App Home tab."""
+        ...
+
     async def user_tz(self, user: str) -> str:
         """The user's IANA time zone from ``users.info`` (``users:read``); ``"UTC"`` when it cannot be read."""
         ...

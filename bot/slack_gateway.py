@@ -196,6 +196,12 @@ class SlackGateway:
         resp = await self._call("chat.getPermalink", self._client.chat_getPermalink(channel=channel, message_ts=ts))
         return str(resp.get("permalink") or "")
 
+    async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
+        """``views.publish``: ``user``'s App Home tab (its blocks finalised like a message's)."""
+        blocks = view.get("blocks")
+        final = {**view, "blocks": finalise_blocks(blocks if isinstance(blocks, list) else [])}
+        await self._call("views.publish", self._client.views_publish(user_id=user, view=final))
+
     async def user_tz(self, user: str) -> str:
         """The user's ``tz`` from ``users.info``; ``"UTC"`` when the call fails or the profile has none."""
         try:

@@ -153,6 +153,11 @@ def app_mention(
     return event
 
 
+def app_home_opened(user: str, *, channel: str = "D0HOME", tab: str = "home") -> dict[str, Any]:
+    """``app_home_opened``: ``user`` opened the app's ``home`` (or ``messages``) tab."""
+    return {"type": "app_home_opened", "user": user, "channel": channel, "tab": tab, "event_ts": fresh_ts()}
+
+
 def app_uninstalled() -> dict[str, Any]:
     """``app_uninstalled``: the app was removed from the workspace (the envelope's ``team_id`` says which)."""
     return {"type": "app_uninstalled", "event_ts": fresh_ts()}

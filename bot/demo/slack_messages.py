@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import base64
+import json
 
+from bot.demo.block_rules import block_errors
 from bot.demo.recorder import RecordedRequest
 from bot.demo.slack_events import fresh_ts
 from bot.demo.slack_state import ApiError, FakeMessage, Json, SlackState, ts_key
@@ -46,6 +48,28 @@ class MessagesApi(SlackState):
         return {"url": "https://test-workspace.slack.com/", "team": self.team_name, "user": "datastory",
                 "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
                 "is_enterprise_install": False}
+
+    async def _views_publish(self, rec: RecordedRequest) -> Json:
+        """``views.publish``: a person's Home tab (``view`` as a JSON string or object; at most 100 blocks)."""
+        p = rec.params
+        user = str(p.get("user_id") or "")
+        view = p.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError as exc:
+                raise ApiError("invalid_arguments") from exc
+        if not user or not isinstance(view, dict) or view.get("type") != "home":
+            raise ApiError("invalid_arguments")
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or len(blocks) > 100:
+            raise ApiError("invalid_blocks", errors=["must be an array of at most 100 blocks [json-pointer:/view]"])
+        errors = block_errors(blocks)
+        if errors:
+            raise ApiError("invalid_blocks", errors=errors)
+        self.home_views[user] = view
+        return {"view": {"id": f"V{len(self.home_views):08d}", "team_id": self.team_id, "type": "home",
+                         "blocks": blocks, "hash": fresh_ts()}}
 
     async def _chat_post_message(self, rec: RecordedRequest) -> Json:
         p = rec.params

@@ -192,6 +192,8 @@ class SlackState:
         self.scopes = scopes
         self.max_text_chars = max_text_chars
         self.max_blocks = max_blocks
+        self.home_views: dict[str, Json] = {}
+        """Each person's Home tab as last published (``views.publish``)."""
         self.refused_blocks: frozenset[str] = frozenset()
         """Block types this workspace answers ``invalid_blocks`` for (a Slack that does not know them yet)."""
         self.replies_page_size = replies_page_size
