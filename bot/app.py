@@ -44,6 +44,7 @@ from bot.offboarding import Offboarding
 from bot.poster import Poster
 from bot.slack_gateway import SlackGateway
 from bot.slack_pace import SlackPace, retry_handlers
+from bot.status import Status, StatusConfig
 from bot.store import make_store
 from bot.store.base import Store
 from bot.tasks import TaskTracker
@@ -193,7 +194,13 @@ def build_app(
     answers = Answers(store=store, poster=poster, metrics=metrics)
     register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests, access=access,
                                  offboarding=offboarding, answers=answers,
-                                 home=Home(store=store, poster=poster), metrics=metrics))
+                                 home=Home(store=store, poster=poster), status=Status(
+                                     store=store, sandbox=backends.sandbox, poster=poster, clock=clock,
+                                     config=StatusConfig(prefix=settings.container_prefix,
+                                                         memory=settings.container_memory,
+                                                         session_usd=settings.container_session_usd,
+                                                         minimum_minutes=settings.container_minimum_minutes)),
+                                 metrics=metrics))
     app = BotApp(settings=settings, bolt=bolt, web=web.Application(), store=store, worker=worker, tracker=tracker,
                  poster=poster, backends=backends, clock=clock, metrics=metrics, slack_session=session,
                  digest_job=build_digest_job(settings, store=store, poster=poster, worker=worker, access=access))

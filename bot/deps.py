@@ -12,6 +12,7 @@ from bot.home import Home
 from bot.intake import Intake
 from bot.metrics import Metrics
 from bot.offboarding import Offboarding
+from bot.status import Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,4 +26,5 @@ class Deps:
     offboarding: Offboarding
     answers: Answers
     home: Home
+    status: Status
     metrics: Metrics = field(default_factory=Metrics)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.poster import Poster, SlackError
-from bot.slack_text import one_line
+from bot.slack_text import channel_link, one_line
 from bot.store.base import Store, TurnRecord
 
 logger = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ class Home:
             question = one_line(turn.question or "first look at the data", limit=150)
             state = {"done": "answered", "failed": "failed"}.get(turn.status, turn.status)
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
-                           f"• {question} — {state}, {_when(turn.created_at)}" + (f" · <{link}|open thread>"
-                                                                                  if link else "")}})
+                           f"• {question} — {state}, {_when(turn.created_at)}" + (f" · {link}" if link else "")}})
         if not turns:
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text":
                            "None yet: drop a CSV in a channel I'm in, or here in a DM."}]})
@@ -74,7 +73,7 @@ class Home:
         for d in digests[:20]:
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text":
                            f"• {one_line(d.label or d.question, limit=150)} — `{d.cron}` ({d.tz}), next "
-                           f"{_when(d.next_run_at)} in <#{d.key.channel}> (id `{d.id}`)"}})
+                           f"{_when(d.next_run_at)} in {channel_link(d.key.channel)} (id `{d.id}`)"}})
         if not digests:
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": "No digests scheduled."}]})
         blocks += [{"type": "divider"}, {"type": "section", "text": {"type": "mrkdwn", "text": GUIDE}}]
