@@ -153,6 +153,22 @@ def app_mention(
     return event
 
 
+def message_action(
+    callback_id: str, message: dict[str, Any], *, channel_id: str, user_id: str, response_url: str,
+    team_id: str = "T1", api_app_id: str = "A1",
+) -> dict[str, Any]:
+    """A message shortcut (``message_action``) on ``message`` (a message event as the channel holds it)."""
+    shown = {k: v for k, v in message.items() if k in ("type", "user", "text", "ts", "thread_ts", "files", "team")}
+    return {
+        "type": "message_action", "callback_id": callback_id, "trigger_id": f"{int(time.time())}.1.{uuid.uuid4().hex}",
+        "team": {"id": team_id, "domain": "example"}, "user": {"id": user_id, "username": "someone",
+                                                               "team_id": team_id},
+        "channel": {"id": channel_id, "name": "general"}, "message": shown, "message_ts": message["ts"],
+        "response_url": response_url, "api_app_id": api_app_id, "token": "legacy-verification-token",
+        "is_enterprise_install": False, "enterprise": None,
+    }
+
+
 def app_home_opened(user: str, *, channel: str = "D0HOME", tab: str = "home") -> dict[str, Any]:
     """``app_home_opened``: ``user`` opened the app's ``home`` (or ``messages``) tab."""
     return {"type": "app_home_opened", "user": user, "channel": channel, "tab": tab, "event_ts": fresh_ts()}

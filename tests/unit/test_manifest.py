@@ -29,7 +29,10 @@ def test_scopes_and_events_are_exactly_what_the_bot_needs() -> None:
     assert m["features"]["app_home"]["home_tab_enabled"] is True  # recent analyses, digests, a guide
 
 
-def test_interactivity_is_on_for_the_digest_cancel_button_and_nothing_else_is_added() -> None:
+def test_interactivity_is_on_for_the_buttons_and_the_one_message_shortcut() -> None:
     m = manifest()
     assert m["settings"]["interactivity"] == {"is_enabled": True}
-    assert "shortcuts" not in m["features"] and "workflow_steps" not in m["features"]
+    assert m["features"]["shortcuts"] == [{"name": "Analyze with datastory", "type": "message",
+                                           "callback_id": "analyze_with_datastory",
+                                           "description": "Analyse the files of this message in its thread"}]
+    assert "workflow_steps" not in m["features"]
