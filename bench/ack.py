@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import socket
 import statistics
@@ -74,6 +75,7 @@ async def spawn(argv: list[str], env: dict[str, str], port: int) -> subprocess.P
     raise RuntimeError("server did not start")
 
 
+PEOPLE = itertools.count(1)
 WIDE_COLUMNS = 100_000
 WIDE = (b",".join(b"abcdefghij"[i % 10:i % 10 + 1] for i in range(WIDE_COLUMNS)) + b"\n"
         + b",".join(b"1" for _ in range(WIDE_COLUMNS)) + b"\n")
@@ -84,9 +86,10 @@ BIG_OUTPUT_MB = 50
 def file_events(slack: FakeSlack, n: int, *, content: bytes = CSV, name: str = "sales.csv",
                 text: str = "") -> list[dict[str, Any]]:
     out = []
-    for _ in range(n):
-        f = slack.add_file(name=name, content=content)
-        out.append(envelope(slack.post_as_user(channel="C1", user="U1", files=[f], text=text)))
+    for _ in range(n):  # a burst is many people: one user each (one person's flood is the fairness test's)
+        user = f"U{next(PEOPLE)}"
+        f = slack.add_file(name=name, content=content, user=user)
+        out.append(envelope(slack.post_as_user(channel="C1", user=user, files=[f], text=text)))
     return out
 
 
@@ -153,7 +156,9 @@ async def main(rounds: int, concurrency: int, adversarial: set[str]) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "OPENAI_", "DATASTORY_"))}
         env.update({"SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
                     "OPENAI_API_KEY": "sk-bench", "OPENAI_BASE_URL": oai_url, "DATASTORY_LOG_LEVEL": "WARNING",
-                    "DATASTORY_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}"})
+                    "DATASTORY_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+                    # every event of every burst is admitted: this measures an admitted question's path
+                    "DATASTORY_MAX_TURNS_PER_CHANNEL": "100000", "DATASTORY_MAX_QUEUED_TURNS": "100000"})
         bot_port, base_port = free_port(), free_port()
         # BENCH_PROFILE=FILE runs the bot under cProfile (the benchmark's own switch, not a bot setting)
         profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []

@@ -76,7 +76,15 @@ class BotApp:
     jobs: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
-        """Open the store and resume the turns a previous process left unfinished."""
+        """Open the store and resume the turns a previous process left unfinished; when start-up fails, every
+        client is closed before the error propagates."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         await self.store.open()
         await self.backends.start()
         resumed = await self.worker.resume_unfinished()
@@ -175,7 +183,7 @@ def build_app(
     metrics = Metrics(process=True)
     bolt.use(_count_events(metrics))
     backends = backends or build_backends(settings, metrics=metrics)
-    store = make_store(settings.database_url)
+    store = make_store(settings.database_url, migrate=settings.migrate)
     poster = _gateway(settings, slack, metrics, pace=pace)
     tracker = TaskTracker()
     worker = TurnWorker(
@@ -275,7 +283,7 @@ def build_digest_runner(
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60, connect=15))
     pace = SlackPace()
     poster = _gateway(settings, build_slack_client(settings, session, pace), pace=pace)
-    store = make_store(settings.database_url)
+    store = make_store(settings.database_url, migrate=settings.migrate)
     tracker = TaskTracker()
     worker = TurnWorker(
         store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock, tracker=tracker,

@@ -12,25 +12,22 @@ import contextlib
 import logging
 import signal
 import sys
-import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot import __version__
-from bot.app import BotApp, build_app, build_digest_runner, start_socket_mode
-from bot.backends import ConfigurationError, build_backends
+from bot import __version__, commands
+from bot.app import BotApp, build_app, start_socket_mode
+from bot.backends import ConfigurationError
 from bot.config import Settings
 from bot.files import FileRejected
-from bot.jobs.sweeper import build_sweeper
 from bot.logs import configure_logging
 from bot.metrics_guard import extra_listener
 from bot.sandbox.base import SandboxError
-from bot.store import make_store
+from bot.store.revisions import SchemaNotAtHead
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
                "  datastory try examples/sales.csv --out datastory-out   # offline, no Slack, no keys\n"
                "  datastory doctor                                       # check the settings end to end\n"
                "  datastory run --http --port 3000                       # serve Slack's Events API\n"
+               "  datastory migrate                                      # upgrade the database schema\n"
                "run `datastory COMMAND --help` for the options and examples of each command.",
     )
     p.add_argument("--version", action="version", version=f"datastory {__version__}",
@@ -93,6 +91,11 @@ def parser() -> argparse.ArgumentParser:
     due.add_argument("--now", default=None, metavar="ISO-8601",
                      help="the instant, ISO-8601 (2025-06-16T09:00:00Z); naive means UTC")
     due.add_argument("--dry-run", action="store_true", help="list what would run; claim and run nothing")
+    mg = _sub(sub, "migrate", "bring the database schema to this release's head revision (Alembic), or check it",
+              "  datastory migrate            # upgrade; prints `upgraded 0005 -> 0007` or `database at 0007 (head)`\n"
+              "  datastory migrate --check    # exit 0 at head, 1 behind (e.g. before starting with "
+              "DATASTORY_MIGRATE=false)")
+    mg.add_argument("--check", action="store_true", help="change nothing: exit 0 at head, 1 behind, 2 unreachable")
     _sub(sub, "doctor", "check tokens and scopes, the OpenAI endpoint, the database and the sandbox; say what to fix",
          "  datastory doctor\n  DATASTORY_SANDBOX=local datastory doctor")
     demo = _sub(sub, "demo", "the real bot against a built-in Slack emulator, in your browser; no Slack, no keys",
@@ -139,11 +142,13 @@ async def amain(
         return await _console_command(settings, args, ready=ready, stop=stop)
     configure_logging(settings.log_level, settings.log_format)
     if args.command == "sweep":
-        return await _sweep(settings, idle_minutes=args.idle_minutes, dry_run=args.dry_run)
+        return await commands.sweep(settings, idle_minutes=args.idle_minutes, dry_run=args.dry_run)
     if args.command == "digest":
         if args.digest_command == "list":
-            return await _digest_list(settings)
-        return await _digest_run_due(settings, now=args.now, dry_run=args.dry_run)
+            return await commands.digest_list(settings)
+        return await commands.digest_run_due(settings, now=args.now, dry_run=args.dry_run)
+    if args.command == "migrate":
+        return await commands.migrate(settings, check=args.check)
     http = args.http or settings.slack_app_token is None
     if missing := settings.missing_for_slack(socket_mode=not http):
         print(missing_settings_text(settings, missing, http=http), file=sys.stderr)
@@ -154,7 +159,7 @@ async def amain(
             return await _run_http(settings, host=args.host, port=3000 if args.port is None else args.port,
                                    ready=ready, stop=stop)
         return await _run_socket(settings, port=args.port, host=args.host, ready=ready, stop=stop)
-    except ConfigurationError as exc:
+    except (ConfigurationError, SchemaNotAtHead) as exc:
         print(f"datastory: {exc}", file=sys.stderr)
         return 2
 
@@ -221,97 +226,6 @@ def failure_line(exc: BaseException) -> str:
         return f"{exc.strerror or type(exc).__name__}{where}"
     return (f"unexpected {type(exc).__name__}: {exc} (run with DATASTORY_LOG_LEVEL=DEBUG to see the traceback, "
             "and please report it)")
-
-
-async def _sweep(settings: Settings, *, idle_minutes: int | None, dry_run: bool) -> int:
-    """``datastory sweep``: one sweep now; the report on stdout; 0 when it ran (even with failed deletions)."""
-    if settings.sandbox == "local":
-        print("Local kernels live inside the running bot (`datastory run`), whose sweeper runs every "
-              f"{settings.sweep_interval_seconds:.0f} s; there is nothing to sweep from another process.")
-        return 0
-    store = make_store(settings.database_url)
-    backends = build_backends(settings)
-    try:
-        await store.open()
-        sweeper = build_sweeper(settings, store=store, sandbox=backends.sandbox, idle_minutes=idle_minutes)
-        report = await sweeper.run_once(time.time(), dry_run=dry_run)
-    except Exception as exc:  # the sweep could not run at all: say why, fail the cron job
-        print(f"datastory sweep: could not sweep: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        await backends.close()
-        await store.close()
-    print(report.summary())
-    for title, ids in (("idle", report.deleted_idle), ("orphaned", report.deleted_orphans),
-                       ("expired", report.deleted_expired), ("busy, skipped", report.skipped_busy),
-                       ("errors", report.errors)):
-        for item in ids:
-            print(f"  {title}: {item}")
-    return 0
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_instant(text: str) -> float:
-    """ISO-8601 (``2025-06-16T09:00:00Z``, ``2025-06-16T09:00+02:00``; naive means UTC) as Unix seconds."""
-    moment = datetime.fromisoformat(text.strip())
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
-async def _digest_list(settings: Settings) -> int:
-    """``datastory digest list``: one line per digest that is not cancelled."""
-    store = make_store(settings.database_url)
-    try:
-        await store.open()
-        digests = await store.list_digests()
-    except Exception as exc:
-        print(f"datastory digest list: could not read the store: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        await store.close()
-    if not digests:
-        print("no digests")
-        return 0
-    print("id	channel	schedule	tz	next run	status	last outcome")
-    for d in digests:
-        last = f"{d.last_outcome} at {_iso(d.last_run_at)}" if d.last_outcome and d.last_run_at else "never ran"
-        print(f"{d.id}	{d.key.channel}	{d.label} ({d.cron})	{d.tz}	{_iso(d.next_run_at)}	{d.status}	{last}")
-    return 0
-
-
-async def _digest_run_due(settings: Settings, *, now: str | None, dry_run: bool) -> int:
-    """``datastory digest run-due``: one pass of the digest job at ``now``; the report on stdout."""
-    try:
-        instant = time.time() if now is None else parse_instant(now)
-    except ValueError:
-        print(f"datastory digest run-due: --now {now!r} is not an ISO-8601 time (e.g. 2025-06-16T09:00:00Z)",
-              file=sys.stderr)
-        return 2
-    try:
-        runner = build_digest_runner(settings)
-    except ConfigurationError as exc:
-        print(f"datastory digest run-due: {exc}", file=sys.stderr)
-        return 2
-    try:
-        await runner.open(warm=not dry_run)
-        report = await runner.job.run_once(instant, dry_run=dry_run)
-    except Exception as exc:  # the pass could not run at all: say why, fail the cron job
-        print(f"datastory digest run-due: could not run: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        await runner.close()
-    print(f"at {_iso(instant)}: {report.summary()}")
-    for title, ids in (("would run", report.would_run), ("ran", report.ran),
-                       ("skipped, no new data", report.skipped_unchanged),
-                       ("skipped, daily budget used up", report.skipped_budget), ("failed", report.failed),
-                       ("paused", report.paused), ("taken by another runner", report.taken)):
-        for item in ids:
-            print(f"  {title}: {item}")
-    return 0
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="sqlite:///./datastory.db", description="`sqlite:///PATH` or `postgresql://...`."
     )
+    migrate: bool = Field(
+        default=True, description="Bring the database schema to this release's head revision at start; `false` "
+        "refuses to start (exit code 2) while it is behind: run `datastory migrate` first.",
+    )
     idle_minutes: int = Field(
         default=20, ge=1, description="Idle TTL of a thread's container, anchored on `last_active_at`."
     )

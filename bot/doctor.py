@@ -25,7 +25,8 @@ from bot.config import Settings
 from bot.poster import SlackError
 from bot.sandbox.base import SandboxSetupError
 from bot.slack_gateway import SlackGateway
-from bot.store import make_store
+from bot.store import SqlStore
+from bot.store.revisions import SchemaState
 
 REQUIRED_SCOPES = frozenset({
     "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "files:read",
@@ -112,8 +113,8 @@ def _sqlite_file(url: str) -> Path | None:
 
 
 async def check_database(settings: Settings) -> Check:
-    """The store opens (migrating to the current schema) and answers; a SQLite file that does not exist yet is
-    left uncreated (its directory must be writable)."""
+    """The database answers and its schema revision is known (nothing is migrated); a SQLite file that does not
+    exist yet is left uncreated (its directory must be writable)."""
     path = _sqlite_file(settings.database_url)
     if path is not None and not path.exists():
         parent = path.parent.resolve()
@@ -122,18 +123,33 @@ async def check_database(settings: Settings) -> Check:
                                            f"({parent} is writable)")
         return Check("Database", "failed", f"SQLite file {path} cannot be created: {parent} is not a writable "
                                            "directory; set DATASTORY_DATABASE_URL to a writable path")
-    store = make_store(settings.database_url)
+    store = SqlStore(url=settings.database_url, migrate=False)
     try:
-        await store.open()
+        found = await store.schema_state()  # reads only: the doctor changes nothing
         if not await store.ping():
             return Check("Database", "failed", "opened but does not answer queries")
-        threads = len(await store.list_threads())
-        return Check("Database", "ok", f"{settings.database_url.split('://')[0]} answers; schema up to date; "
-                                       f"{threads} thread(s)")
+        threads = len(await store.list_threads()) if found.at_head else None
     except Exception as exc:  # any driver error: say which kind, never the URL (it may hold a password)
         return Check("Database", "failed", f"cannot open DATASTORY_DATABASE_URL: {type(exc).__name__}")
     finally:
         await store.close()
+    return _schema_check(settings, found, threads)
+
+
+def _schema_check(settings: Settings, found: SchemaState, threads: int | None) -> Check:
+    """The verdict on the schema revision: at head; behind (fine when `run` migrates it); newer than this code."""
+    kind = settings.database_url.split("://")[0]
+    if found.at_head:
+        return Check("Database", "ok", f"{kind} answers; schema at {found.head} (head); {threads} thread(s)")
+    if found.newer:
+        return Check("Database", "ok", f"{kind} answers; schema at {found.current}, newer than this release's "
+                                       f"head {found.head} (a newer release migrated it)")
+    at = found.current or "base (empty)"
+    if settings.migrate:
+        return Check("Database", "ok", f"{kind} answers; schema at {at}, behind head {found.head}: "
+                                       "`datastory run` upgrades it at start (or run `datastory migrate`)")
+    return Check("Database", "failed", f"{kind} answers; schema at {at}, behind head {found.head}, and "
+                                       "DATASTORY_MIGRATE=false: run `datastory migrate`")
 
 
 async def check_sandbox(settings: Settings) -> Check:

@@ -22,7 +22,8 @@ from typing import TextIO
 
 from pythonjsonlogger.json import JsonFormatter
 
-NOISY = ("slack_sdk", "slack_bolt", "openai", "httpx", "httpx2", "httpcore", "aiohttp.access", "asyncio")
+NOISY = ("slack_sdk", "slack_bolt", "openai", "httpx", "httpx2", "httpcore", "aiohttp.access", "asyncio",
+         "alembic")  # alembic: bot.store.migrations.env logs each revision applied itself
 CONTEXT_KEYS = ("team", "channel", "thread_ts", "turn")
 """The ids :func:`bind` takes (``thread_ts``, not ``thread``: a log record's ``thread`` is the OS thread's id)."""
 

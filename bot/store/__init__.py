@@ -11,9 +11,12 @@ from bot.store.base import FileRecord, NewTurn, Store, ThreadKey, ThreadRecord, 
 from bot.store.sql import SqlStore
 
 
-def make_store(url: str) -> Store:
-    """A ``SqlStore`` for ``url`` (not yet opened); ``ValueError`` for an unsupported URL scheme."""
-    return SqlStore(url=url)
+def make_store(url: str, *, migrate: bool = True) -> Store:
+    """A ``SqlStore`` for ``url`` (not yet opened); ``ValueError`` for an unsupported URL scheme.
+
+    ``open()`` upgrades the schema to the head revision, or with ``migrate=False`` refuses one behind it.
+    """
+    return SqlStore(url=url, migrate=migrate)
 
 
 __all__ = [

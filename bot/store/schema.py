@@ -1,26 +1,16 @@
-"""The store's tables (SQLAlchemy Core) and the ordered list of schema migrations ``SqlStore.open`` applies.
+"""The store's tables (SQLAlchemy Core), as the code reads and writes them.
 
 Every time is a float of Unix seconds. Strings are ``Text`` (Slack ids, URLs and model errors have no useful
-bound). The applied versions live in ``schema_version``; ``open()`` applies the missing steps in order, each in the
-same transaction as its version row, under a lock (``BEGIN IMMEDIATE`` on SQLite, an advisory lock on PostgreSQL)
-so replicas starting together migrate once.
-
-To change the schema: append a ``Migration`` with the next version whose step alters what exists (never edit an
-applied step). Version 1 creates the tables from their current definitions, so a later step must be idempotent:
-adding nullable columns goes through ``_add_missing_columns``, which adds only what a database lacks (an old
-database gets the columns, a new one already has them). A step that is not additive (a type change, a drop) must
-first freeze version 1 with its own copy of the version-1 tables.
+bound). These definitions never create anything: the schema is built by the Alembic revisions in
+``bot.store.migrations`` (see ``bot.store.revisions``). To change it, change a table here AND add the revision that
+makes the same change; ``tests/unit/test_migrations.py`` compares the head revision with these tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from sqlalchemy import (
     BigInteger,
     Column,
-    Connection,
     Float,
     ForeignKeyConstraint,
     Index,
@@ -29,20 +19,9 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
-    inspect,
-    text,
 )
-from sqlalchemy.schema import CreateColumn
 
 METADATA = MetaData()
-
-schema_version = Table(
-    "schema_version",
-    METADATA,
-    Column("version", Integer, primary_key=True, autoincrement=False),
-    Column("description", Text, nullable=False),
-    Column("applied_at", Float, nullable=False),
-)
 
 threads = Table(
     "threads",
@@ -172,66 +151,3 @@ digest_runs = Table(
     Column("cost_usd", Float, nullable=False),
     Index("ix_digest_runs_ran_at", "ran_at"),
 )
-
-VERSION_1_TABLES = (threads, files, turns, dedupe)
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One schema step: ``apply`` runs on a synchronous connection inside the migration transaction."""
-
-    version: int
-    description: str
-    apply: Callable[[Connection], None]
-
-
-def _create_version_1(conn: Connection) -> None:
-    METADATA.create_all(conn, tables=list(VERSION_1_TABLES), checkfirst=True)
-
-
-def _add_missing_columns(table: Table) -> Callable[[Connection], None]:
-    """A step that adds the columns of ``table`` the database lacks (all nullable, so ``ADD COLUMN`` works on
-    SQLite and PostgreSQL alike); a database created after the columns were defined needs nothing."""
-
-    def apply(conn: Connection) -> None:
-        present = {c["name"] for c in inspect(conn).get_columns(table.name)}
-        for column in table.columns:
-            if column.name not in present:
-                ddl = CreateColumn(column).compile(dialect=conn.dialect)
-                conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {ddl}"))
-
-    return apply
-
-
-def _create_indexes(table: Table) -> Callable[[Connection], None]:
-    """A step that creates the indexes of ``table`` a database lacks (one created after they were defined has them)."""
-
-    def apply(conn: Connection) -> None:
-        for index in table.indexes:
-            index.create(conn, checkfirst=True)
-
-    return apply
-
-
-def _create(table: Table) -> Callable[[Connection], None]:
-    """A step that creates ``table`` (and its indexes) when missing."""
-
-    def apply(conn: Connection) -> None:
-        table.create(conn, checkfirst=True)
-
-    return apply
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(version=1, description="create threads, files, turns, dedupe", apply=_create_version_1),
-    Migration(version=2, description="turns: answer, code, model, cost_usd", apply=_add_missing_columns(turns)),
-    Migration(version=3, description="create digests", apply=_create(digests)),
-    Migration(version=4, description="files: refused_reason, refused_turn", apply=_add_missing_columns(files)),
-    Migration(version=5, description="create digest_runs", apply=_create(digest_runs)),
-    Migration(version=6, description="threads: indexes on last_active_at and container_id",
-              apply=_create_indexes(threads)),
-    Migration(version=7, description="files: read_options", apply=_add_missing_columns(files)),
-)
-"""Ordered by version, starting at 1, without gaps."""
-
-LATEST_VERSION = MIGRATIONS[-1].version

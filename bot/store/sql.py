@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
@@ -30,7 +29,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from bot.store import housekeeping, load
+from bot.store import housekeeping, load, revisions
 from bot.store.base import (
     DigestRecord,
     DigestStatus,
@@ -45,18 +44,8 @@ from bot.store.base import (
     TurnRecord,
     TurnStatus,
 )
-from bot.store.schema import (
-    LATEST_VERSION,
-    METADATA,
-    MIGRATIONS,
-    dedupe,
-    digest_runs,
-    digests,
-    files,
-    schema_version,
-    threads,
-    turns,
-)
+from bot.store.revisions import SchemaNotAtHead, SchemaState
+from bot.store.schema import dedupe, digest_runs, digests, files, threads, turns
 
 logger = logging.getLogger(__name__)
 
@@ -110,9 +99,10 @@ def _is_memory(url: URL) -> bool:
 class SqlStore:
     """The store on SQLite (default, one process) or PostgreSQL (several replicas)."""
 
-    def __init__(self, *, url: str, echo: bool = False) -> None:
+    def __init__(self, *, url: str, echo: bool = False, migrate: bool = True) -> None:
         self._url = async_url(url)
         self._echo = echo
+        self._migrate_at_open = migrate
         self._sqlite = self._url.get_backend_name() == "sqlite"
         self._memory = _is_memory(self._url)
         self._engine: AsyncEngine | None = None
@@ -129,11 +119,24 @@ class SqlStore:
     # -- lifecycle -------------------------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Connect and apply missing migrations (idempotent; safe when replicas start together)."""
+        """Connect and bring the schema to this code's head revision (idempotent; safe when replicas start together).
+
+        With ``migrate=False`` nothing is changed: a database behind the head raises ``SchemaNotAtHead``.
+        """
         if self._engine is None:
             self._engine = self._create_engine()
-        await self._migrate(self._engine)
-        logger.info("store open db=%s schema_version=%d", describe_url(self._url), LATEST_VERSION)
+        try:
+            if self._migrate_at_open:
+                _before, revision = await self.migrate()
+            else:
+                found = await self.schema_state()
+                if not (found.at_head or found.newer):
+                    raise SchemaNotAtHead(found.current, found.head)
+                revision = found.current or ""
+        except BaseException:
+            await self.close()
+            raise
+        logger.info("store open db=%s schema_revision=%s", describe_url(self._url), revision)
 
     async def close(self) -> None:
         """Dispose of the connection pool; ``open()`` may be called again afterwards."""
@@ -170,23 +173,28 @@ class SqlStore:
         _configure_sqlite(engine)
         return engine
 
-    async def _migrate(self, engine: AsyncEngine) -> None:
+    async def schema_state(self) -> SchemaState:
+        """Where the database's schema stands against this code's head revision (reads only)."""
+        if self._engine is None:
+            self._engine = self._create_engine()
+        await asyncio.to_thread(revisions.script_directory)  # revision files are read off the event loop
+        async with self._read() as conn:
+            return await conn.run_sync(revisions.state)
+
+    async def migrate(self) -> tuple[SchemaState, str]:
+        """Upgrade to the head revision under the migration lock; returns the state before and the revision after.
+
+        One transaction holds the lock (``BEGIN IMMEDIATE`` on SQLite, a transaction-scoped advisory lock on
+        PostgreSQL) for the adoption of a pre-Alembic database and every revision applied, so replicas starting
+        together migrate once and a failed revision leaves the database as it was.
+        """
+        if self._engine is None:
+            self._engine = self._create_engine()
+        await asyncio.to_thread(revisions.script_directory)
         async with self._write() as conn:
             if not self._sqlite:
                 await conn.execute(select(func.pg_advisory_xact_lock(_MIGRATION_LOCK_ID)))
-            await conn.run_sync(lambda sync: METADATA.create_all(sync, tables=[schema_version], checkfirst=True))
-            current = (await conn.execute(select(func.max(schema_version.c.version)))).scalar_one_or_none() or 0
-            if current > LATEST_VERSION:
-                logger.warning("database schema is newer than this code db_version=%d code_version=%d",
-                               current, LATEST_VERSION)
-            for migration in MIGRATIONS:
-                if migration.version <= current:
-                    continue
-                await conn.run_sync(migration.apply)
-                await conn.execute(schema_version.insert().values(
-                    version=migration.version, description=migration.description, applied_at=time.time(),
-                ))
-                logger.info("schema migrated version=%d what=%s", migration.version, migration.description)
+            return await conn.run_sync(revisions.upgrade)
 
     # -- transactions ----------------------------------------------------------------------------------------
 

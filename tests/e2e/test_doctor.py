@@ -6,7 +6,9 @@ import pytest
 
 from bot import cli
 from bot.doctor import REQUIRED_SCOPES
+from bot.store import SqlStore
 from tests.e2e.conftest import Harness
+from tests.unit import legacy_schema
 from tests.unit.test_manifest import manifest
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +32,25 @@ async def test_a_healthy_deployment_passes(harness: Harness, capsys: pytest.Capt
     bot = await harness.start()
     await bot.shutdown()
     assert await cli.amain(["doctor"], settings=harness.settings()) == 0
-    assert "✓ Database: sqlite answers; schema up to date; 0 thread(s)" in capsys.readouterr().out
+    assert "✓ Database: sqlite answers; schema at 0007 (head); 0 thread(s)" in capsys.readouterr().out
+
+
+async def test_the_doctor_reports_a_schema_behind_and_migrates_nothing(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = harness.tmp / "old.db"
+    await legacy_schema.build_database(f"sqlite:///{database}", upto=5)
+    old = SqlStore(url=f"sqlite:///{database}", migrate=False)
+    settings = harness.settings(database_url=f"sqlite:///{database}")
+    assert await cli.amain(["doctor"], settings=settings) == 0
+    assert ("✓ Database: sqlite answers; schema at 0005, behind head 0007: `datastory run` upgrades it at start "
+            "(or run `datastory migrate`)") in capsys.readouterr().out
+    assert await cli.amain(["doctor"], settings=harness.settings(database_url=f"sqlite:///{database}",
+                                                                  migrate=False)) == 1
+    assert ("✗ Database: sqlite answers; schema at 0005, behind head 0007, and DATASTORY_MIGRATE=false: run "
+            "`datastory migrate`") in capsys.readouterr().out
+    assert (await old.schema_state()).current == "0005"  # untouched
+    await old.close()
 
 
 async def test_a_database_that_cannot_be_created_fails(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:

@@ -51,14 +51,14 @@ def test_no_command_prints_the_help() -> None:
     result = datastory()
     assert result.returncode == 0
     assert result.stdout.startswith("usage: datastory")
-    for command in ("run", "try", "sweep", "digest", "doctor"):
+    for command in ("run", "try", "sweep", "digest", "migrate", "doctor"):
         assert f"    {command} " in result.stdout
     assert "examples:" in result.stdout
 
 
 def test_every_command_and_option_has_help_and_an_example() -> None:
     commands = subparsers(parser())
-    assert {"run", "try", "sweep", "digest", "digest list", "digest run-due", "doctor"} <= commands.keys()
+    assert {"run", "try", "sweep", "digest", "digest list", "digest run-due", "migrate", "doctor"} <= commands.keys()
     for name, command in commands.items():
         assert command.description, name
         assert "examples:\n  " in (command.epilog or "") and f"datastory {name}" in (command.epilog or ""), name

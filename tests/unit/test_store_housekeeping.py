@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy import inspect, text
-
 from bot.store import SqlStore
 from bot.store.base import DigestRecord, Removed, ThreadKey, TurnOutcomeRecord
 from tests.unit.test_store import a_file, a_turn
@@ -83,15 +81,3 @@ async def test_prune_lets_old_finished_work_go_and_keeps_what_is_alive(store: Sq
     assert await store.list_turns(T1B) == [] and len(await store.list_files(T1B)) == 1
     assert [d.id for d in await store.list_digests()] == ["d1"]
     assert await store.prune(before=1000.0) == Removed()
-
-
-async def test_a_database_without_the_sweeper_indexes_gets_them(store: SqlStore, db_url: str) -> None:
-    async with store._require().begin() as conn:
-        await conn.execute(text("DROP INDEX ix_threads_last_active"))
-        await conn.execute(text("DROP INDEX ix_threads_container"))
-        await conn.execute(text("DELETE FROM schema_version WHERE version >= 6"))
-    await store.close()
-    await store.open()
-    async with store._require().connect() as conn:
-        names = await conn.run_sync(lambda sync: {i["name"] for i in inspect(sync).get_indexes("threads")})
-    assert {"ix_threads_last_active", "ix_threads_container"} <= names
