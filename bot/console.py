@@ -124,6 +124,10 @@ class ConsolePoster:
         """A console thread has no link."""
         return ""
 
+    async def thread_files(self, *, channel: str, thread_ts: str) -> list[SlackFile]:
+        """A console thread's files are given with its turns; there is nothing earlier to read."""
+        return []
+
     async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
         """A console has no Home tab."""
 

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from bot.access import Access, Person
@@ -137,6 +137,8 @@ class Intake:
             return "ignored"
         if refusal := await self._access.refusal(msg.person):
             return await self._refuse(msg, refusal)
+        if action == "help" and msg.thread_ts is not None and (earlier := await self._earlier_files(msg)):
+            msg, action = replace(msg, files=earlier), "files"
         if action == "files":
             return await self._on_files(msg)
         if action == "reset":
@@ -200,6 +202,19 @@ class Intake:
         for thread in threads:
             await self._worker.reset(thread.key, ts=now)
         return len(threads)
+
+    async def _earlier_files(self, msg: IncomingMessage) -> tuple[SlackFile, ...]:
+        """A mention in a thread the bot knows no data of: the files shared there before it was invited or
+        running, read once from the thread (:meth:`bot.poster.Poster.thread_files`)."""
+        if not self._access.channel_allowed(msg.channel):
+            return ()
+        try:
+            files = await self._poster.thread_files(channel=msg.channel, thread_ts=msg.thread_ts or msg.ts)
+        except SlackError as exc:
+            logger.warning("thread not read channel=%s error=%s", msg.channel, exc.code)
+            return ()
+        logger.info("earlier thread read channel=%s files=%d", msg.channel, len(files))
+        return tuple(files)
 
     async def _thread_has_data(self, key: ThreadKey) -> bool:
         return await self._store.get_thread(key) is not None and bool(await self._store.list_files(key))

@@ -143,6 +143,11 @@ class Poster(Protocol):
         """``chat.getPermalink``: a link to the message ``ts`` (a thread's root links to the thread)."""
         ...
 
+    async def thread_files(self, *, channel: str, thread_ts: str) -> list[SlackFile]:
+        """The files people (not bots) shared in a thread, oldest first (``conversations.replies``, a few pages
+        at most)."""
+        ...
+
     async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
         """``views.publish``: ``user``'s App Home tab."""
         ...

@@ -75,6 +75,10 @@ def _file_title(name: str) -> str:
     return one_line(name, limit=200).translate(_ANGLES)
 
 
+REPLIES_PAGE = 15
+REPLIES_PAGES = 3
+
+
 class SlackGateway:
     """Posts into threads and reads files, over a ``slack_sdk`` client built by the composition root."""
 
@@ -195,6 +199,26 @@ class SlackGateway:
         """``chat.getPermalink`` for the message ``ts`` in ``channel``."""
         resp = await self._call("chat.getPermalink", self._client.chat_getPermalink(channel=channel, message_ts=ts))
         return str(resp.get("permalink") or "")
+
+    async def thread_files(self, *, channel: str, thread_ts: str) -> list[SlackFile]:
+        """The files people shared in the thread, oldest first. ``conversations.replies`` is read a few pages of
+        :data:`REPLIES_PAGE` messages at most: since 2025 an app outside the Marketplace may call it about once a
+        minute for 15 messages (https://docs.slack.dev/apis/web-api/rate-limits), and a thread's data is almost
+        always in its first messages."""
+        files: list[SlackFile] = []
+        cursor: str | None = None
+        for _ in range(REPLIES_PAGES):
+            resp = await self._call("conversations.replies", self._client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=REPLIES_PAGE, cursor=cursor))
+            for message in resp.get("messages") or []:
+                if isinstance(message, dict) and not message.get("bot_id") and message.get("subtype") not in (
+                        "bot_message", "message_deleted"):
+                    files += [SlackFile.from_payload(f) for f in message.get("files") or [] if isinstance(f, dict)]
+            metadata = resp.get("response_metadata") or {}
+            cursor = str(metadata.get("next_cursor") or "") if isinstance(metadata, dict) else ""
+            if not cursor or not resp.get("has_more", True):
+                break
+        return files
 
     async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
         """``views.publish``: ``user``'s App Home tab (its blocks finalised like a message's)."""
