@@ -31,6 +31,9 @@ from typing import Any
 
 CHART_SUFFIX = ".chart.json"
 TABLE_SUFFIX = ".table.json"
+ANGLES_SUFFIX = ".angles.json"
+ANGLE_ACTION = "story_angle_{}"
+"""The action id of the i-th story angle button (ids are unique within a block)."""
 SPEC_BYTES = 512 * 1024
 """A spec file larger than this is not read (the helper's are a few kilobytes)."""
 
@@ -52,7 +55,7 @@ EMPTY_CELL = "–"
 
 def is_spec(name: str) -> bool:
     """True for a chart or table spec the helper wrote (posted as blocks, never attached as a file)."""
-    return name.endswith((CHART_SUFFIX, TABLE_SUFFIX))
+    return name.endswith((CHART_SUFFIX, TABLE_SUFFIX, ANGLES_SUFFIX))
 
 
 def _short(text: str, limit: int) -> str:
@@ -116,6 +119,32 @@ class TableSpec:
                        total_rows=int(raw.get("total_rows") or len(rows)), csv=str(csv) if csv else None)
         except (ValueError, KeyError, TypeError):
             return None
+
+
+def parse_angles(data: bytes) -> list[tuple[str, str]]:
+    """The story angles of an angles spec (title, one line), at most 3; empty when it cannot be read."""
+    try:
+        raw = json.loads(data)
+        if not isinstance(raw, dict) or raw.get("version") != 1 or raw.get("kind") != "angles":
+            return []
+        found = [(" ".join(str(a["title"]).split()), " ".join(str(a.get("line") or "").split()))
+                 for a in raw["angles"] if isinstance(a, dict)]
+    except (ValueError, KeyError, TypeError):
+        return []
+    return [(title, line) for title, line in found if title][:3]
+
+
+def angle_blocks(angles: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """A section naming the angles and one button per angle (its value carries the title and the line)."""
+    lines = "\n".join(f"• *{_short(t, 75)}*: {_short(line, 200)}" if line else f"• *{_short(t, 75)}*"
+                      for t, line in angles)
+    buttons = [{"type": "button", "action_id": ANGLE_ACTION.format(i), "text": {"type": "plain_text",
+                                                                               "text": _short(t, 75)},
+                "value": json.dumps({"t": _short(t, 75), "l": _short(line, 200)}, ensure_ascii=False)}
+               for i, (t, line) in enumerate(angles)]
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": "*Story angles*: pick one for the full story "
+                                         f"with charts, or ask your own question.\n{lines}"}},
+            {"type": "actions", "block_id": "story-angles", "elements": buttons}]
 
 
 def _cell_value(value: Any) -> str | float | None:

@@ -1,5 +1,6 @@
 """Interactivity: the Cancel button of a digest (``block_actions`` with ``action_id`` ``digest_cancel``), and the
-buttons of an answer: "Show code" and 👍 / 👎 (:mod:`bot.answers`; their value is the turn's id).
+buttons of an answer: "Show code" and 👍 / 👎 (:mod:`bot.answers`; their value is the turn's id), and the story
+angle buttons (``story_angle_N``), each a question asked in the thread by the person who clicked.
 
 The button sits on the confirmation in the thread and on each line of ``/datastory digests`` (an ephemeral
 message). Acknowledged at once; the digest is cancelled by :class:`bot.digests.Digests`, then the message that
@@ -10,6 +11,8 @@ digest's owner or an admin may cancel it; a refusal is told only to the person w
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -21,6 +24,7 @@ from bot.access import Person
 from bot.answers import Clicked
 from bot.deps import Deps
 from bot.digests import CANCEL_ACTION
+from bot.intake import IncomingMessage
 from bot.slack_text import finalise
 from bot.turns.native import BAD_ACTION, GOOD_ACTION, SHOW_CODE_ACTION
 from handlers.events import installation_team
@@ -105,6 +109,32 @@ class ActionHandlers:
             await self._deps.digests.show_cancelled(channel=channel, ts=message_ts, cancellation=result)
 
 
+    async def on_story_angle(self, ack: AsyncAck, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        """Ask for the clicked story angle's full story in the thread, as the person who clicked (the same
+        container: the data frames are still in memory)."""
+        await ack()
+        actions = body.get("actions") or [{}]
+        action = actions[0] if isinstance(actions[0], dict) else {}
+        try:
+            angle = json.loads(str(action.get("value") or "{}"))
+            title, line = str(angle.get("t") or "").strip(), str(angle.get("l") or "").strip()
+        except (ValueError, AttributeError):
+            return
+        container = body.get("container") if isinstance(body.get("container"), dict) else {}
+        message = body.get("message") if isinstance(body.get("message"), dict) else {}
+        thread_ts = str((container or {}).get("thread_ts") or (message or {}).get("thread_ts") or "")
+        user = body.get("user") if isinstance(body.get("user"), dict) else {}
+        user_team = str((user or {}).get("team_id") or "")
+        if not title or not thread_ts:
+            return
+        question = (f"Tell the full story of this angle, with charts: {title}" + (f" ({line})" if line else "")
+                    + ". Use the data already loaded.")
+        self._deps.intake.receive(IncomingMessage(
+            team=installation_team(context, _id(body.get("team")) or user_team),
+            channel=_id(body.get("channel")) or str((container or {}).get("channel_id") or ""), user=_id(user),
+            ts=str(action.get("action_ts") or ""), text=question, thread_ts=thread_ts, user_team=user_team))
+
+
 def register(app: AsyncApp, deps: Deps) -> None:
     """Register the button listeners."""
     handlers = ActionHandlers(deps)
@@ -112,3 +142,4 @@ def register(app: AsyncApp, deps: Deps) -> None:
     app.action(SHOW_CODE_ACTION)(handlers.on_show_code)
     app.action(GOOD_ACTION)(handlers.on_feedback)
     app.action(BAD_ACTION)(handlers.on_feedback)
+    app.action(re.compile(r"^story_angle_\d$"))(handlers.on_story_angle)

@@ -38,7 +38,9 @@ CHART_HELPER = """\
   dc.line(x, {{"Series name": values}}, title=..., ylabel=..., xlabel=...), dc.area(...) like line, or
   dc.pie(labels, values, title=...) (a few positive shares only). Each returns the PNG's file name.
   For a result table worth showing (a summary, a ranking), call dc.table(dataframe, title=...): Slack shows it
-  as a sortable table (its first 100 rows; a larger table is attached as CSV). Use matplotlib directly only for
+  as a sortable table (its first 100 rows; a larger table is attached as CSV). On a first look at new data, also
+  call dc.angles([("Short title", "one line on what it would show"), ...]) with up to three story angles worth a
+  full write-up; they are offered as buttons. Use matplotlib directly only for
   chart types the helper lacks (histograms, scatter plots), following the same style{where}."""
 """How to draw: the charting helper every sandbox has (:mod:`bot.sandbox.helper`); ``{where}`` says where."""
 

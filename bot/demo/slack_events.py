@@ -271,10 +271,11 @@ def slash_command(
 
 def block_actions(
     action_id: str, value: str, *, channel_id: str, user_id: str, message_ts: str, response_url: str,
-    team_id: str = "T1", api_app_id: str = "A1", block_id: str = "b1",
+    team_id: str = "T1", api_app_id: str = "A1", block_id: str = "b1", thread_ts: str | None = None,
 ) -> dict[str, Any]:
-    """A ``block_actions`` interactivity payload for a button click on message ``message_ts``."""
-    return {
+    """A ``block_actions`` interactivity payload for a button click on message ``message_ts`` (in the thread
+    ``thread_ts`` when given)."""
+    payload: dict[str, Any] = {
         "type": "block_actions", "team": {"id": team_id, "domain": "example"},
         "user": {"id": user_id, "username": "someone", "team_id": team_id}, "api_app_id": api_app_id,
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
@@ -283,6 +284,10 @@ def block_actions(
         "actions": [{"type": "button", "action_id": action_id, "block_id": block_id, "value": value,
                      "action_ts": fresh_ts()}],
     }
+    if thread_ts is not None:
+        payload["container"]["thread_ts"] = thread_ts
+        payload["message"]["thread_ts"] = thread_ts
+    return payload
 
 
 def signed_headers(signing_secret: str, body: str, *, timestamp: int | None = None) -> dict[str, str]:

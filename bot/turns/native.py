@@ -5,7 +5,8 @@
   ``text`` (notifications, screen readers).
 - After the narrative come the native messages (:func:`native_messages`): the charts whose data fits Slack's data
   visualization block, at most :data:`bot.native_blocks.CHARTS_PER_MESSAGE` per message, then each result table
-  in a data table block (its first rows; the caption says when the whole table is attached as CSV).
+  in a data table block (its first rows; the caption says when the whole table is attached as CSV), then the
+  story angles the model offered (up to three buttons; a click asks for that angle's full story in the thread).
 - The PNGs (and CSVs) are uploaded into the thread in every case, after these: a native chart never replaces its
   picture. When Slack answers ``invalid_blocks`` (a workspace without the block, a limit we read wrong), a
   two-chart message is tried one chart at a time, then left out, the PNG alone remaining; a refused table is
@@ -21,13 +22,16 @@ from typing import Any
 
 from bot.formatting import split_message
 from bot.native_blocks import (
+    ANGLES_SUFFIX,
     CHART_SUFFIX,
     CHARTS_PER_MESSAGE,
     TABLE_CHARS_MAX,
     TABLE_SUFFIX,
     ChartSpec,
     TableSpec,
+    angle_blocks,
     chart_block,
+    parse_angles,
     table_block,
 )
 from bot.poster import Poster, SlackError
@@ -93,10 +97,14 @@ def _text_table(spec: TableSpec) -> str:
 
 def native_messages(specs: Sequence[tuple[str, bytes]], *, pngs: Sequence[str]) -> list[NativeMessage]:
     """The native messages for a turn's specs: charts whose PNG is posted too and whose data fits, two per
-    message, then one message per table."""
+    message, then one message per table, then the story angles (buttons)."""
     charts: list[NativeMessage] = []
     tables: list[NativeMessage] = []
+    angles: list[NativeMessage] = []
     for name, data in specs:
+        if name.endswith(ANGLES_SUFFIX) and not angles and (found := parse_angles(data)):
+            angles.append(NativeMessage(kind="angles", text="Story angles: " + "; ".join(t for t, _ in found),
+                                        blocks=angle_blocks(found)))
         if name.endswith(CHART_SUFFIX):
             spec = ChartSpec.parse(data)
             block = chart_block(spec, block_id=f"chart-{len(charts)}") if spec and spec.png in pngs else None
@@ -117,7 +125,7 @@ def native_messages(specs: Sequence[tuple[str, bytes]], *, pngs: Sequence[str]) 
     messages = [group[0] if len(group) == 1 else NativeMessage(
         kind="chart", text="\n".join(m.text for m in group), blocks=[b for m in group for b in m.blocks],
         parts=tuple(group)) for group in grouped]
-    return messages + tables
+    return messages + tables + angles
 
 
 async def post_native(poster: Poster, key: ThreadKey, message: NativeMessage) -> list[str]:

@@ -186,3 +186,48 @@ async def test_feedback_keeps_the_latest_click_and_counts_it_in_metrics(harness:
     await click(harness, bot, "feedback_bad", turn_id, ts)  # the same vote again changes nothing
     await click(harness, bot, "feedback_good", turn_id, ts, user="U2")
     assert await metric(bot, "datastory_feedback_votes") == {"good": 1.0, "bad": 1.0}
+
+
+async def test_story_angles_are_buttons_and_a_click_tells_that_story_in_the_same_container(
+        harness: Harness) -> None:
+    folder = harness.tmp / "angles"
+    folder.mkdir()
+    old = os.getcwd()
+    os.chdir(folder)
+    try:
+        chartkit.angles([("North leads", "the North sells the most every month"),
+                         ("East is catching up", "East grew fastest from January to February"),
+                         ("  ", "an angle without a title is dropped"), ("Fourth", "only three are offered")])
+    finally:
+        os.chdir(old)
+    angles = (folder / "story.angles.json").read_bytes()
+
+    def script(ctx: ResponseContext) -> ScriptedTurn:
+        first = not ctx.chain
+        return ScriptedTurn(code="print(df.shape)", text=f"Answer to: {ctx.question}",
+                            files=[("story.angles.json", angles)] if first else [], cite_files=False)
+
+    harness.openai.script = script
+    bot = await harness.start()
+    ts = await answered(harness, bot)
+    [offer] = [p for p in thread_posts(harness, ts) if "Story angles" in p["text"]]
+    section, actions = blocks_of(offer) or []
+    assert section["text"]["text"].endswith("• *North leads*: the North sells the most every month\n"
+                                            "• *East is catching up*: East grew fastest from January to February")
+    assert [(b["action_id"], b["text"]["text"]) for b in actions["elements"]] == [
+        ("story_angle_0", "North leads"), ("story_angle_1", "East is catching up")]
+    assert not [u for u in harness.slack.uploads if u.name.endswith(".json")]
+
+    east = actions["elements"][1]
+    payload = ev.block_actions(east["action_id"], east["value"], channel_id=CHANNEL, user_id="U2",
+                               message_ts=ev.fresh_ts(), response_url=harness.slack.new_response_url(), thread_ts=ts)
+    assert (await bot.sender.send_interactive(payload)).status == 200
+    await harness.wait_done(ts, turns=2)
+    first, second = harness.openai.responses.values()
+    assert second.previous_response_id == first.id  # the same chain and container: the data is still loaded
+    assert second.request["tools"] == first.request["tools"]
+    question = ("Tell the full story of this angle, with charts: East is catching up (East grew fastest from "
+                "January to February). Use the data already loaded.")
+    assert f"Question: {question}" in str(second.request["input"])
+    assert any(m.is_bot and f"Answer to: {question}" in m.text for m in harness.slack.thread(CHANNEL, ts))
+    assert len([p for p in thread_posts(harness, ts) if "Story angles" in p["text"]]) == 1  # offered once

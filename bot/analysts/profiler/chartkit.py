@@ -5,7 +5,8 @@ Each drawing function draws one PNG with :mod:`.style` (the house style) and wri
 categories and the series, the numbers behind the picture. The bot turns a spec into Slack's data visualization
 block when it fits Slack's limits and posts the PNG in any case (:mod:`bot.native_blocks`). :func:`table` writes a
 result table's first rows as ``<name>.table.json`` (for Slack's data table block) and, when the table is larger
-than a block can hold, the whole table as ``<name>.csv``.
+than a block can hold, the whole table as ``<name>.csv``. :func:`angles` offers up to three story angles as
+buttons under a first answer.
 
 Usage in a kernel::
 
@@ -39,6 +40,8 @@ except ImportError:  # shipped into a sandbox as top-level modules (bot.sandbox.
 
 SPEC_SUFFIX = ".chart.json"
 TABLE_SUFFIX = ".table.json"
+ANGLES_FILE = "story.angles.json"
+ANGLES_MAX = 3
 SPEC_VERSION = 1
 SPEC_POINTS = 200
 """Categories a spec carries at most (far more than any native chart shows; the PNG has them all)."""
@@ -48,7 +51,7 @@ TABLE_CHARS = 10_000
 """A table within these (rows, columns, characters over all cells) is whole in its spec; a larger one also gets
 its CSV. The same numbers as Slack's data table block (see :mod:`bot.native_blocks`)."""
 
-__all__ = ["SPEC_SUFFIX", "TABLE_SUFFIX", "area", "bar", "line", "pie", "table"]
+__all__ = ["ANGLES_FILE", "SPEC_SUFFIX", "TABLE_SUFFIX", "angles", "area", "bar", "line", "pie", "table"]
 
 
 def _slug(text: str) -> str:
@@ -221,3 +224,12 @@ def table(frame: Any, *, title: str, path: str | None = None, index: bool | None
                        "numeric": numeric, "rows": rows, "total_rows": len(shown),
                        "csv": os.path.basename(csv_path) if csv_path else None})
     return spec_path
+
+
+def angles(items: Sequence[tuple[str, str]]) -> str:
+    """Up to three story angles worth a full write-up, each ``(title, one line)``, offered as buttons under the
+    answer (``story.angles.json``); returns the file's path."""
+    chosen = [{"title": " ".join(str(t).split())[:75], "line": " ".join(str(line).split())[:200]}
+              for t, line in list(items)[:ANGLES_MAX] if str(t).strip()]
+    _write(ANGLES_FILE, {"version": SPEC_VERSION, "kind": "angles", "angles": chosen})
+    return ANGLES_FILE
