@@ -22,8 +22,9 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.jobs.sweeper import DELETE_CONCURRENCY, Sweeper
-from bot.sandbox.openai import OpenAISandbox
+from bot.bootstrap import bootstrap
+from bot.config import Settings
+from bot.jobs.sweeper import DELETE_CONCURRENCY
 from bot.store.schema import threads, turns
 from bot.store.sql import SqlStore
 from tests.emulators.fake_openai import ContainerState, FakeOpenAI, ManualClock
@@ -94,11 +95,13 @@ async def main() -> None:
         baseline = await raw_baseline(client, doomed)
 
         owned, orphans = seed_containers(oai, now)
-        store = SqlStore(url=f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}")
-        await store.open()
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None, openai_api_key="sk-bench", openai_base_url=oai.base_url, sandbox="openai",
+            database_url=f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.db'}", container_prefix=PREFIX,
+            idle_minutes=20, orphan_grace_minutes=10)
+        services = await bootstrap(settings, slack=False)  # the sweeper `datastory run` and `sweep` build
+        store, sweeper = services.store, services.require_sweeper()
         await seed_store(store, owned, now)
-        sandbox = OpenAISandbox(client=client)
-        sweeper = Sweeper(store=store, sandbox=sandbox, prefix=PREFIX, idle_minutes=20, orphan_grace_minutes=10)
         mark = len(oai.recorder.requests)
         started = time.perf_counter()
         report = await sweeper.run_once(now)
@@ -106,9 +109,8 @@ async def main() -> None:
         lists, deletes = api_calls(oai, mark)
         swept = sum(1 for t in await store.list_threads()
                     if int(float(t.key.thread_ts)) < IDLE and t.status == "swept" and t.container_id is None)
-        await sandbox.close()
+        await services.aclose()
         await client.close()
-        await store.close()
     pages = -(-(OWNED + ORPHANS) // 100)
     print(f"store: {THREADS} threads, {OWNED} own a container, {IDLE} idle; provider lists {OWNED + ORPHANS}")
     print(f"sweep: {report.summary()}")

@@ -20,7 +20,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot import __version__, commands
-from bot.app import BotApp, build_app, start_socket_mode
+from bot.app import BotApp, open_app, start_socket_mode
 from bot.backends import ConfigurationError
 from bot.config import Settings
 from bot.files import FileRejected
@@ -239,19 +239,27 @@ def _stop_on_signals() -> asyncio.Event:
 
 async def _serve(bot: BotApp, *, host: str, port: int) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(bot.web, handle_signals=False, access_log=None)
-    await runner.setup()  # runs the app's start-up (store opened, unfinished turns resumed)
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound_host, bound_port = runner.addresses[0][:2]
-    if (metrics := extra_listener(runner, bot.settings)) is not None:  # DATASTORY_METRICS_BIND
-        await metrics.start()
+    try:
+        await runner.setup()  # runs the app's start-up (sandbox warmed, unfinished turns resumed)
+    except BaseException:
+        await bot.services.aclose()  # the start-up closed what it started; this closes what was built before it
+        raise
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        if (metrics := extra_listener(runner, bot.settings)) is not None:  # DATASTORY_METRICS_BIND
+            await metrics.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     return runner, f"http://{bound_host}:{bound_port}"
 
 
 async def _run_http(
     settings: Settings, *, host: str, port: int, ready: Callable[[str], None] | None, stop: asyncio.Event
 ) -> int:
-    bot = build_app(settings, socket_mode=False)
+    bot = await open_app(settings, socket_mode=False)
     runner, url = await _serve(bot, host=host, port=port)
     logger.info("serving Slack events at %s/slack/events", url)
     if ready:
@@ -265,14 +273,18 @@ async def _run_http(
 async def _run_socket(
     settings: Settings, *, host: str, port: int | None, ready: Callable[[str], None] | None, stop: asyncio.Event
 ) -> int:
-    bot = build_app(settings, socket_mode=True)
+    bot = await open_app(settings, socket_mode=True)
     runner = None
     if port is not None:  # /healthz and /metrics next to Socket Mode
         runner, url = await _serve(bot, host=host, port=port)
     else:
         await bot.start()
         url = "socket-mode"
-    close_socket = await start_socket_mode(bot)
+    try:
+        close_socket = await start_socket_mode(bot)
+    except BaseException:
+        await (runner.cleanup() if runner is not None else bot.stop())
+        raise
     logger.info("connected to Slack over Socket Mode")
     if ready:
         ready(url)

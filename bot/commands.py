@@ -8,11 +8,10 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bot.app import build_digest_runner
-from bot.backends import ConfigurationError, build_backends
+from bot.backends import ConfigurationError
+from bot.bootstrap import Services, bootstrap
 from bot.config import Settings
-from bot.jobs.sweeper import build_sweeper
-from bot.store import SqlStore, make_store
+from bot.store import SqlStore
 
 
 async def sweep(settings: Settings, *, idle_minutes: int | None, dry_run: bool) -> int:
@@ -21,18 +20,16 @@ async def sweep(settings: Settings, *, idle_minutes: int | None, dry_run: bool) 
         print("Local kernels live inside the running bot (`datastory run`), whose sweeper runs every "
               f"{settings.sweep_interval_seconds:.0f} s; there is nothing to sweep from another process.")
         return 0
-    store = make_store(settings.database_url, migrate=settings.migrate)
-    backends = build_backends(settings)
+    services: Services | None = None
     try:
-        await store.open()
-        sweeper = build_sweeper(settings, store=store, sandbox=backends.sandbox, idle_minutes=idle_minutes)
-        report = await sweeper.run_once(time.time(), dry_run=dry_run)
+        services = await bootstrap(settings, slack=False, idle_minutes=idle_minutes)
+        report = await services.require_sweeper().run_once(time.time(), dry_run=dry_run)
     except Exception as exc:  # the sweep could not run at all: say why, fail the cron job
         print(f"datastory sweep: could not sweep: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
-        await backends.close()
-        await store.close()
+        if services is not None:
+            await services.aclose()
     print(report.summary())
     for title, ids in (("idle", report.deleted_idle), ("orphaned", report.deleted_orphans),
                        ("expired", report.deleted_expired), ("busy, skipped", report.skipped_busy),
@@ -56,15 +53,16 @@ def parse_instant(text: str) -> float:
 
 async def digest_list(settings: Settings) -> int:
     """``datastory digest list``: one line per digest that is not cancelled."""
-    store = make_store(settings.database_url, migrate=settings.migrate)
+    services: Services | None = None
     try:
-        await store.open()
-        digests = await store.list_digests()
+        services = await bootstrap(settings, sandbox=False, slack=False)
+        digests = await services.store.list_digests()
     except Exception as exc:
         print(f"datastory digest list: could not read the store: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
-        await store.close()
+        if services is not None:
+            await services.aclose()
     if not digests:
         print("no digests")
         return 0
@@ -83,19 +81,25 @@ async def digest_run_due(settings: Settings, *, now: str | None, dry_run: bool) 
         print(f"datastory digest run-due: --now {now!r} is not an ISO-8601 time (e.g. 2025-06-16T09:00:00Z)",
               file=sys.stderr)
         return 2
+    if settings.slack_bot_token is None:
+        print("datastory digest run-due: SLACK_BOT_TOKEN is not set: digests read the threads' files from Slack and "
+              "post there", file=sys.stderr)
+        return 2
     try:
-        runner = build_digest_runner(settings)
+        services = await bootstrap(settings, open_store=False)
     except ConfigurationError as exc:
         print(f"datastory digest run-due: {exc}", file=sys.stderr)
         return 2
     try:
-        await runner.open(warm=not dry_run)
-        report = await runner.job.run_once(instant, dry_run=dry_run)
+        await services.store.open()
+        if not dry_run:  # a dry run claims and runs nothing: no sandbox to warm
+            await services.require_backends().start()
+        report = await services.require_digest_job().run_once(instant, dry_run=dry_run)
     except Exception as exc:  # the pass could not run at all: say why, fail the cron job
         print(f"datastory digest run-due: could not run: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     finally:
-        await runner.close()
+        await services.aclose()
     print(f"at {_iso(instant)}: {report.summary()}")
     for title, ids in (("would run", report.would_run), ("ran", report.ran),
                        ("skipped, no new data", report.skipped_unchanged),

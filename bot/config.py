@@ -1,6 +1,6 @@
 """Settings: the only module of the project that reads the environment (and ``.env``).
 
-Every other module receives a :class:`Settings` instance from the composition root (``bot.app``). Secrets are
+Every other module receives a :class:`Settings` instance from the composition root (``bot.bootstrap``). Secrets are
 :class:`pydantic.SecretStr`, so they never show in a ``repr`` or a log line; their values are read only where a
 client is built.
 """

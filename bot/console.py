@@ -120,13 +120,13 @@ class ConsolePoster:
         """Console files come with their metadata; there is nothing to look up."""
         raise ForeignFileHost("not_supported", method="files.info")
 
+    async def thread_files(self, *, channel: str, thread_ts: str) -> list[SlackFile]:
+        """A console run has no earlier thread to read."""
+        return []
+
     async def permalink(self, *, channel: str, ts: str) -> str:
         """A console thread has no link."""
         return ""
-
-    async def thread_files(self, *, channel: str, thread_ts: str) -> list[SlackFile]:
-        """A console thread's files are given with its turns; there is nothing earlier to read."""
-        return []
 
     async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
         """A console has no Home tab."""

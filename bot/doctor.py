@@ -20,12 +20,12 @@ from openai import APIConnectionError, APIStatusError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot.backends import local_sandbox, openai_client
+from bot.backends import openai_client
+from bot.bootstrap import Services, bootstrap
 from bot.config import Settings
 from bot.poster import SlackError
 from bot.sandbox.base import SandboxSetupError
 from bot.slack_gateway import SlackGateway
-from bot.store import SqlStore
 from bot.store.revisions import SchemaState
 
 REQUIRED_SCOPES = frozenset({
@@ -123,8 +123,10 @@ async def check_database(settings: Settings) -> Check:
                                            f"({parent} is writable)")
         return Check("Database", "failed", f"SQLite file {path} cannot be created: {parent} is not a writable "
                                            "directory; set DATASTORY_DATABASE_URL to a writable path")
-    store = SqlStore(url=settings.database_url, migrate=False)
+    services: Services | None = None
     try:
+        services = await bootstrap(settings, migrate=False, open_store=False, sandbox=False, slack=False)
+        store = services.store
         found = await store.schema_state()  # reads only: the doctor changes nothing
         if not await store.ping():
             return Check("Database", "failed", "opened but does not answer queries")
@@ -132,7 +134,8 @@ async def check_database(settings: Settings) -> Check:
     except Exception as exc:  # any driver error: say which kind, never the URL (it may hold a password)
         return Check("Database", "failed", f"cannot open DATASTORY_DATABASE_URL: {type(exc).__name__}")
     finally:
-        await store.close()
+        if services is not None:
+            await services.aclose()
     return _schema_check(settings, found, threads)
 
 
@@ -158,7 +161,11 @@ async def check_sandbox(settings: Settings) -> Check:
     if settings.sandbox == "openai":
         return Check("Sandbox", "ok", f"hosted containers (memory {settings.container_memory}, idle TTL "
                                       f"{settings.container_idle_minutes} min), checked with OpenAI above")
-    sandbox = local_sandbox(settings, pool_size=0)
+    from bot.sandbox.local import LocalSandbox
+
+    services = await bootstrap(settings, open_store=False, slack=False, sandbox_kind="local", pool_size=0)
+    sandbox = services.require_backends().sandbox
+    assert isinstance(sandbox, LocalSandbox)
     try:
         info = await sandbox.create(name=f"{settings.container_prefix}doctor", idle_minutes=1)
         result = await sandbox.execute(info.id, "print(1 + 1)", timeout=60)
@@ -170,7 +177,7 @@ async def check_sandbox(settings: Settings) -> Check:
         return Check("Sandbox", "failed", f"the local kernel did not run code: {type(exc).__name__}: {exc}")
     finally:
         report = sandbox.isolation_report()
-        await sandbox.close()
+        await services.aclose()
     if result.stdout.strip() != "2":
         return Check("Sandbox", "failed", f"the local kernel ran code wrongly: {result.error or result.stdout!r}")
     return Check("Sandbox", "ok", "local kernels run code; " + "; ".join(report))

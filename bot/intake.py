@@ -16,7 +16,7 @@ import asyncio
 import logging
 import re
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from bot.access import Access, Person
@@ -35,14 +35,23 @@ from bot.turns import TurnWorker
 logger = logging.getLogger(__name__)
 
 Outcome = Literal["turn", "duplicate", "rejected", "refused", "busy", "reset", "help", "digest", "ignored"]
-Action = Literal["files", "question", "reset", "digest", "help"]
+Action = Literal["files", "question", "history", "reset", "digest", "help"]
 
 RESET_WORDS = frozenset({"reset", "start over", "restart"})
 RESET_TEXT = ("Fresh start: I deleted this thread's workspace. Your files are kept; the next question loads them "
               "into a new one.")
 HELP_TEXT = (
     "Drop a CSV (or several) in a channel I'm in, or in a DM with me, and I'll analyse it in a thread: "
-    "a short narrative and charts. Reply in that thread to ask follow-up questions about the same data."
+    "a short narrative and charts. Reply in that thread to ask follow-up questions about the same data, "
+    "for example: _which region grew fastest last quarter?_"
+)
+NO_DATA_IN_THREAD_TEXT = (
+    "I don't see a CSV, TSV, Excel or JSON file in this thread. Drop one here and mention me again with your "
+    "question, for example: _@datastory what drives revenue?_"
+)
+THREAD_UNREADABLE_TEXT = (
+    "I couldn't read this thread's earlier messages (Slack refused: `{code}`). Drop the file here again and "
+    "mention me with your question."
 )
 
 
@@ -137,8 +146,6 @@ class Intake:
             return "ignored"
         if refusal := await self._access.refusal(msg.person):
             return await self._refuse(msg, refusal)
-        if action == "help" and msg.thread_ts is not None and (earlier := await self._earlier_files(msg)):
-            msg, action = replace(msg, files=earlier), "files"
         if action == "files":
             return await self._on_files(msg)
         if action == "reset":
@@ -147,6 +154,8 @@ class Intake:
             return await self._digest(msg, self._digests)
         if action == "question":
             return await self._submit(msg, ())
+        if action == "history":
+            return await self._from_history(msg)
         wants_digest = self._digests is not None and is_digest_command(msg.question)
         return await self._reply_once(msg, NO_DATA_TEXT if wants_digest else HELP_TEXT, outcome="help")
 
@@ -161,6 +170,8 @@ class Intake:
             if self._digests is not None and is_digest_command(msg.question):
                 return "digest"
             return "question"
+        if msg.thread_ts is not None and msg.mentions_bot and self._access.channel_allowed(msg.channel):
+            return "history"  # a thread the bot has no data of: its files may have been shared before
         return "help" if msg.mentions_bot else None
 
     async def _refuse(self, msg: IncomingMessage, text: str) -> Outcome:
@@ -203,19 +214,6 @@ class Intake:
             await self._worker.reset(thread.key, ts=now)
         return len(threads)
 
-    async def _earlier_files(self, msg: IncomingMessage) -> tuple[SlackFile, ...]:
-        """A mention in a thread the bot knows no data of: the files shared there before it was invited or
-        running, read once from the thread (:meth:`bot.poster.Poster.thread_files`)."""
-        if not self._access.channel_allowed(msg.channel):
-            return ()
-        try:
-            files = await self._poster.thread_files(channel=msg.channel, thread_ts=msg.thread_ts or msg.ts)
-        except SlackError as exc:
-            logger.warning("thread not read channel=%s error=%s", msg.channel, exc.code)
-            return ()
-        logger.info("earlier thread read channel=%s files=%d", msg.channel, len(files))
-        return tuple(files)
-
     async def _thread_has_data(self, key: ThreadKey) -> bool:
         return await self._store.get_thread(key) is not None and bool(await self._store.list_files(key))
 
@@ -232,6 +230,26 @@ class Intake:
             await self._post(msg, "I'm skipping " + ("this file" if len(refusals) == 1 else "these files")
                              + ":\n" + "\n".join(refusals))
         return outcome
+
+    async def _from_history(self, msg: IncomingMessage) -> Outcome:
+        """A mention in a thread the bot has no data of (its file was shared before the bot was invited or
+        running): read the thread once, take the tabular files people shared in it, and answer the mention's
+        question about them; with none, say how to start. The post's two events (``message`` and
+        ``app_mention``) read the thread once between them."""
+        if not await self._store.claim(f"history:{msg.dedupe_key}", now=self._clock.now()):
+            return "duplicate"
+        try:
+            shared = await self._poster.thread_files(channel=msg.channel, thread_ts=msg.key.thread_ts)
+        except SlackError as exc:
+            logger.warning("thread not read channel=%s error=%s", msg.channel, exc.code)
+            return await self._reply_once(msg, THREAD_UNREADABLE_TEXT.format(code=exc.code), outcome="help")
+        unique = {f.id: f for f in shared if f.user != msg.bot_user_id}  # not the bot's own charts and tables
+        files = [f for f in [await self._resolve(f) for f in unique.values()]
+                 if rejection_reason(f, max_bytes=self._max_file_bytes) is None]
+        if not files:
+            return await self._reply_once(msg, NO_DATA_IN_THREAD_TEXT, outcome="help")
+        logger.info("thread read for its files channel=%s files=%d", msg.channel, len(files))
+        return await self._submit(msg, tuple(files))
 
     async def _resolve(self, file: SlackFile) -> SlackFile:
         """Slack Connect sends stubs (``mode: file_access``); ``files.info`` has the real metadata."""

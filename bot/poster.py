@@ -139,13 +139,13 @@ class Poster(Protocol):
         """``files.info`` for a file id."""
         ...
 
-    async def permalink(self, *, channel: str, ts: str) -> str:
-        """``chat.getPermalink``: a link to the message ``ts`` (a thread's root links to the thread)."""
+    async def thread_files(self, *, channel: str, thread_ts: str) -> list[SlackFile]:
+        """The files shared in a thread so far, oldest first (``conversations.replies``, paginated and bounded):
+        what a mention in a thread the bot has not seen before brings in."""
         ...
 
-    async def thread_files(self, *, channel: str, thread_ts: str) -> list[SlackFile]:
-        """The files people (not bots) shared in a thread, oldest first (``conversations.replies``, a few pages
-        at most)."""
+    async def permalink(self, *, channel: str, ts: str) -> str:
+        """``chat.getPermalink``: a link to the message ``ts`` (a thread's root links to the thread)."""
         ...
 
     async def publish_home(self, *, user: str, view: dict[str, object]) -> None:

@@ -20,8 +20,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from yarl import URL
 
+from bot.config import Settings
 from bot.poster import FileAccessDenied, ForeignFileHost, SlackError, SlackFile, Upload, UserInfo
-from bot.slack_pace import SlackPace
+from bot.slack_pace import SlackPace, retry_handlers
 from bot.slack_text import finalise, finalise_blocks, one_line
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,9 @@ __all__ = ["SlackGateway", "is_slack_host"]
 
 SLACK_DOMAINS = ("slack.com", "slack-gov.com")
 MAX_REDIRECTS = 2
+THREAD_PAGE_SIZE = 200
+THREAD_PAGES = 5
+"""A thread read for its files stops after this many pages (1,000 messages)."""
 _SNIFF_BYTES = 512
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ANGLES = str.maketrans("<>", "‹›")
@@ -75,10 +79,6 @@ def _file_title(name: str) -> str:
     return one_line(name, limit=200).translate(_ANGLES)
 
 
-REPLIES_PAGE = 15
-REPLIES_PAGES = 3
-
-
 class SlackGateway:
     """Posts into threads and reads files, over a ``slack_sdk`` client built by the composition root."""
 
@@ -97,6 +97,11 @@ class SlackGateway:
         self._session = session
         self._owns_session = session is None
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
+
+    @property
+    def client(self) -> AsyncWebClient:
+        """The Web API client (Bolt and Socket Mode use the same one)."""
+        return self._client
 
     # ------------------------------------------------------------------ Web API
 
@@ -195,30 +200,27 @@ class SlackGateway:
             raise SlackError("file_not_found", method="files.info")
         return SlackFile.from_payload(payload)
 
+    async def thread_files(self, *, channel: str, thread_ts: str) -> list[SlackFile]:
+        """Files of the thread's messages, oldest first: at most :data:`THREAD_PAGES` pages of
+        :data:`THREAD_PAGE_SIZE` messages (``conversations.replies`` is rate-limited, down to one call a minute for
+        apps outside the Marketplace, so a thread is read once, when the bot is first mentioned in it)."""
+        found: list[SlackFile] = []
+        cursor: str | None = None
+        for _ in range(THREAD_PAGES):
+            resp = await self._call("conversations.replies", self._client.conversations_replies(
+                channel=channel, ts=thread_ts, limit=THREAD_PAGE_SIZE, cursor=cursor))
+            for message in resp.get("messages") or []:
+                if isinstance(message, dict):
+                    found += [SlackFile.from_payload(f) for f in message.get("files") or [] if isinstance(f, dict)]
+            cursor = str((resp.get("response_metadata") or {}).get("next_cursor") or "") or None
+            if cursor is None:
+                break
+        return found
+
     async def permalink(self, *, channel: str, ts: str) -> str:
         """``chat.getPermalink`` for the message ``ts`` in ``channel``."""
         resp = await self._call("chat.getPermalink", self._client.chat_getPermalink(channel=channel, message_ts=ts))
         return str(resp.get("permalink") or "")
-
-    async def thread_files(self, *, channel: str, thread_ts: str) -> list[SlackFile]:
-        """The files people shared in the thread, oldest first. ``conversations.replies`` is read a few pages of
-        :data:`REPLIES_PAGE` messages at most: since 2025 an app outside the Marketplace may call it about once a
-        minute for 15 messages (https://docs.slack.dev/apis/web-api/rate-limits), and a thread's data is almost
-        always in its first messages."""
-        files: list[SlackFile] = []
-        cursor: str | None = None
-        for _ in range(REPLIES_PAGES):
-            resp = await self._call("conversations.replies", self._client.conversations_replies(
-                channel=channel, ts=thread_ts, limit=REPLIES_PAGE, cursor=cursor))
-            for message in resp.get("messages") or []:
-                if isinstance(message, dict) and not message.get("bot_id") and message.get("subtype") not in (
-                        "bot_message", "message_deleted"):
-                    files += [SlackFile.from_payload(f) for f in message.get("files") or [] if isinstance(f, dict)]
-            metadata = resp.get("response_metadata") or {}
-            cursor = str(metadata.get("next_cursor") or "") if isinstance(metadata, dict) else ""
-            if not cursor or not resp.get("has_more", True):
-                break
-        return files
 
     async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
         """``views.publish``: ``user``'s App Home tab (its blocks finalised like a message's)."""
@@ -322,3 +324,22 @@ class SlackGateway:
         if self._session is not None and self._owns_session and not self._session.closed:
             await self._session.close()
         self._session = None
+
+
+def build_slack_client(
+    settings: Settings, session: aiohttp.ClientSession, pace: SlackPace | None = None
+) -> AsyncWebClient:
+    """The one Web API client: Bolt's, the gateway's, Socket Mode's; rate limits (telling ``pace``, the gateway's
+    rate-aware path, to hold the method's other calls too) and 5xx are retried.
+
+    It gets a shared session: without one, slack_sdk opens a new connection for every call, which costs
+    tens of milliseconds per reaction or status update under load.
+    """
+    if settings.slack_bot_token is None:
+        raise ValueError("SLACK_BOT_TOKEN is not set")
+    return AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
+        session=session,
+        retry_handlers=retry_handlers(pace or SlackPace()),
+    )

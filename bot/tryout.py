@@ -16,17 +16,14 @@ import time
 import uuid
 from pathlib import Path
 
-from bot.backends import ConfigurationError, build_backends
-from bot.clock import SystemClock
+from bot.backends import ConfigurationError
+from bot.bootstrap import Services, bootstrap
 from bot.config import Settings
 from bot.console import ConsolePoster
 from bot.files import rejection_reason
 from bot.poster import SlackFile
 from bot.sandbox.base import SandboxBackend
-from bot.store import make_store
 from bot.store.base import FileRecord, NewTurn, ThreadKey
-from bot.tasks import TaskTracker
-from bot.turns import TurnWorker, worker_config
 
 logger = logging.getLogger(__name__)
 
@@ -78,41 +75,43 @@ async def run_try(settings: Settings, paths: list[Path], *, question: str | None
         # kernels work under DATASTORY_LOCAL_DIR (default: a shared temp dir their unprivileged user can reach);
         # the user's own file on the user's own machine: relaxed isolation unless DATASTORY_LOCAL_ISOLATION is set
         chosen = "local_isolation" in settings.model_fields_set
-        backends = build_backends(settings, sandbox="local", pool_size=0,
-                                  isolation=settings.local_isolation if chosen else "relaxed")
-        store = make_store(f"sqlite:///{Path(tmp) / 'try.db'}")
-        await store.open()
-        tracker = TaskTracker()
-        clock = SystemClock()
-        worker = TurnWorker(
-            store=store, sandbox=backends.sandbox, analyst=backends.analyst, poster=poster, clock=clock,
-            tracker=tracker,
-            config=worker_config(settings, backends.sandbox.kind, max_concurrent_turns=1),
-        )
-        key = ThreadKey("console", "try", f"{time.time():.6f}")
-        now = clock.now()
-        turn = NewTurn(
-            id=uuid.uuid4().hex, key=key, message_ts=key.thread_ts, user="you", question=question or "",
-            files=tuple(FileRecord(key=key, slack_file_id=f.id, name=f.name, size=f.size, mimetype=f.mimetype,
-                                   filetype=f.filetype, download_url=f.url_private_download,
-                                   message_ts=key.thread_ts, user="you", created_at=now) for f in accepted),
-            created_at=now,
-        )
         try:
-            try:
-                await backends.start()
-            except ConfigurationError as exc:
-                print(f"datastory: {exc}", file=sys.stderr)
-                return 2
-            if not chosen:
-                print(isolation_note(backends.sandbox), file=sys.stderr)
-            await worker.submit(turn, dedupe_keys=(f"try:{turn.id}",))
-            await tracker.join()
-            record = await store.get_turn(turn.id)
+            services = await bootstrap(
+                settings, database_url=f"sqlite:///{Path(tmp) / 'try.db'}", migrate=True, sandbox_kind="local",
+                pool_size=0, isolation=settings.local_isolation if chosen else "relaxed", poster=poster,
+                max_concurrent_turns=1)
+        except ConfigurationError as exc:
+            print(f"datastory: {exc}", file=sys.stderr)
+            return 2
+        try:
+            code = await _run_turn(services, accepted, question=question, note=not chosen)
         finally:
-            await tracker.close(grace=0)
-            worker.close()
-            await backends.close()
-            await store.close()
-    poster.finish()
+            await services.aclose()
+    if code != 2:  # the sandbox could not start: nothing to show
+        poster.finish()
+    return code
+
+
+async def _run_turn(services: Services, accepted: list[SlackFile], *, question: str | None, note: bool) -> int:
+    """Warm the local sandbox, run the one turn, wait for it; 0 when it is done, 2 when the sandbox cannot run."""
+    backends, worker, store = services.require_backends(), services.require_worker(), services.store
+    key = ThreadKey("console", "try", f"{time.time():.6f}")
+    now = services.clock.now()
+    turn = NewTurn(
+        id=uuid.uuid4().hex, key=key, message_ts=key.thread_ts, user="you", question=question or "",
+        files=tuple(FileRecord(key=key, slack_file_id=f.id, name=f.name, size=f.size, mimetype=f.mimetype,
+                               filetype=f.filetype, download_url=f.url_private_download,
+                               message_ts=key.thread_ts, user="you", created_at=now) for f in accepted),
+        created_at=now,
+    )
+    try:
+        await backends.start()
+    except ConfigurationError as exc:
+        print(f"datastory: {exc}", file=sys.stderr)
+        return 2
+    if note:
+        print(isolation_note(backends.sandbox), file=sys.stderr)
+    await worker.submit(turn, dedupe_keys=(f"try:{turn.id}",))
+    await services.tracker.join()
+    record = await store.get_turn(turn.id)
     return 0 if record is not None and record.status == "done" else 1

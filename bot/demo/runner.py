@@ -2,13 +2,12 @@
 
 One aiohttp application (the emulator's, :class:`~bot.demo.fake_slack.FakeSlack`) serves Slack's Web API and files
 to the bot on a loopback port and the page (:mod:`bot.demo.page`) on the address the person opens. The bot is the
-one ``datastory run --http`` builds (:func:`bot.app.build_app`: the same Bolt app, handlers, core and Web API
-calls), listening on its own loopback port for the events the page's actions become, signed with a secret made
-up for this run. The local sandbox runs the code; the analyst is the offline one, or a model when one is
-configured (``OPENAI_API_KEY``). The database lives in a temporary directory removed at exit.
+one ``datastory run --http`` builds (:func:`bot.app.open_app` on :func:`bot.bootstrap.bootstrap`: the same Bolt app,
+handlers, core and Web API calls), listening on its own loopback port for the events the page's actions become,
+signed with a secret made up for this run. The local sandbox runs the code; the analyst is the offline one, or a
+model when one is configured (``OPENAI_API_KEY``). The database lives in a temporary directory removed at exit.
 
-Only loopback by default: another ``--host`` is taken as asked, with a warning that the page has no
-authentication.
+Only loopback by default: another ``--host`` is taken as asked, with a warning that the page has no authentication.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from typing import Literal, TextIO
 from aiohttp import web
 from pydantic import SecretStr
 
-from bot.app import EVENTS_PATH, build_app
+from bot.app import EVENTS_PATH, open_app
 from bot.backends import ConfigurationError
 from bot.config import Settings
 from bot.demo.fake_slack import FakeSlack
@@ -149,7 +148,7 @@ async def _serve_bot(
     url: str, info: Json, open_browser: bool, ready: Callable[[str], None] | None, stop: asyncio.Event, out: TextIO,
 ) -> int:
     try:
-        bot = build_app(bot_settings(settings, slack=slack, signing_secret=signing_secret, database=database))
+        bot = await open_app(bot_settings(settings, slack=slack, signing_secret=signing_secret, database=database))
     except ConfigurationError as exc:
         print(f"datastory demo: {exc}", file=sys.stderr)
         return 2

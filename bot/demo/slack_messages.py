@@ -159,7 +159,7 @@ class MessagesApi(SlackState):
                 start = int(base64.b64decode(str(p["cursor"])).decode().removeprefix("next_ts:"))
             except ValueError as exc:
                 raise ApiError("invalid_cursor") from exc
-        limit = int(p.get("limit") or self.replies_page_size)
+        limit = min(int(p.get("limit") or self.replies_page_size), self.replies_page_size)  # "fewer may be returned"
         page = msgs[start:start + limit]
         out = []
         for m in page:

@@ -11,7 +11,7 @@ from bot.store.base import FileRecord, NewTurn, Store, ThreadKey, ThreadRecord, 
 from bot.store.sql import SqlStore
 
 
-def make_store(url: str, *, migrate: bool = True) -> Store:
+def make_store(url: str, *, migrate: bool = True) -> SqlStore:
     """A ``SqlStore`` for ``url`` (not yet opened); ``ValueError`` for an unsupported URL scheme.
 
     ``open()`` upgrades the schema to the head revision, or with ``migrate=False`` refuses one behind it.
