@@ -17,7 +17,7 @@ from bot.sandbox.base import SandboxBackend
 from bot.store.base import ThreadKey
 from bot.turns.config import MAX_POSTED_FILE_BYTES, MAX_POSTED_FILES, WorkerConfig
 from bot.turns.feedback import StatusMessage
-from bot.turns.native import native_messages, post_last_part, post_native
+from bot.turns.native import direct, native_messages, post_last_part, post_native
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +74,12 @@ async def post_answer(poster: Poster, key: ThreadKey, outcome: TurnOutcome, tail
     """Post the narrative messages (the last with the answer's buttons), Slack's own charts and tables, then the
     files, in the thread (:mod:`bot.turns.native`)."""
     parts = await answer_parts(outcome, tail)
-    for part in parts[:-1]:
-        await poster.post(channel=key.channel, thread_ts=key.thread_ts, text=part)
-    await post_last_part(poster, key, parts[-1], turn_id=turn_id, has_code=bool(outcome.result.code))
-    for message in native_messages(outcome.specs, pngs=[u.filename for u in outcome.uploads]):
-        await post_native(poster, key, message)
+    post = direct(poster, key)
+    for i, part in enumerate(parts[:-1]):
+        await post(f"answer:{i}", part, None)
+    await post_last_part(post, f"answer:{len(parts) - 1}", parts[-1], turn_id=turn_id,
+                         has_code=bool(outcome.result.code))
+    for j, message in enumerate(native_messages(outcome.specs, pngs=[u.filename for u in outcome.uploads])):
+        await post_native(post, f"native:{j}", message)
     if outcome.uploads:
         await poster.upload_files(channel=key.channel, thread_ts=key.thread_ts, files=outcome.uploads)

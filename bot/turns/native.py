@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,33 +128,43 @@ def native_messages(specs: Sequence[tuple[str, bytes]], *, pngs: Sequence[str]) 
     return messages + tables + angles
 
 
-async def post_native(poster: Poster, key: ThreadKey, message: NativeMessage) -> list[str]:
-    """Post one native message in the thread (or its parts, or its fallback, when Slack refuses the blocks);
-    returns the ``ts`` of what was posted."""
+PostBlocks = Callable[[str, str, "list[dict[str, Any]] | None"], Awaitable[str]]
+"""``post(part, text, blocks)`` → the message's ``ts``: posts one part of the answer (through the ledger, which
+posts each part once)."""
+
+
+async def post_native(post: PostBlocks, part: str, message: NativeMessage) -> list[str]:
+    """Post one native message as ``part`` (or its charts one by one as ``part.N``, or its fallback text, when
+    Slack refuses the blocks); returns the ``ts`` of what was posted."""
     try:
-        return [await poster.post(channel=key.channel, thread_ts=key.thread_ts, text=message.text,
-                                  blocks=message.blocks)]
+        return [await post(part, message.text, message.blocks)]
     except SlackError as exc:
         if exc.code not in REFUSED:
             raise
-        logger.info("native blocks refused channel=%s kind=%s error=%s", key.channel, message.kind, exc.code)
+        logger.info("native blocks refused part=%s kind=%s error=%s", part, message.kind, exc.code)
     if message.parts:
         posted: list[str] = []
-        for part in message.parts:
-            posted += await post_native(poster, key, part)
+        for i, one in enumerate(message.parts):
+            posted += await post_native(post, f"{part}.{i}", one)
         return posted
     if message.fallback:
-        return [await poster.post(channel=key.channel, thread_ts=key.thread_ts, text=message.fallback)]
+        return [await post(part, message.fallback, None)]
     return []
 
 
-async def post_last_part(poster: Poster, key: ThreadKey, text: str, *, turn_id: str, has_code: bool) -> str:
+async def post_last_part(post: PostBlocks, part: str, text: str, *, turn_id: str, has_code: bool) -> str:
     """The last narrative message with the answer's buttons; as plain text when Slack refuses the blocks."""
     try:
-        return await poster.post(channel=key.channel, thread_ts=key.thread_ts, text=text,
-                                 blocks=answer_blocks(text, turn_id=turn_id, has_code=has_code))
+        return await post(part, text, answer_blocks(text, turn_id=turn_id, has_code=has_code))
     except SlackError as exc:
         if exc.code not in REFUSED:
             raise
-        logger.info("answer buttons refused channel=%s error=%s", key.channel, exc.code)
-    return await poster.post(channel=key.channel, thread_ts=key.thread_ts, text=text)
+        logger.info("answer buttons refused part=%s error=%s", part, exc.code)
+    return await post(part, text, None)
+
+
+def direct(poster: Poster, key: ThreadKey) -> PostBlocks:
+    """A :data:`PostBlocks` that posts straight into the thread (no ledger)."""
+    async def post(part: str, text: str, blocks: list[dict[str, Any]] | None) -> str:
+        return await poster.post(channel=key.channel, thread_ts=key.thread_ts, text=text, blocks=blocks)
+    return post
