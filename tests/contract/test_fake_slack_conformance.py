@@ -144,6 +144,20 @@ async def test_native_chart_and_table_blocks_are_taken_or_refused_like_slack(
     assert len(slack.messages) == 2
 
 
+async def test_views_publish_keeps_the_home_tab_and_refuses_bad_views(
+        slack: FakeSlack, client: AsyncWebClient) -> None:
+    view = {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*Recent*"}}, TABLE]}
+    published = await client.views_publish(user_id="U1", view=view)
+    assert published["view"]["type"] == "home" and published["view"]["blocks"] == view["blocks"]
+    assert slack.home_views["U1"] == view
+    for bad in ({"type": "modal", "blocks": []}, {"type": "home", "blocks": [{"type": "divider"}] * 101},
+                {"type": "home", "blocks": [{"type": "image", "alt_text": "x"}]}):
+        with pytest.raises(SlackApiError) as err:
+            await client.views_publish(user_id="U1", view=bad)
+        assert err.value.response["error"] in ("invalid_arguments", "invalid_blocks")
+    assert list(slack.home_views) == ["U1"]
+
+
 async def test_reactions_add_and_remove(slack: FakeSlack, client: AsyncWebClient) -> None:
     ts = fresh_ts()
     await client.reactions_add(channel="C1", timestamp=ts, name="eyes")
