@@ -70,6 +70,8 @@ class FakeSlack(MessagesApi, FileHosting, SocketMode):
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
             "views.publish": self._views_publish,
+            "chat.delete": self._chat_delete,
+            "files.delete": self._files_delete,
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "conversations.replies": self._conversations_replies,

@@ -169,6 +169,12 @@ def message_action(
     }
 
 
+def reaction_added(user: str, reaction: str, *, channel: str, ts: str, item_user: str) -> dict[str, Any]:
+    """``reaction_added``: ``user`` reacted with ``reaction`` to the message ``ts`` written by ``item_user``."""
+    return {"type": "reaction_added", "user": user, "reaction": reaction, "item_user": item_user,
+            "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": fresh_ts()}
+
+
 def app_home_opened(user: str, *, channel: str = "D0HOME", tab: str = "home") -> dict[str, Any]:
     """``app_home_opened``: ``user`` opened the app's ``home`` (or ``messages``) tab."""
     return {"type": "app_home_opened", "user": user, "channel": channel, "tab": tab, "event_ts": fresh_ts()}

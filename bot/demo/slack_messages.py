@@ -49,6 +49,36 @@ class MessagesApi(SlackState):
                 "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
                 "is_enterprise_install": False}
 
+    async def _chat_delete(self, rec: RecordedRequest) -> Json:
+        """``chat.delete``: a bot token deletes the bot's own messages only."""
+        p = rec.params
+        channel = self._check_channel(p.get("channel"))
+        msg = self.find_message(channel, str(p.get("ts", "")))
+        if msg is None:
+            raise ApiError("message_not_found")
+        if msg.user != self.bot_user_id:
+            raise ApiError("cant_delete_message")
+        self.messages.remove(msg)
+        self.deleted_messages.append(msg)
+        return {"channel": channel, "ts": msg.ts}
+
+    async def _files_delete(self, rec: RecordedRequest) -> Json:
+        """``files.delete``: a bot token deletes the files the bot uploaded; they leave the messages sharing them
+        (a file message left with nothing to show goes too)."""
+        file_id = str(rec.params.get("file") or "")
+        hosted = self._files.get(file_id)
+        if hosted is None or hosted.deleted:
+            raise ApiError("file_not_found")
+        if hosted.payload.get("user") != self.bot_user_id:
+            raise ApiError("cant_delete_file")
+        hosted.deleted = True
+        for msg in list(self.messages):
+            if any(f.get("id") == file_id for f in msg.files):
+                msg.files = [f for f in msg.files if f.get("id") != file_id]
+                if not msg.files and not msg.text:
+                    self.messages.remove(msg)
+        return {}
+
     async def _views_publish(self, rec: RecordedRequest) -> Json:
         """``views.publish``: a person's Home tab (``view`` as a JSON string or object; at most 100 blocks)."""
         p = rec.params

@@ -192,6 +192,8 @@ class SlackState:
         self.scopes = scopes
         self.max_text_chars = max_text_chars
         self.max_blocks = max_blocks
+        self.deleted_messages: list[FakeMessage] = []
+        """Messages removed with ``chat.delete``, in order."""
         self.home_views: dict[str, Json] = {}
         """Each person's Home tab as last published (``views.publish``)."""
         self.refused_blocks: frozenset[str] = frozenset()

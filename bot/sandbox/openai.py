@@ -242,6 +242,17 @@ class OpenAISandbox:
             content = await self._client.containers.files.content.retrieve(file_id, container_id=container_id)
         return content.content
 
+    async def delete_file(self, container_id: str, file_id: str) -> None:
+        """Delete one file of the container; a file already gone counts as deleted (a gone container raises)."""
+        try:
+            with _provider_errors():
+                await self._client.containers.files.delete(file_id, container_id=container_id)
+        except (ContainerNotFound, ContainerExpired, SandboxUnavailable, SandboxTimeout):
+            raise
+        except SandboxError:  # the file is not there: gone already, unless the container is (that raises here)
+            await self.list_files(container_id)
+            logger.info("container file already gone container=%s", container_id)
+
     async def list_containers(self, *, prefix: str) -> list[ContainerInfo]:
         """Every container whose name starts with ``prefix`` (all pages, expired ones included)."""
         with _provider_errors():

@@ -193,6 +193,20 @@ async def openai_harness() -> AsyncIterator[Harness]:
             await backend.close()
 
 
+async def test_delete_file_removes_one_file_and_is_idempotent(backend: SandboxBackend) -> None:
+    info = await backend.create(name=PREFIX + "delete-file", idle_minutes=5)
+    kept = await backend.upload(info.id, name="kept.csv", chunks=chunked(CSV), size=len(CSV))
+    gone = await backend.upload(info.id, name="chart.csv", chunks=chunked(b"a\n1\n"), size=4)
+    await backend.delete_file(info.id, gone.id)
+    await backend.delete_file(info.id, gone.id)  # already gone: fine
+    assert [f.id for f in await backend.list_files(info.id) if not is_helper(f.name)] == [kept.id]
+    with pytest.raises(SandboxError):
+        await backend.read_file(info.id, gone.id)
+    await backend.delete(info.id)
+    with pytest.raises(ContainerNotFound):
+        await backend.delete_file(info.id, kept.id)
+
+
 async def test_charting_helper_is_in_every_sandbox(harness: Harness, backend: SandboxBackend) -> None:
     """Hosted containers get ``datastory_charts.py`` and ``datastory_style.py`` beside the data, byte for byte;
     a local kernel imports ``datastory_charts`` at once, and it writes a PNG and the chart spec beside it."""
