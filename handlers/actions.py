@@ -26,7 +26,7 @@ from bot.deps import Deps
 from bot.digests import CANCEL_ACTION
 from bot.intake import IncomingMessage
 from bot.slack_text import finalise
-from bot.turns.native import BAD_ACTION, GOOD_ACTION, SHOW_CODE_ACTION
+from bot.turns.native import BAD_ACTION, FEEDBACK_ACTION, GOOD_ACTION, SHOW_CODE_ACTION
 from handlers.events import installation_team
 
 
@@ -79,7 +79,14 @@ class ActionHandlers:
             return
         actions = body.get("actions") or [{}]
         action = str(actions[0].get("action_id") or "") if isinstance(actions[0], dict) else ""
-        thanks = self._deps.answers.vote(click, "good" if action == GOOD_ACTION else "bad")
+        if action == FEEDBACK_ACTION:  # Slack's feedback buttons: the value is "good:<turn>" or "bad:<turn>"
+            vote, _, turn_id = click.turn_id.partition(":")
+            click = Clicked(turn_id=turn_id, user=click.user, channel=click.channel)
+        else:
+            vote = "good" if action == GOOD_ACTION else "bad"
+        if vote not in ("good", "bad") or not click.turn_id:
+            return
+        thanks = self._deps.answers.vote(click, vote)
         await respond(text=finalise(thanks), response_type="ephemeral", replace_original=False)
 
     async def on_digest_cancel(
@@ -142,4 +149,5 @@ def register(app: AsyncApp, deps: Deps) -> None:
     app.action(SHOW_CODE_ACTION)(handlers.on_show_code)
     app.action(GOOD_ACTION)(handlers.on_feedback)
     app.action(BAD_ACTION)(handlers.on_feedback)
+    app.action(FEEDBACK_ACTION)(handlers.on_feedback)
     app.action(re.compile(r"^story_angle_\d$"))(handlers.on_story_angle)

@@ -12,8 +12,10 @@ Written from Slack's reference pages, not from the bot's builders (the emulator 
   1 character), ``raw_number`` (numeric ``value``) or ``rich_text``; ``page_size`` 1–100; all cells' characters at
   most 10,000 per table and per message;
 - image block with ``slack_file`` (``id`` or ``url``) or ``image_url``, and ``alt_text``;
-- actions and context actions blocks: elements of a known type; buttons with ``text`` (1–75), ``action_id``
-  (at most 255) and ``value`` (at most 2000).
+- actions blocks (1–25 buttons with ``text`` of 1–75 characters, ``action_id`` at most 255 and ``value`` at most
+  2000) and context actions blocks (https://docs.slack.dev/reference/block-kit/blocks/context-actions-block: 1–5
+  feedback buttons or icon buttons; each feedback button ``plain_text`` of 1–75 characters and a ``value`` of
+  1–2000).
 
 A workspace can also refuse whole block types (``FakeSlack(refused_blocks={"data_visualization"})``), as a
 Slack that does not know the block yet would.
@@ -149,12 +151,24 @@ def _image_errors(i: int, block: dict[str, Any]) -> list[str]:
 def _actions_errors(i: int, block: dict[str, Any]) -> list[str]:
     where = f"[json-pointer:/blocks/{i}"
     elements = block.get("elements")
-    if not isinstance(elements, list) or not 1 <= len(elements) <= 25:
-        return [f"must have 1-25 items {where}/elements]"]
+    most = 5 if block.get("type") == "context_actions" else 25
+    if not isinstance(elements, list) or not 1 <= len(elements) <= most:
+        return [f"must have 1-{most} items {where}/elements]"]
+    allowed = ("feedback_buttons", "icon_button") if block.get("type") == "context_actions" else ("button",)
+    if any(isinstance(e, dict) and e.get("type") not in allowed for e in elements):
+        return [f"element type not allowed in {block.get('type')} {where}/elements]"]
     errors: list[str] = []
     for j, e in enumerate(elements):
         if not isinstance(e, dict) or e.get("type") not in _BUTTON_ELEMENTS:
             errors.append(f"unsupported element {where}/elements/{j}]")
+        elif e["type"] == "feedback_buttons":
+            for side in ("positive_button", "negative_button"):
+                button = e.get(side)
+                text = button.get("text") if isinstance(button, dict) else None
+                if not isinstance(text, dict) or text.get("type") != "plain_text" or \
+                        not 1 <= _text_len(text.get("text")) <= 75 or \
+                        not 1 <= _text_len(button.get("value")) <= 2000:  # type: ignore[union-attr]
+                    errors.append(f"invalid {side} {where}/elements/{j}]")
         elif e["type"] == "button":
             text = e.get("text")
             if not isinstance(text, dict) or not 1 <= _text_len(text.get("text")) <= 75:

@@ -1,8 +1,9 @@
 """The Slack-native parts of an answer: its buttons, and Slack's own charts and tables built from the specs.
 
-- The last narrative message carries the answer's buttons (:func:`answer_blocks`): "Show code" (when code ran)
-  and 👍 / 👎, each with the turn's id as its value (:mod:`handlers.actions`). Its text is also the message's
-  ``text`` (notifications, screen readers).
+- The last narrative message carries the answer's buttons (:func:`answer_blocks`): Slack's feedback buttons
+  (👍 / 👎, plain buttons where the context actions block is refused) and "Show code" (when code ran), each
+  carrying the turn's id (:mod:`handlers.actions`). Its text is also the message's ``text`` (notifications,
+  screen readers).
 - After the narrative come the native messages (:func:`native_messages`): the charts whose data fits Slack's data
   visualization block, at most :data:`bot.native_blocks.CHARTS_PER_MESSAGE` per message, then each result table
   in a data table block (its first rows; the caption says when the whole table is attached as CSV), then the
@@ -42,16 +43,38 @@ logger = logging.getLogger(__name__)
 SHOW_CODE_ACTION = "show_code"
 GOOD_ACTION = "feedback_good"
 BAD_ACTION = "feedback_bad"
+FEEDBACK_ACTION = "feedback"
 SECTION_CHARS = 3000
 """A section block's text is at most 3,000 characters (https://docs.slack.dev/reference/block-kit/blocks/section-block)."""
 REFUSED = ("invalid_blocks", "invalid_blocks_format")
 TEXT_TABLE_ROWS = 15
 
 
+def _sections(text: str) -> list[dict[str, Any]]:
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": part}}
+            for part in split_message(text, limit=SECTION_CHARS)]
+
+
 def answer_blocks(text: str, *, turn_id: str, has_code: bool) -> list[dict[str, Any]]:
-    """The last narrative message as blocks: its text in sections, then the answer's buttons."""
-    sections: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": part}}
-                                      for part in split_message(text, limit=SECTION_CHARS)]
+    """The last narrative message as blocks: its text in sections, Slack's feedback buttons in a context actions
+    block (https://docs.slack.dev/reference/block-kit/blocks/context-actions-block; values ``good:<turn>`` and
+    ``bad:<turn>``), then "Show code"."""
+    feedback = {"type": "context_actions", "block_id": f"feedback-{turn_id}"[:255], "elements": [{
+        "type": "feedback_buttons", "action_id": FEEDBACK_ACTION,
+        "positive_button": {"text": {"type": "plain_text", "text": "👍"}, "value": f"good:{turn_id}",
+                            "accessibility_label": "This answer helped"},
+        "negative_button": {"text": {"type": "plain_text", "text": "👎"}, "value": f"bad:{turn_id}",
+                            "accessibility_label": "This answer did not help"}}]}
+    blocks = [*_sections(text), feedback]
+    if has_code:
+        blocks.append({"type": "actions", "block_id": f"answer-{turn_id}"[:255], "elements": [
+            {"type": "button", "action_id": SHOW_CODE_ACTION, "value": turn_id,
+             "text": {"type": "plain_text", "text": "Show code"}}]})
+    return blocks
+
+
+def classic_answer_blocks(text: str, *, turn_id: str, has_code: bool) -> list[dict[str, Any]]:
+    """The same with plain buttons only (a Slack that refuses the context actions block)."""
     buttons: list[dict[str, Any]] = []
     if has_code:
         buttons.append({"type": "button", "action_id": SHOW_CODE_ACTION, "value": turn_id,
@@ -62,7 +85,7 @@ def answer_blocks(text: str, *, turn_id: str, has_code: bool) -> list[dict[str, 
         {"type": "button", "action_id": BAD_ACTION, "value": turn_id,
          "text": {"type": "plain_text", "text": "👎", "emoji": True}},
     ]
-    return [*sections, {"type": "actions", "block_id": f"answer-{turn_id}"[:255], "elements": buttons}]
+    return [*_sections(text), {"type": "actions", "block_id": f"answer-{turn_id}"[:255], "elements": buttons}]
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,13 +176,15 @@ async def post_native(post: PostBlocks, part: str, message: NativeMessage) -> li
 
 
 async def post_last_part(post: PostBlocks, part: str, text: str, *, turn_id: str, has_code: bool) -> str:
-    """The last narrative message with the answer's buttons; as plain text when Slack refuses the blocks."""
-    try:
-        return await post(part, text, answer_blocks(text, turn_id=turn_id, has_code=has_code))
-    except SlackError as exc:
-        if exc.code not in REFUSED:
-            raise
-        logger.info("answer buttons refused part=%s error=%s", part, exc.code)
+    """The last narrative message with the answer's buttons: Slack's feedback buttons, else plain buttons, else
+    plain text, as Slack accepts them."""
+    for build in (answer_blocks, classic_answer_blocks):
+        try:
+            return await post(part, text, build(text, turn_id=turn_id, has_code=has_code))
+        except SlackError as exc:
+            if exc.code not in REFUSED:
+                raise
+            logger.info("answer buttons refused part=%s error=%s", part, exc.code)
     return await post(part, text, None)
 
 

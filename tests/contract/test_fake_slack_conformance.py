@@ -131,7 +131,15 @@ async def test_native_chart_and_table_blocks_are_taken_or_refused_like_slack(
     wide = {**TABLE, "rows": [[{"type": "raw_text", "text": "x" * 5001}], [{"type": "raw_text", "text": "y" * 5000}]]}
     stray = {**CHART, "chart": {**CHART["chart"], "series": [
         {"name": "Revenue", "data": [{"label": "West", "value": 1}]}]}}
-    for bad in ([pie], [wide], [stray], [CHART, CHART, CHART], [{"type": "image", "alt_text": "chart"}]):
+    feedback = {"type": "context_actions", "elements": [{
+        "type": "feedback_buttons", "action_id": "feedback",
+        "positive_button": {"text": {"type": "plain_text", "text": "👍"}, "value": "good:t1"},
+        "negative_button": {"text": {"type": "plain_text", "text": "👎"}, "value": "bad:t1"}}]}
+    assert (await client.chat_postMessage(channel="C1", text="answer", blocks=[feedback]))["ok"]
+    plain_in_context = {"type": "context_actions", "elements": [
+        {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "A"}}]}
+    for bad in ([pie], [wide], [stray], [CHART, CHART, CHART], [{"type": "image", "alt_text": "chart"}],
+                [plain_in_context]):
         with pytest.raises(SlackApiError) as err:
             await client.chat_postMessage(channel="C1", text="x", blocks=bad)
         assert err.value.response["error"] == "invalid_blocks" and err.value.response["errors"]
@@ -141,7 +149,7 @@ async def test_native_chart_and_table_blocks_are_taken_or_refused_like_slack(
     assert err.value.response["errors"] == ["unsupported type: data_visualization [json-pointer:/blocks/0/type]"]
     image = {"type": "image", "slack_file": {"id": "F1"}, "alt_text": "Revenue by region"}
     assert (await client.chat_postMessage(channel="C1", text="x", blocks=[TABLE, image]))["ok"]
-    assert len(slack.messages) == 2
+    assert len(slack.messages) == 3
 
 
 async def test_views_publish_keeps_the_home_tab_and_refuses_bad_views(

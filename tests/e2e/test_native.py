@@ -92,15 +92,20 @@ async def test_a_chart_that_fits_is_native_beside_its_png_and_tables_are_data_ta
     [status, narrative, chart, table] = posts
     assert status["text"].startswith(":hourglass_flowing_sand:")
 
-    # the narrative carries the buttons, the turn's id as their value
-    [section, actions] = blocks_of(narrative) or []
+    # the narrative carries Slack's feedback buttons and Show code, with the turn's id
+    [section, feedback, actions] = blocks_of(narrative) or []
     assert section == {"type": "section", "text": {"type": "mrkdwn", "text": narrative["text"]}}
     assert "*Revenue* is highest in the North." in narrative["text"]
-    buttons = actions["elements"]
-    assert [(b["action_id"], b["text"]["text"]) for b in buttons] == [
-        ("show_code", "Show code"), ("feedback_good", "👍"), ("feedback_bad", "👎")]
-    turn_id = buttons[0]["value"]
-    assert {b["value"] for b in buttons} == {turn_id} and actions["block_id"] == f"answer-{turn_id}"
+    turn_id = actions["elements"][0]["value"]
+    assert actions == {"type": "actions", "block_id": f"answer-{turn_id}", "elements": [
+        {"type": "button", "action_id": "show_code", "value": turn_id,
+         "text": {"type": "plain_text", "text": "Show code"}}]}
+    assert feedback == {"type": "context_actions", "block_id": f"feedback-{turn_id}", "elements": [{
+        "type": "feedback_buttons", "action_id": "feedback",
+        "positive_button": {"text": {"type": "plain_text", "text": "👍"}, "value": f"good:{turn_id}",
+                            "accessibility_label": "This answer helped"},
+        "negative_button": {"text": {"type": "plain_text", "text": "👎"}, "value": f"bad:{turn_id}",
+                            "accessibility_label": "This answer did not help"}}]}
 
     # Slack's own bar chart (the 30-point line does not fit: PNG only), then the table
     bar = ChartSpec.parse(files["revenue_by_region.chart.json"])
@@ -129,7 +134,7 @@ async def test_refused_blocks_fall_back_to_the_png_and_a_text_table(harness: Har
     ts = await answered(harness, bot)
     posts = thread_posts(harness, ts)
     kinds = [[b["type"] for b in blocks_of(p) or []] for p in posts]
-    assert kinds == [[], ["section", "actions"], ["data_visualization"], ["data_table"], []]
+    assert kinds == [[], ["section", "context_actions", "actions"], ["data_visualization"], ["data_table"], []]
     fallback = posts[-1]
     assert fallback["text"].startswith("*Revenue by region*\n```\nregion  revenue\nNorth   230")
     posted = [m for m in harness.slack.messages if m.thread_ts == ts and m.is_bot]
@@ -162,7 +167,7 @@ async def test_show_code_posts_the_turns_code_as_a_snippet_once(harness: Harness
     bot = await harness.start()
     ts = await answered(harness, bot)
     narrative = thread_posts(harness, ts)[1]
-    turn_id = (blocks_of(narrative) or [])[1]["elements"][0]["value"]
+    turn_id = (blocks_of(narrative) or [])[2]["elements"][0]["value"]
     assert await click(harness, bot, "show_code", turn_id, ts) is None
     snippet = harness.slack.uploads[-1]
     assert (snippet.name, snippet.channel, snippet.thread_ts) == (f"{turn_id}.py", CHANNEL, ts)
@@ -178,14 +183,30 @@ async def test_feedback_keeps_the_latest_click_and_counts_it_in_metrics(harness:
     with_helper_outputs(harness)
     bot = await harness.start()
     ts = await answered(harness, bot)
-    turn_id = (blocks_of(thread_posts(harness, ts)[1]) or [])[1]["elements"][0]["value"]
-    good = await click(harness, bot, "feedback_good", turn_id, ts)
+    turn_id = (blocks_of(thread_posts(harness, ts)[1]) or [])[2]["elements"][0]["value"]
+    good = await click(harness, bot, "feedback", f"good:{turn_id}", ts)
     assert good is not None and (good["response_type"], good["text"]) == ("ephemeral", "Thanks, noted.")
     assert await metric(bot, "datastory_feedback_votes") == {"good": 1.0}
-    await click(harness, bot, "feedback_bad", turn_id, ts)
-    await click(harness, bot, "feedback_bad", turn_id, ts)  # the same vote again changes nothing
-    await click(harness, bot, "feedback_good", turn_id, ts, user="U2")
+    await click(harness, bot, "feedback", f"bad:{turn_id}", ts)
+    await click(harness, bot, "feedback", f"bad:{turn_id}", ts)  # the same vote again changes nothing
+    await click(harness, bot, "feedback", f"good:{turn_id}", ts, user="U2")
     assert await metric(bot, "datastory_feedback_votes") == {"good": 1.0, "bad": 1.0}
+
+
+async def test_plain_buttons_where_slack_refuses_its_feedback_buttons(harness: Harness) -> None:
+    with_helper_outputs(harness)
+    harness.slack.refused_blocks = frozenset({"context_actions"})
+    bot = await harness.start()
+    ts = await answered(harness, bot)
+    refused, narrative = thread_posts(harness, ts)[1:3]
+    assert [b["type"] for b in blocks_of(refused) or []] == ["section", "context_actions", "actions"]
+    [_, actions] = blocks_of(narrative) or []
+    turn_id = actions["elements"][0]["value"]
+    assert [(b["action_id"], b["value"]) for b in actions["elements"]] == [
+        ("show_code", turn_id), ("feedback_good", turn_id), ("feedback_bad", turn_id)]
+    bad = await click(harness, bot, "feedback_bad", turn_id, ts)
+    assert bad is not None and bad["text"].startswith("Thanks, noted.")
+    assert await metric(bot, "datastory_feedback_votes") == {"bad": 1.0}
 
 
 async def test_story_angles_are_buttons_and_a_click_tells_that_story_in_the_same_container(
