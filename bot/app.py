@@ -88,6 +88,7 @@ class BotApp:
         await self.store.open()  # bootstrap opened it: this only checks again (idempotent)
         await backends.start()
         resumed = await self.worker.resume_unfinished()
+        self.jobs.append(asyncio.create_task(self.worker.poll_forever(), name="queue"))
         sweeper = services.require_sweeper()
 
         async def sweep(now: float) -> SweepReport:

@@ -125,6 +125,14 @@ class Settings(BaseSettings):
     max_concurrent_turns: int = Field(
         default=8, ge=1, description="Turns running at once across all threads; more work queues and says so."
     )
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="How long a replica's hold on a turn (and the leader's on the periodic jobs) "
+        "lasts unless renewed (every third of it); a replica that dies hands its work over within this time."
+    )
+    max_attempts: int = Field(
+        default=2, ge=1, description="Runs a turn may take (a crash or a lost lease ends one); after that the "
+        "thread gets one failure note instead of another run."
+    )
     max_turns_per_user: int = Field(
         default=5, ge=1, description="Questions one person may have queued or running at once; more are refused."
     )

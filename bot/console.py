@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from bot.poster import ForeignFileHost, SlackFile, Upload, UserInfo
+from bot.poster import ForeignFileHost, PartTag, SlackFile, ThreadMessage, Upload, UserInfo
 
 CHUNK = 1024 * 1024
 EMOJI = {
@@ -75,8 +75,13 @@ class ConsolePoster:
     async def unreact(self, *, channel: str, ts: str, name: str) -> None:
         """See :meth:`react`."""
 
+    async def thread_messages(self, *, channel: str, thread_ts: str) -> list[ThreadMessage]:
+        """A console keeps no thread to read back: a turn there is never resumed by another process."""
+        return []
+
     async def post(
-        self, *, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, object]] | None = None
+        self, *, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, object]] | None = None,
+        tag: PartTag | None = None,
     ) -> str:
         """The first post is the status line; the others are parts of the answer."""
         ts = self._next_ts()

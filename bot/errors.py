@@ -29,6 +29,14 @@ class TurnTimeout(Exception):
         self.seconds = seconds
 
 
+class AttemptsExhausted(Exception):
+    """A turn's runs ended without an answer ``attempts`` times (crashes, lost leases): it is not run again."""
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(f"{attempts} runs did not end")
+        self.attempts = attempts
+
+
 def new_ref() -> str:
     """A short reference id to quote in the thread and in the log."""
     return secrets.token_hex(3)
@@ -36,6 +44,9 @@ def new_ref() -> str:
 
 def describe(exc: BaseException) -> str:
     """The sentence the thread gets for ``exc`` (without the reference id)."""
+    if isinstance(exc, AttemptsExhausted):
+        return (f"I started on this question {exc.attempts} times and each run was cut short (the bot restarted or "
+                "crashed), so I stopped trying. Ask again to start over.")
     if isinstance(exc, TurnTimeout | SandboxTimeout):
         limit = f" {exc.seconds:.0f} s" if isinstance(exc, TurnTimeout) else " the time limit"
         return f"The analysis took longer than{limit} and was stopped. Try a narrower question."
@@ -77,6 +88,8 @@ def outcome_of(exc: BaseException) -> str:
         return "unavailable"
     if isinstance(exc, SandboxSetupError):
         return "setup"
+    if isinstance(exc, AttemptsExhausted):
+        return "exhausted"
     return "failed"
 
 
@@ -84,4 +97,4 @@ def is_expected(exc: BaseException) -> bool:
     """Whether the thread's message fully explains the failure (a refused file, a time limit, a provider, Slack,
     model or sandbox set-up problem): logged at INFO without a stack trace, which only a bug deserves (the
     traceback still comes with ``DATASTORY_LOG_LEVEL=DEBUG``)."""
-    return isinstance(exc, TurnTimeout | SandboxError | FileRejected | SlackError | AnalysisFailed)
+    return isinstance(exc, TurnTimeout | SandboxError | FileRejected | SlackError | AnalysisFailed | AttemptsExhausted)

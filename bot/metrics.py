@@ -8,6 +8,7 @@ module.
 
 Families (``_total`` for counters; labels in brackets): events received [type], deduplicated, ignored
 [reason]; intake messages [outcome]; turns [outcome], turn duration, first feedback, queue depth and queue wait;
+lease renewals lost, turns resumed, turn attempts exhausted, leader;
 containers created [backend], rebuilt, swept [reason], open; OpenAI errors [kind], Slack errors [kind]; cost in
 USD [source], tokens [direction]; digests [outcome]; ready, turns running, background tasks. The README lists them.
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from types import TracebackType
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -51,35 +51,6 @@ def http_error_kind(status: int) -> str:
     return "client_error"
 
 
-class QueueWait:
-    """One turn's wait for its thread and a free slot: in the queue depth until :meth:`started` (or the end of the
-    ``with`` block, for a turn cancelled while waiting); :meth:`started` observes the wait."""
-
-    __slots__ = ("_depth", "_histogram", "_open", "_since")
-
-    def __init__(self, depth: Gauge, histogram: Histogram) -> None:
-        self._depth = depth
-        self._histogram = histogram
-        self._since = time.monotonic()
-        self._open = True
-        depth.inc()
-
-    def started(self) -> None:
-        """The turn got its slot."""
-        if self._open:
-            self._open = False
-            self._depth.dec()
-            self._histogram.observe(time.monotonic() - self._since)
-
-    def __enter__(self) -> QueueWait:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        if self._open:
-            self._open = False
-            self._depth.dec()
-
-
 class Metrics:
     """Every metric of one running bot, in its own registry (see the module docstring for the families)."""
 
@@ -104,9 +75,18 @@ class Metrics:
         self._feedback = Histogram("datastory_first_feedback_seconds",
                                    "From a message's arrival to its first visible feedback (the reaction).",
                                    buckets=FEEDBACK_BUCKETS, registry=r)
-        self._depth = Gauge("datastory_queue_depth", "Turns waiting for their thread or a free slot.", registry=r)
-        self._wait = Histogram("datastory_queue_wait_seconds", "How long turns waited for their thread and a slot.",
-                               buckets=WAIT_BUCKETS, registry=r)
+        self._depth = Gauge("datastory_queue_depth", "Turns waiting in the store for their thread or a free slot "
+                            "(every replica's), as of this replica's last claim.", registry=r)
+        self._wait = Histogram("datastory_queue_wait_seconds", "How long turns waited from their message to their "
+                               "first run.", buckets=WAIT_BUCKETS, registry=r)
+        self._leases_lost = Counter("datastory_lease_renewals_lost", "Turns this replica stopped because its lease "
+                                    "could not be renewed (another replica took them over).", registry=r)
+        self._resumed = Counter("datastory_turns_resumed", "Turns run again after a run that did not end (a crash, "
+                                "a lost lease, a shutdown).", registry=r)
+        self._exhausted = Counter("datastory_turn_attempts_exhausted", "Turns given a failure note after "
+                                  "DATASTORY_MAX_ATTEMPTS runs that did not end.", registry=r)
+        self._leader = Gauge("datastory_leader", "1 while this replica runs the periodic jobs (sweeper, digests, "
+                             "retention).", registry=r)
         self._created = Counter("datastory_containers_created", "Containers (or local kernels) created.",
                                 ["backend"], registry=r)
         self._rebuilt = Counter("datastory_containers_rebuilt", "Threads whose gone or expired container was "
@@ -181,9 +161,29 @@ class Metrics:
 
     # ------------------------------------------------------------------ turns
 
-    def queued(self) -> QueueWait:
-        """A turn starts waiting for its thread and a slot (``with metrics.queued() as wait: … wait.started()``)."""
-        return QueueWait(self._depth, self._wait)
+    def queue_waited(self, seconds: float) -> None:
+        """A turn started its first run ``seconds`` after it was accepted."""
+        self._wait.observe(max(seconds, 0.0))
+
+    def queue_depth(self, turns: int) -> None:
+        """Turns waiting in the store right now."""
+        self._depth.set(turns)
+
+    def lease_lost(self) -> None:
+        """A turn's lease could not be renewed: this replica stopped working on it."""
+        self._leases_lost.inc()
+
+    def turn_resumed(self) -> None:
+        """A turn is run again after a run that did not end."""
+        self._resumed.inc()
+
+    def attempts_exhausted(self) -> None:
+        """A turn got its failure note instead of one more run."""
+        self._exhausted.inc()
+
+    def leader(self, leading: bool) -> None:
+        """Whether this replica runs the periodic jobs now."""
+        self._leader.set(1 if leading else 0)
 
     def turn_finished(self, outcome: str, *, seconds: float, input_tokens: int = 0, output_tokens: int = 0,
                       cost_usd: float | None = None) -> None:

@@ -61,6 +61,8 @@ class Outputs:
     left_out: tuple[tuple[str, str], ...] = ()
     specs: tuple[tuple[str, bytes], ...] = ()
     """Chart and table specs the charting helper wrote (name, content): turned into blocks, never attached."""
+    attached: tuple[str, ...] = ()
+    """The sandbox file id of each upload, in order (a resumed turn reads them again: :meth:`OutputReader.reread`)."""
 
     def note(self) -> str:
         """One line for the answer naming what was not attached and why; empty when nothing was left out."""
@@ -134,6 +136,7 @@ class OutputReader:
         order = {file_id: i for i, file_id in enumerate(cited)}
         ranked = sorted(created, key=lambda f: (order.get(f.id, len(order)), f.created_at, f.path))
         uploads: list[Upload] = []
+        attached: list[str] = []
         left_out: list[tuple[str, str]] = []
         specs: list[tuple[str, bytes]] = []
         total = 0
@@ -151,6 +154,7 @@ class OutputReader:
             if why is None:
                 try:
                     uploads.append(Upload(filename=f.name, data=await self._defuse(f.name, data), title=f.name))
+                    attached.append(f.id)
                     total += len(data)
                     continue
                 except Exception as exc:  # a worker process that died (memory): the file is not posted unchecked
@@ -159,7 +163,17 @@ class OutputReader:
                     why = "it could not be checked for spreadsheet formulas"
             logger.info("output not attached file=%s bytes=%d reason=%s", f.name, f.size, why)
             left_out.append((f.name, why))
-        return Outputs(uploads=tuple(uploads), left_out=tuple(left_out), specs=tuple(specs))
+        return Outputs(uploads=tuple(uploads), left_out=tuple(left_out), attached=tuple(attached),
+                       specs=tuple(specs))
+
+    async def reread(self, container_id: str, files: Sequence[tuple[str, str]]) -> tuple[Upload, ...]:
+        """The uploads of ``(sandbox file id, name)`` read again (within the limits they passed before) and
+        defused again: what a resumed turn attaches without running the analysis again."""
+        uploads = []
+        for file_id, name in files:
+            data = await self._sandbox.read_file(container_id, file_id)
+            uploads.append(Upload(filename=name, data=await self._defuse(name, data), title=name))
+        return tuple(uploads)
 
     def _too_much(self, size: int, count: int, total: int) -> str | None:
         limits = self._limits

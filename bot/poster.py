@@ -85,6 +85,30 @@ class Upload:
     title: str = ""
 
 
+PART_EVENT = "datastory_part"
+"""The ``event_type`` of the metadata every part of an answer is posted with (:class:`PartTag`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartTag:
+    """Which turn a message belongs to and which part of its answer it is, sent as Slack message metadata so a
+    resumed turn finds in the thread what it posted before its ledger knew."""
+
+    turn: str
+    part: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadMessage:
+    """A message of a thread as the bot reads it back (``conversations.replies`` with metadata)."""
+
+    ts: str
+    user: str
+    tag: PartTag | None = None
+    """The part the message is, when the bot posted it with a :class:`PartTag`."""
+    file_names: tuple[str, ...] = ()
+
+
 class SlackError(Exception):
     """A Slack call failed; ``code`` is Slack's error string (``not_in_channel``, ``ratelimited``...)."""
 
@@ -114,9 +138,15 @@ class Poster(Protocol):
         ...
 
     async def post(
-        self, *, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, object]] | None = None
+        self, *, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, object]] | None = None,
+        tag: PartTag | None = None,
     ) -> str:
-        """Post a message (in a thread when ``thread_ts`` is set); returns its ``ts``."""
+        """Post a message (in a thread when ``thread_ts`` is set; tagged with ``tag`` as message metadata);
+        returns its ``ts``."""
+        ...
+
+    async def thread_messages(self, *, channel: str, thread_ts: str) -> list[ThreadMessage]:
+        """The thread's messages, oldest first, with the part tags the bot posted them with."""
         ...
 
     async def post_ephemeral(self, *, channel: str, user: str, thread_ts: str | None, text: str) -> None:

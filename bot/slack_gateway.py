@@ -21,7 +21,17 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from yarl import URL
 
 from bot.config import Settings
-from bot.poster import FileAccessDenied, ForeignFileHost, SlackError, SlackFile, Upload, UserInfo
+from bot.poster import (
+    PART_EVENT,
+    FileAccessDenied,
+    ForeignFileHost,
+    PartTag,
+    SlackError,
+    SlackFile,
+    ThreadMessage,
+    Upload,
+    UserInfo,
+)
 from bot.slack_pace import SlackPace, retry_handlers
 from bot.slack_text import finalise, finalise_blocks, one_line
 
@@ -72,6 +82,16 @@ def _is_sign_in_page(content_type: str, head: bytes) -> bool:
         return True
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     return content_type == _UNLABELLED and start.startswith((b"<!doctype html", b"<html", b"<head", b"<!--"))
+
+
+def _thread_message(m: dict[str, Any]) -> ThreadMessage:
+    """A ``conversations.replies`` message as the bot reads it back."""
+    meta = m.get("metadata") or {}
+    payload = meta.get("event_payload") or {} if meta.get("event_type") == PART_EVENT else {}
+    tag = PartTag(turn=str(payload["turn"]), part=str(payload["part"])) \
+        if isinstance(payload, dict) and "turn" in payload and "part" in payload else None
+    names = tuple(str(f.get("name") or "") for f in m.get("files") or [] if isinstance(f, dict))
+    return ThreadMessage(ts=str(m.get("ts", "")), user=str(m.get("user", "")), tag=tag, file_names=names)
 
 
 def _file_title(name: str) -> str:
@@ -153,14 +173,31 @@ class SlackGateway:
                 raise
 
     async def post(
-        self, *, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, object]] | None = None
+        self, *, channel: str, thread_ts: str | None, text: str, blocks: list[dict[str, object]] | None = None,
+        tag: PartTag | None = None,
     ) -> str:
-        """Post a message (in the thread when ``thread_ts`` is set), links not unfurled; returns its ``ts``."""
+        """Post a message (in the thread when ``thread_ts`` is set), links not unfurled, ``tag`` as message
+        metadata; returns its ``ts``."""
+        metadata = None if tag is None else {"event_type": PART_EVENT,
+                                             "event_payload": {"turn": tag.turn, "part": tag.part}}
         resp = await self._call("chat.postMessage", self._client.chat_postMessage(
             channel=channel, thread_ts=thread_ts, text=finalise(text), blocks=finalise_blocks(blocks),
-            unfurl_links=False, unfurl_media=False, link_names=False,
+            unfurl_links=False, unfurl_media=False, link_names=False, metadata=metadata,
         ))
         return str(resp["ts"])
+
+    async def thread_messages(self, *, channel: str, thread_ts: str) -> list[ThreadMessage]:
+        """``conversations.replies`` with ``include_all_metadata``, every page."""
+        out: list[ThreadMessage] = []
+        cursor: str | None = None
+        while True:
+            resp = await self._call("conversations.replies", self._client.conversations_replies(
+                channel=channel, ts=thread_ts, include_all_metadata=True, limit=200, cursor=cursor))
+            for m in resp.get("messages") or []:
+                out.append(_thread_message(m))
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+            if not resp.get("has_more") or not cursor:
+                return out
 
     async def post_ephemeral(self, *, channel: str, user: str, thread_ts: str | None, text: str) -> None:
         """A message only ``user`` sees (in the thread when ``thread_ts`` is set)."""

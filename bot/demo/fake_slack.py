@@ -204,6 +204,7 @@ class FakeSlack(MessagesApi, FileHosting, SocketMode):
         if fault is not None:
             return fault
         handler = self._methods.get(method)
+        await self._wait_if_held(method)
         try:
             self._check_auth(rec, method)
             if handler is None:

@@ -108,7 +108,8 @@ class MessagesApi(SlackState):
         thread_ts = str(p["thread_ts"]) if p.get("thread_ts") else None
         msg = FakeMessage(channel=channel, ts=fresh_ts(), user=self.bot_user_id, text=text, thread_ts=thread_ts,
                           bot_id=self.bot_id, blocks=blocks, unfurl_links=p.get("unfurl_links"),
-                          unfurl_media=p.get("unfurl_media"), link_names=p.get("link_names"))
+                          unfurl_media=p.get("unfurl_media"), link_names=p.get("link_names"),
+                          metadata=_metadata(p.get("metadata")))
         self.messages.append(msg)
         return {"channel": channel, "ts": msg.ts, "message": msg.to_api(team_id=self.team_id, app_id=self.app_id)}
 
@@ -192,8 +193,9 @@ class MessagesApi(SlackState):
         limit = min(int(p.get("limit") or self.replies_page_size), self.replies_page_size)  # "fewer may be returned"
         page = msgs[start:start + limit]
         out = []
+        with_metadata = str(p.get("include_all_metadata", "")).lower() in ("1", "true")
         for m in page:
-            item = m.to_api(team_id=self.team_id, app_id=self.app_id)
+            item = m.to_api(team_id=self.team_id, app_id=self.app_id, metadata=with_metadata)
             if m.ts == root:
                 item.update({"thread_ts": root, "reply_count": len(replies),
                              "reply_users": sorted({r.user for r in replies}),
@@ -216,3 +218,19 @@ class MessagesApi(SlackState):
                 raise ApiError("user_not_found")
             user = self.add_user(user_id, tz="UTC", tz_offset=0)
         return {"user": user}
+
+
+def _metadata(value: object) -> Json | None:
+    """``chat.postMessage``'s ``metadata``: an object (JSON body) or its JSON text (form or query string) with a
+    string ``event_type`` and an object ``event_payload``; anything else is ``invalid_metadata_format``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ApiError("invalid_metadata_format") from exc
+    if not (isinstance(value, dict) and isinstance(value.get("event_type"), str) and value["event_type"]
+            and isinstance(value.get("event_payload"), dict)):
+        raise ApiError("invalid_metadata_format")
+    return {"event_type": value["event_type"], "event_payload": value["event_payload"]}

@@ -78,15 +78,20 @@ class FakeMessage:
     unfurl_links: Any = None
     unfurl_media: Any = None
     link_names: Any = None
+    metadata: Json | None = None
+    """``{"event_type": ..., "event_payload": {...}}`` given to ``chat.postMessage``; ``conversations.replies``
+    returns it with ``include_all_metadata``."""
 
     @property
     def is_bot(self) -> bool:
         """Posted by a bot."""
         return self.bot_id is not None
 
-    def to_api(self, *, team_id: str, app_id: str) -> Json:
-        """The message object of Web API answers."""
+    def to_api(self, *, team_id: str, app_id: str, metadata: bool = False) -> Json:
+        """The message object of Web API answers (with its metadata when ``metadata``)."""
         out: Json = {"type": "message", "text": self.text, "user": self.user, "ts": self.ts, "team": team_id}
+        if metadata and self.metadata is not None:
+            out["metadata"] = self.metadata
         if self.bot_id:
             out.update({"bot_id": self.bot_id, "app_id": app_id,
                         "bot_profile": {"id": self.bot_id, "app_id": app_id, "name": "datastory", "team_id": team_id,
@@ -174,6 +179,20 @@ def filetype_of(name: str) -> str:
     return {"txt": "text", "jpg": "jpg", "jpeg": "jpg", "md": "markdown"}.get(ext, ext or "binary")
 
 
+class Hold:
+    """Calls of one method held until :meth:`release` (see :meth:`SlackState.hold`)."""
+
+    def __init__(self) -> None:
+        self.arrived = asyncio.Event()
+        """Set when the first held call arrived."""
+        self.released = asyncio.Event()
+        self.arrivals = 0
+
+    def release(self) -> None:
+        """Let the held calls (and every later one) through."""
+        self.released.set()
+
+
 class SlackState:
     """Everything the parts of the emulator share: identities, messages, files, faults and the recorder."""
 
@@ -224,6 +243,7 @@ class SlackState:
         self._acks: dict[str, asyncio.Future[Json]] = {}
         self._ids = 0
         self.port = 0
+        self._holds: dict[str, Hold] = {}
 
     @property
     def base_url(self) -> str:
@@ -245,6 +265,19 @@ class SlackState:
             if msg.channel == channel and msg.ts == ts:
                 return msg
         return None
+
+    def hold(self, method: str) -> Hold:
+        """Hold the next calls of ``method`` (a Web API method) until :meth:`Hold.release`: each is recorded and
+        then waits, so a test can act (kill the caller) while a request is in flight. Released calls complete."""
+        held = self._holds[method] = Hold()
+        return held
+
+    async def _wait_if_held(self, method: str) -> None:
+        held = self._holds.get(method)
+        if held is not None and not held.released.is_set():
+            held.arrivals += 1
+            held.arrived.set()
+            await held.released.wait()
 
     def fail_next(
         self, method: str, *, error: str | None = None, status: int = 200, retry_after: float | None = None,

@@ -1,188 +1,34 @@
-"""The store port: threads, their files, turns and dedupe keys, as values and one async protocol.
+"""The store ports: one async protocol per user (threads, turns, the queue, the ledger, leases, digests...), and
+:class:`Store`, all of them, which ``bot.store.sql.SqlStore`` implements on SQLite and PostgreSQL.
 
-The SQL implementation (``bot.store.sql``) serves SQLite by default and PostgreSQL for several replicas. Every
-method that must be safe when two replicas race (claiming a dedupe key, submitting a turn) is a single
-conditional statement or one transaction, never a read followed by a write.
+Every method that must be safe when two replicas race (claiming a dedupe key, submitting or claiming a turn,
+taking a lease) is a single conditional statement or one transaction, never a read followed by a write. The values
+live in ``bot.store.records`` and are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import Literal, Protocol
+from typing import Protocol
 
-TurnStatus = Literal["queued", "running", "done", "failed"]
-ThreadStatus = Literal["new", "active", "swept", "reset"]
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadKey:
-    """A Slack thread: the team, the channel and the ``ts`` of the thread's root message."""
-
-    team: str
-    channel: str
-    thread_ts: str
-
-    def __str__(self) -> str:
-        return f"{self.team}/{self.channel}/{self.thread_ts}"
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadRecord:
-    """What the store knows about a thread and its container."""
-
-    key: ThreadKey
-    status: ThreadStatus
-    created_at: float
-    last_active_at: float
-    container_id: str | None = None
-    container_name: str | None = None
-    backend: str | None = None
-    """The sandbox backend that owns ``container_id`` (``openai`` or ``local``)."""
-    last_response_id: str | None = None
+from bot.store.records import (
+    DigestRecord,
+    DigestStatus,
+    FileRecord,
+    NewTurn,
+    Pending,
+    Removed,
+    ThreadKey,
+    ThreadRecord,
+    ThreadStatus,
+    TurnOutcomeRecord,
+    TurnRecord,
+    TurnStatus,
+)
 
 
-@dataclass(frozen=True, slots=True)
-class FileRecord:
-    """A Slack file shared in a thread, and where it went in the thread's container."""
-
-    key: ThreadKey
-    slack_file_id: str
-    name: str
-    size: int
-    mimetype: str
-    filetype: str
-    download_url: str
-    """``url_private_download`` (or ``url_private``); fetched with the bot token, only from Slack hosts."""
-    message_ts: str
-    """The message that carried the file."""
-    user: str
-    created_at: float
-    container_id: str | None = None
-    """The container the file was uploaded to; differs from the thread's container after a rebuild."""
-    sandbox_path: str | None = None
-    sandbox_file_id: str | None = None
-    facts: str = ""
-    """What the checks detected (encoding, delimiter, ...), told to the analysis."""
-    refused_reason: str | None = None
-    """Why the file was refused while streaming (sign-in page, binary, empty...); later turns skip it."""
-    refused_turn: str | None = None
-    """The turn that refused it (the same file shared again is tried again)."""
-    read_options: str = ""
-    """How to read the file (``bot.files.ReadOptions`` as JSON), decided by the stream inspection."""
-
-
-@dataclass(frozen=True, slots=True)
-class TurnRecord:
-    """One unit of work in a thread: a question, possibly with new files."""
-
-    id: str
-    key: ThreadKey
-    message_ts: str
-    """The ``ts`` of the message that asked (reactions go on it)."""
-    user: str
-    question: str
-    file_ids: tuple[str, ...]
-    """Slack file ids that arrived with this message."""
-    status: TurnStatus
-    created_at: float
-    status_ts: str | None = None
-    """The ``ts`` of the bot's status reply, updated as the turn progresses."""
-    started_at: float | None = None
-    finished_at: float | None = None
-    response_id: str | None = None
-    error: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    answer: str | None = None
-    """The start of the narrative (for the thread summary a rebuilt container starts from)."""
-    code: str | None = None
-    """The code that ran (truncated), so a rebuilt container can rebuild derived tables."""
-    model: str | None = None
-    cost_usd: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class TurnOutcomeRecord:
-    """What a finished turn produced, as the store keeps it."""
-
-    response_id: str | None = None
-    error: str | None = None
-    input_tokens: int = 0
-    output_tokens: int = 0
-    answer: str | None = None
-    code: str | None = None
-    model: str | None = None
-    cost_usd: float = 0.0
-
-
-DigestStatus = Literal["active", "paused", "cancelled"]
-
-
-@dataclass(frozen=True, slots=True)
-class DigestRecord:
-    """A thread's analysis re-run on a schedule and posted to the channel."""
-
-    id: str
-    key: ThreadKey
-    """The source thread: its files and its channel."""
-    owner: str
-    question: str
-    cron: str
-    tz: str
-    label: str
-    created_at: float
-    next_run_at: float
-    status: DigestStatus = "active"
-    skip_unchanged: bool = True
-    last_run_at: float | None = None
-    last_outcome: str | None = None
-    last_hash: str | None = None
-    last_data_at: float | None = None
-    failures: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class NewTurn:
-    """A turn to submit; the store assigns nothing but what it is given."""
-
-    id: str
-    key: ThreadKey
-    message_ts: str
-    user: str
-    question: str
-    files: tuple[FileRecord, ...]
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """Queued plus running turns: of one person, of one channel, and in all (what the fairness caps count)."""
-
-    user: int = 0
-    channel: int = 0
-    total: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Removed:
-    """Rows a purge or a prune deleted, by kind."""
-
-    threads: int = 0
-    files: int = 0
-    turns: int = 0
-    digests: int = 0
-    digest_runs: int = 0
-    dedupe_keys: int = 0
-
-    def summary(self) -> str:
-        """``2 threads, 5 turns, ...`` (kinds with none left out; ``nothing`` when empty)."""
-        parts = [f"{getattr(self, f.name)} {f.name.replace('_', ' ')}" for f in fields(self) if getattr(self, f.name)]
-        return ", ".join(parts) or "nothing"
-
-
-class Store(Protocol):
-    """Async persistence for the bot. All times are Unix seconds (float)."""
+class Lifecycle(Protocol):
+    """Opening and closing the store."""
 
     async def open(self) -> None:
         """Connect and bring the schema up to date (idempotent)."""
@@ -196,6 +42,9 @@ class Store(Protocol):
         """True when the database answers a trivial query."""
         ...
 
+class DedupeStore(Protocol):
+    """Dedupe keys: each Slack post is handled once, by one replica."""
+
     async def claim(self, key: str, *, now: float) -> bool:
         """Insert a dedupe key; True for the first claimer, False when it was already there."""
         ...
@@ -204,12 +53,8 @@ class Store(Protocol):
         """Delete dedupe keys claimed before ``before`` (Unix seconds); returns how many were deleted."""
         ...
 
-    async def submit_turn(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...]) -> bool:
-        """Atomically claim every dedupe key, create the thread row if new, add the files and the queued turn.
-
-        Returns False (and writes nothing) when any key was already claimed: the work is a duplicate.
-        """
-        ...
+class ThreadStore(Protocol):
+    """Threads, their containers and their files: what a turn's workspace and the sweeper need."""
 
     async def get_thread(self, key: ThreadKey) -> ThreadRecord | None:
         """The thread, or None when the bot has never had work in it."""
@@ -245,6 +90,19 @@ class Store(Protocol):
         """Set ``last_active_at``."""
         ...
 
+    async def list_threads(self, *, team: str | None = None) -> list[ThreadRecord]:
+        """Every thread (of one team when given), oldest first."""
+        ...
+
+    async def idle_threads(self, *, before: float) -> list[ThreadRecord]:
+        """Threads that have a container and were last active before ``before``: what the sweeper may delete,
+        asked for alone (an index on ``last_active_at``), not every thread at every sweep."""
+        ...
+
+    async def threads_with_containers(self, container_ids: Sequence[str]) -> list[ThreadRecord]:
+        """The threads that own one of ``container_ids`` (the sweeper's question about the provider's list)."""
+        ...
+
     async def list_files(self, key: ThreadKey) -> list[FileRecord]:
         """The thread's files, oldest first."""
         ...
@@ -260,6 +118,18 @@ class Store(Protocol):
         """Record that a turn refused the file, and why."""
         ...
 
+class TurnStore(Protocol):
+    """Turns: submitted by the intake, read and finished by the worker, summed for budgets."""
+
+    async def submit_turn(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...], holder: str | None = None,
+                          hold_until: float | None = None) -> bool:
+        """Atomically claim every dedupe key, create the thread row if new, add the files and the queued turn.
+
+        Returns False (and writes nothing) when any key was already claimed: the work is a duplicate. With
+        ``holder``, the turn is stored leased to that replica until ``hold_until`` (it greets the turn first).
+        """
+        ...
+
     async def get_turn(self, turn_id: str) -> TurnRecord | None:
         """One turn by id."""
         ...
@@ -273,9 +143,11 @@ class Store(Protocol):
         ...
 
     async def finish_turn(
-        self, turn_id: str, *, status: TurnStatus, now: float, outcome: TurnOutcomeRecord | None = None
-    ) -> None:
-        """Mark a turn done or failed with its outcome."""
+        self, turn_id: str, *, status: TurnStatus, now: float, outcome: TurnOutcomeRecord | None = None,
+        owner: str | None = None,
+    ) -> bool:
+        """Mark a turn done or failed with its outcome and free its lease; with ``owner``, only while that replica
+        holds the lease of the unfinished turn (False otherwise: another replica took it over)."""
         ...
 
     async def list_turns(self, key: ThreadKey) -> list[TurnRecord]:
@@ -291,6 +163,9 @@ class Store(Protocol):
         """Turns left queued or running (by a crash or a shutdown), oldest first, to resume at start-up."""
         ...
 
+class LoadStore(Protocol):
+    """What the fairness caps and the longest wait read and end (``bot.admission``, ``bot.jobs.overdue``)."""
+
     async def pending_turns(self, *, team: str, user: str, channel: str) -> Pending:
         """Queued plus running turns of ``user`` of ``team``, of ``channel`` and in all."""
         ...
@@ -304,29 +179,71 @@ class Store(Protocol):
         worker started meanwhile is left alone. Returns the turns that ended, as they were."""
         ...
 
-    async def list_threads(self, *, team: str | None = None) -> list[ThreadRecord]:
-        """Every thread (of one team when given), oldest first."""
+
+class TurnQueue(Protocol):
+    """The durable queue: the accepted turns, claimed by one replica at a time under a lease."""
+
+    async def claim_turn(self, *, owner: str, now: float, lease_seconds: float,
+                         turn_id: str | None = None) -> TurnRecord | None:
+        """Take the next runnable turn (``turn_id`` alone when given) under ``owner``'s lease for ``lease_seconds``:
+        it becomes running and counts one more attempt. Runnable: unfinished, its lease free or expired (or
+        ``owner``'s), no earlier turn of its thread unfinished, no other turn of its thread running under a live
+        lease. ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, one ``BEGIN IMMEDIATE`` transaction on SQLite."""
         ...
 
-    async def idle_threads(self, *, before: float) -> list[ThreadRecord]:
-        """Threads that have a container and were last active before ``before``: what the sweeper may delete,
-        asked for alone (an index on ``last_active_at``), not every thread at every sweep."""
+    async def renew_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:
+        """Extend ``owner``'s lease; False when it no longer holds it (it expired and another replica took it)."""
         ...
 
-    async def threads_with_containers(self, container_ids: Sequence[str]) -> list[ThreadRecord]:
-        """The threads that own one of ``container_ids`` (the sweeper's question about the provider's list)."""
+    async def hold_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:
+        """Lease a queued turn nobody holds without running it (its feedback is being shown); False otherwise."""
         ...
 
-    async def purge_team(self, team: str) -> Removed:
-        """Delete everything stored for a workspace (it uninstalled the app): threads, files, turns, digests and
-        their runs, dedupe keys. One transaction."""
+    async def release_turn(self, turn_id: str, *, owner: str, refund: bool = False) -> bool:
+        """Give ``owner``'s unfinished turn back to the queue (queued, no lease); ``refund`` takes back the
+        attempt its claim counted (a graceful shutdown is not a failed run)."""
         ...
 
-    async def prune(self, *, before: float) -> Removed:
-        """Retention: delete what is older than ``before``: finished turns (their answers and code), digest runs,
-        dedupe keys, cancelled digests, and threads idle since then with no container, no unfinished turn and no
-        digest left (their file records with them). One transaction."""
+    async def queue_depth(self, *, now: float) -> int:
+        """Unfinished turns nobody runs under a live lease: waiting for their thread or a free slot."""
         ...
+
+    async def turns_ahead(self, turn_id: str) -> int:
+        """How many unfinished turns of the thread go before this one (a running one included)."""
+        ...
+
+    async def thread_busy(self, key: ThreadKey, *, before_ts: str, now: float) -> bool:
+        """Whether a turn of the thread asked before ``before_ts`` is unfinished, or one runs under a live lease."""
+        ...
+
+class LedgerStore(Protocol):
+    """The ledger: each part of an answer a turn posted, so a resumed turn never posts it twice."""
+
+    async def record_part(self, turn_id: str, part: str, ref: str, *, now: float) -> bool:
+        """Record that the turn posted ``part`` (``ref``: the Slack ts or file ids); False when already recorded."""
+        ...
+
+    async def posted_parts(self, turn_id: str) -> dict[str, str]:
+        """What the turn posted so far: part key → Slack ts or file ids."""
+        ...
+
+class LeaseStore(Protocol):
+    """Named leases: the leader of the periodic jobs."""
+
+    async def acquire_lease(self, name: str, *, owner: str, now: float, seconds: float) -> bool:
+        """Take the named lease, or extend it when ``owner`` holds it; False while another owner's is live."""
+        ...
+
+    async def release_lease(self, name: str, *, owner: str) -> None:
+        """Give the named lease up (only when ``owner`` holds it)."""
+        ...
+
+    async def lease_holder(self, name: str, *, now: float) -> str | None:
+        """The owner of the named lease while it is live, else None."""
+        ...
+
+class DigestStore(Protocol):
+    """Scheduled digests and their runs."""
 
     async def add_digest(self, digest: DigestRecord) -> None:
         """Store a new digest."""
@@ -362,3 +279,28 @@ class Store(Protocol):
     async def cancel_digest(self, digest_id: str) -> bool:
         """Cancel an active or paused digest; False when there was none to cancel."""
         ...
+
+class HousekeepingStore(Protocol):
+    """Retention and offboarding."""
+
+    async def purge_team(self, team: str) -> Removed:
+        """Delete everything stored for a workspace (it uninstalled the app): threads, files, turns, digests and
+        their runs, dedupe keys. One transaction."""
+        ...
+
+    async def prune(self, *, before: float) -> Removed:
+        """Retention: delete what is older than ``before``: finished turns (their answers and code), digest runs,
+        dedupe keys, cancelled digests, and threads idle since then with no container, no unfinished turn and no
+        digest left (their file records with them). One transaction."""
+        ...
+
+class Store(Lifecycle, DedupeStore, ThreadStore, TurnStore, LoadStore, TurnQueue, LedgerStore, LeaseStore,
+            DigestStore, HousekeepingStore, Protocol):
+    """Every port: what the composition root builds and hands out. All times are Unix seconds (float)."""
+
+
+__all__ = [
+    "DedupeStore", "DigestRecord", "DigestStatus", "DigestStore", "FileRecord", "HousekeepingStore", "LeaseStore",
+    "LedgerStore", "Lifecycle", "LoadStore", "NewTurn", "Pending", "Removed", "Store", "ThreadKey", "ThreadRecord",
+    "ThreadStatus", "ThreadStore", "TurnOutcomeRecord", "TurnQueue", "TurnRecord", "TurnStatus", "TurnStore",
+]

@@ -98,6 +98,10 @@ turns = Table(
     Column("code", Text, nullable=True),
     Column("model", Text, nullable=True),
     Column("cost_usd", Float, nullable=True),
+    # revision 0008: the durable queue: the replica that holds the turn, until when, and how many runs it had
+    Column("lease_owner", Text, nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("attempts", Integer, nullable=True),
     ForeignKeyConstraint(
         ["team", "channel", "thread_ts"], ["threads.team", "threads.channel", "threads.thread_ts"],
         name="fk_turns_thread", ondelete="CASCADE",
@@ -150,4 +154,26 @@ digest_runs = Table(
     Column("ran_at", Float, nullable=False),
     Column("cost_usd", Float, nullable=False),
     Index("ix_digest_runs_ran_at", "ran_at"),
+)
+
+ledger = Table(
+    "ledger",
+    METADATA,
+    # revision 0008: every part of an answer a turn posted (narrative messages, files, status, reactions), once
+    Column("turn_id", Text, nullable=False),
+    Column("part", Text, nullable=False),
+    Column("ref", Text, nullable=False),  # the Slack ts or file ids of what was posted
+    Column("posted_at", Float, nullable=False),
+    PrimaryKeyConstraint("turn_id", "part", name="pk_ledger"),
+    ForeignKeyConstraint(["turn_id"], ["turns.id"], name="fk_ledger_turn", ondelete="CASCADE"),
+)
+
+leases = Table(
+    "leases",
+    METADATA,
+    # revision 0008: named leases (the leader of the periodic jobs): who holds one, until when
+    Column("name", Text, primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("acquired_at", Float, nullable=False),
 )

@@ -13,7 +13,6 @@ so two processes never deadlock on a lock upgrade, and writes from one process a
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -21,7 +20,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcon
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import RowMapping, Table, case, delete, event, func, insert, literal, select, text, update
+from sqlalchemy import Table, case, delete, event, func, insert, literal, select, text, update
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, make_url
@@ -46,6 +45,18 @@ from bot.store.base import (
 )
 from bot.store.revisions import SchemaNotAtHead, SchemaState
 from bot.store.schema import dedupe, digest_runs, digests, files, threads, turns
+from bot.store.sql_queue import SqlQueue
+from bot.store.sql_rows import (
+    digest_record,
+    file_record,
+    file_row,
+    key_of,
+    thread_is,
+    thread_record,
+    turn_record,
+    turn_row,
+    unique_files,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +107,7 @@ def _is_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-class SqlStore:
+class SqlStore(SqlQueue):
     """The store on SQLite (default, one process) or PostgreSQL (several replicas)."""
 
     def __init__(self, *, url: str, echo: bool = False, migrate: bool = True) -> None:
@@ -241,21 +252,24 @@ class SqlStore:
 
     # -- turns submission ------------------------------------------------------------------------------------
 
-    async def submit_turn(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...]) -> bool:
+    async def submit_turn(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...], holder: str | None = None,
+                          hold_until: float | None = None) -> bool:
         """Claim every key, upsert the thread and the files, add the queued turn: all or nothing.
 
         The files are recorded under ``turn.key``. A file the thread already has (same Slack id) is updated
         (name, size, types, URL, message, user; facts when given) and keeps its upload state and ``created_at``.
-        A duplicate key, or a turn id that exists already, returns False and writes nothing.
+        A duplicate key, or a turn id that exists already, returns False and writes nothing. With ``holder``, the
+        turn is stored leased to it until ``hold_until`` (the accepting replica greets it before anyone runs it).
         """
         try:
             async with self._write() as conn:
                 await self._claim_all(conn, dedupe_keys, turn.created_at)
                 await self._upsert_thread(conn, turn.key, turn.created_at)
-                for record in sorted(_unique_files(turn.files), key=lambda f: f.slack_file_id):
+                for record in sorted(unique_files(turn.files), key=lambda f: f.slack_file_id):
                     await self._upsert_file(conn, turn.key, record)
+                row = turn_row(turn) | {"lease_owner": holder, "lease_expires_at": hold_until if holder else None}
                 added = await conn.execute(
-                    self._insert(turns).values(**_turn_row(turn)).on_conflict_do_nothing(index_elements=["id"])
+                    self._insert(turns).values(**row).on_conflict_do_nothing(index_elements=["id"])
                 )
                 if added.rowcount != 1:
                     raise _Duplicate
@@ -286,7 +300,7 @@ class SqlStore:
         ))
 
     async def _upsert_file(self, conn: AsyncConnection, key: ThreadKey, record: FileRecord) -> None:
-        stmt = self._insert(files).values(**_file_row(key, record))
+        stmt = self._insert(files).values(**file_row(key, record))
         new = stmt.excluded
         await conn.execute(stmt.on_conflict_do_update(
             index_elements=[files.c.team, files.c.channel, files.c.thread_ts, files.c.slack_file_id],
@@ -302,8 +316,8 @@ class SqlStore:
     async def get_thread(self, key: ThreadKey) -> ThreadRecord | None:
         """The thread, or None."""
         async with self._read() as conn:
-            row = (await conn.execute(select(threads).where(*_thread_is(threads, key)))).first()
-        return None if row is None else _thread(row._mapping)
+            row = (await conn.execute(select(threads).where(*thread_is(threads, key)))).first()
+        return None if row is None else thread_record(row._mapping)
 
     async def list_threads(self, *, team: str | None = None) -> list[ThreadRecord]:
         """Every thread (of one team when given), oldest first."""
@@ -311,7 +325,7 @@ class SqlStore:
         if team is not None:
             stmt = stmt.where(threads.c.team == team)
         async with self._read() as conn:
-            return [_thread(row._mapping) for row in await conn.execute(stmt)]
+            return [thread_record(row._mapping) for row in await conn.execute(stmt)]
 
     async def pending_turns(self, *, team: str, user: str, channel: str) -> Pending:
         """Unfinished turns of a person, a channel and in all (:func:`bot.store.load.pending`)."""
@@ -326,17 +340,17 @@ class SqlStore:
     async def expire_waiting(self, *, before: float, now: float, error: str) -> list[TurnRecord]:
         """End the turns that waited too long (:func:`bot.store.load.expire_waiting`)."""
         async with self._write() as conn:
-            return [_turn(row) for row in await load.expire_waiting(conn, before=before, now=now, error=error)]
+            return [turn_record(row) for row in await load.expire_waiting(conn, before=before, now=now, error=error)]
 
     async def idle_threads(self, *, before: float) -> list[ThreadRecord]:
         """Threads with a container, last active before ``before`` (an index serves it)."""
         async with self._read() as conn:
-            return [_thread(row._mapping) for row in await conn.execute(housekeeping.idle_threads(before))]
+            return [thread_record(row._mapping) for row in await conn.execute(housekeeping.idle_threads(before))]
 
     async def threads_with_containers(self, container_ids: Sequence[str]) -> list[ThreadRecord]:
         """The threads owning one of ``container_ids``."""
         async with self._read() as conn:
-            return [_thread(row._mapping) for query in housekeeping.owners(container_ids)
+            return [thread_record(row._mapping) for query in housekeeping.owners(container_ids)
                     for row in await conn.execute(query)]
 
     async def purge_team(self, team: str) -> Removed:
@@ -378,7 +392,7 @@ class SqlStore:
             return sum([await self._clear(conn, key, status, container_id) for key, container_id in items])
 
     async def _clear(self, conn: AsyncConnection, key: ThreadKey, status: ThreadStatus, expected: str | None) -> bool:
-        where = [*_thread_is(threads, key)]
+        where = [*thread_is(threads, key)]
         if expected is not None:
             where.append(threads.c.container_id == expected)
         changed = await conn.execute(update(threads).where(*where).values(
@@ -386,7 +400,7 @@ class SqlStore:
         ))
         if changed.rowcount == 0:
             return False
-        await conn.execute(update(files).where(*_thread_is(files, key)).values(
+        await conn.execute(update(files).where(*thread_is(files, key)).values(
             container_id=None, sandbox_path=None, sandbox_file_id=None,
         ))
         return True
@@ -397,27 +411,27 @@ class SqlStore:
             turns.c.status.in_(("queued", "running"))).distinct()
         async with self._read() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return {_key(row) for row in rows}
+        return {key_of(row) for row in rows}
 
     async def set_last_response(self, key: ThreadKey, response_id: str | None, *, now: float) -> None:
         """Remember the response to chain on and touch ``last_active_at``."""
         async with self._write() as conn:
-            await conn.execute(update(threads).where(*_thread_is(threads, key)).values(
+            await conn.execute(update(threads).where(*thread_is(threads, key)).values(
                 last_response_id=response_id, last_active_at=now,
             ))
 
     async def touch(self, key: ThreadKey, *, now: float) -> None:
         """Set ``last_active_at``."""
         async with self._write() as conn:
-            await conn.execute(update(threads).where(*_thread_is(threads, key)).values(last_active_at=now))
+            await conn.execute(update(threads).where(*thread_is(threads, key)).values(last_active_at=now))
 
     # -- files -----------------------------------------------------------------------------------------------
 
     async def list_files(self, key: ThreadKey) -> list[FileRecord]:
         """The thread's files, oldest first."""
-        stmt = select(files).where(*_thread_is(files, key)).order_by(files.c.created_at, files.c.slack_file_id)
+        stmt = select(files).where(*thread_is(files, key)).order_by(files.c.created_at, files.c.slack_file_id)
         async with self._read() as conn:
-            return [_file(row._mapping) for row in await conn.execute(stmt)]
+            return [file_record(row._mapping) for row in await conn.execute(stmt)]
 
     async def mark_uploaded(
         self, key: ThreadKey, slack_file_id: str, *, container_id: str, sandbox_path: str, sandbox_file_id: str,
@@ -433,14 +447,14 @@ class SqlStore:
             values["read_options"] = read_options
         async with self._write() as conn:
             await conn.execute(update(files).where(
-                *_thread_is(files, key), files.c.slack_file_id == slack_file_id,
+                *thread_is(files, key), files.c.slack_file_id == slack_file_id,
             ).values(**values))
 
     async def mark_refused(self, key: ThreadKey, slack_file_id: str, *, turn_id: str, reason: str) -> None:
         """Record that ``turn_id`` refused the file, and why."""
         async with self._write() as conn:
             await conn.execute(update(files).where(
-                *_thread_is(files, key), files.c.slack_file_id == slack_file_id,
+                *thread_is(files, key), files.c.slack_file_id == slack_file_id,
             ).values(refused_reason=reason, refused_turn=turn_id))
 
     # -- turns -----------------------------------------------------------------------------------------------
@@ -449,7 +463,7 @@ class SqlStore:
         """One turn by id, or None."""
         async with self._read() as conn:
             row = (await conn.execute(select(turns).where(turns.c.id == turn_id))).first()
-        return None if row is None else _turn(row._mapping)
+        return None if row is None else turn_record(row._mapping)
 
     async def set_status_ts(self, turn_id: str, status_ts: str) -> None:
         """Remember the ts of the turn's status reply."""
@@ -464,16 +478,22 @@ class SqlStore:
             return bool(result.rowcount)
 
     async def finish_turn(
-        self, turn_id: str, *, status: TurnStatus, now: float, outcome: TurnOutcomeRecord | None = None
-    ) -> None:
-        """Record the turn's outcome."""
+        self, turn_id: str, *, status: TurnStatus, now: float, outcome: TurnOutcomeRecord | None = None,
+        owner: str | None = None,
+    ) -> bool:
+        """Record the turn's outcome and free its lease; with ``owner``, only while that replica holds the lease
+        of the unfinished turn (False otherwise: another replica took it over)."""
         o = outcome or TurnOutcomeRecord()
+        where = [turns.c.id == turn_id]
+        if owner is not None:
+            where += [turns.c.lease_owner == owner, turns.c.status.in_(_UNFINISHED)]
         async with self._write() as conn:
-            await conn.execute(update(turns).where(turns.c.id == turn_id).values(
+            result = await conn.execute(update(turns).where(*where).values(
                 status=status, finished_at=now, response_id=o.response_id, error=o.error,
                 input_tokens=o.input_tokens, output_tokens=o.output_tokens, answer=o.answer, code=o.code,
-                model=o.model, cost_usd=o.cost_usd,
+                model=o.model, cost_usd=o.cost_usd, lease_owner=None, lease_expires_at=None,
             ))
+            return result.rowcount == 1
 
     # -- digests ---------------------------------------------------------------------------------------------
 
@@ -493,7 +513,7 @@ class SqlStore:
         """One digest by id."""
         async with self._read() as conn:
             row = (await conn.execute(select(digests).where(digests.c.id == digest_id))).mappings().first()
-        return _digest(row) if row else None
+        return digest_record(row) if row else None
 
     async def list_digests(self, *, team: str | None = None, channel: str | None = None) -> list[DigestRecord]:
         """Digests that are not cancelled, by next run."""
@@ -504,14 +524,14 @@ class SqlStore:
             query = query.where(digests.c.channel == channel)
         async with self._read() as conn:
             rows = (await conn.execute(query.order_by(digests.c.next_run_at, digests.c.id))).mappings().all()
-        return [_digest(row) for row in rows]
+        return [digest_record(row) for row in rows]
 
     async def due_digests(self, now: float) -> list[DigestRecord]:
         """Active digests due at or before ``now``, oldest due first."""
         query = (select(digests).where(digests.c.status == "active", digests.c.next_run_at <= now)
                  .order_by(digests.c.next_run_at, digests.c.id))
         async with self._read() as conn:
-            return [_digest(row) for row in (await conn.execute(query)).mappings().all()]
+            return [digest_record(row) for row in (await conn.execute(query)).mappings().all()]
 
     async def claim_digest(self, digest_id: str, *, due_at: float, next_run_at: float, now: float) -> bool:
         """``UPDATE ... WHERE next_run_at = due_at AND status = 'active'``: the first replica's update matches."""
@@ -549,9 +569,9 @@ class SqlStore:
 
     async def list_turns(self, key: ThreadKey) -> list[TurnRecord]:
         """The thread's turns, oldest first."""
-        query = select(turns).where(*_thread_is(turns, key)).order_by(turns.c.created_at, turns.c.id)
+        query = select(turns).where(*thread_is(turns, key)).order_by(turns.c.created_at, turns.c.id)
         async with self._read() as conn:
-            return [_turn(row) for row in (await conn.execute(query)).mappings()]
+            return [turn_record(row) for row in (await conn.execute(query)).mappings()]
 
     async def spent_since(self, since: float, *, user: str | None = None, channel: str | None = None) -> float:
         """Sum of ``cost_usd`` of the turns started and digest runs finished at or after ``since``, filtered by user
@@ -572,7 +592,7 @@ class SqlStore:
         """Queued or running turns, oldest first."""
         stmt = select(turns).where(turns.c.status.in_(_UNFINISHED)).order_by(turns.c.created_at, turns.c.id)
         async with self._read() as conn:
-            return [_turn(row._mapping) for row in await conn.execute(stmt)]
+            return [turn_record(row._mapping) for row in await conn.execute(stmt)]
 
 
 # -- SQLite connection setup ---------------------------------------------------------------------------------
@@ -603,82 +623,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
-
-
-# -- rows <-> values -----------------------------------------------------------------------------------------
-
-
-def _thread_is(table: Table, key: ThreadKey) -> tuple[Any, ...]:
-    return (table.c.team == key.team, table.c.channel == key.channel, table.c.thread_ts == key.thread_ts)
-
-
-def _unique_files(records: Sequence[FileRecord]) -> list[FileRecord]:
-    by_id: dict[str, FileRecord] = {}
-    for record in records:
-        by_id[record.slack_file_id] = record
-    return list(by_id.values())
-
-
-def _file_row(key: ThreadKey, f: FileRecord) -> dict[str, Any]:
-    return {
-        "team": key.team, "channel": key.channel, "thread_ts": key.thread_ts, "slack_file_id": f.slack_file_id,
-        "name": f.name, "size": f.size, "mimetype": f.mimetype, "filetype": f.filetype,
-        "download_url": f.download_url, "message_ts": f.message_ts, "user_id": f.user, "created_at": f.created_at,
-        "container_id": f.container_id, "sandbox_path": f.sandbox_path, "sandbox_file_id": f.sandbox_file_id,
-        "facts": f.facts,
-    }
-
-
-def _turn_row(turn: NewTurn) -> dict[str, Any]:
-    return {
-        "id": turn.id, "team": turn.key.team, "channel": turn.key.channel, "thread_ts": turn.key.thread_ts,
-        "message_ts": turn.message_ts, "user_id": turn.user, "question": turn.question,
-        "file_ids": json.dumps([f.slack_file_id for f in turn.files]), "status": "queued",
-        "created_at": turn.created_at, "input_tokens": 0, "output_tokens": 0,
-    }
-
-
-def _key(row: RowMapping) -> ThreadKey:
-    return ThreadKey(team=row["team"], channel=row["channel"], thread_ts=row["thread_ts"])
-
-
-def _thread(row: RowMapping) -> ThreadRecord:
-    return ThreadRecord(
-        key=_key(row), status=row["status"], created_at=row["created_at"], last_active_at=row["last_active_at"],
-        container_id=row["container_id"], container_name=row["container_name"], backend=row["backend"],
-        last_response_id=row["last_response_id"],
-    )
-
-
-def _file(row: RowMapping) -> FileRecord:
-    return FileRecord(
-        key=_key(row), slack_file_id=row["slack_file_id"], name=row["name"], size=row["size"],
-        mimetype=row["mimetype"], filetype=row["filetype"], download_url=row["download_url"],
-        message_ts=row["message_ts"], user=row["user_id"], created_at=row["created_at"],
-        container_id=row["container_id"], sandbox_path=row["sandbox_path"], sandbox_file_id=row["sandbox_file_id"],
-        facts=row["facts"], refused_reason=row["refused_reason"], refused_turn=row["refused_turn"],
-        read_options=row["read_options"] or "",
-    )
-
-
-def _digest(row: RowMapping) -> DigestRecord:
-    return DigestRecord(
-        id=row["id"], key=_key(row), owner=row["owner"], question=row["question"], cron=row["cron"], tz=row["tz"],
-        label=row["label"], created_at=row["created_at"], next_run_at=row["next_run_at"], status=row["status"],
-        skip_unchanged=bool(row["skip_unchanged"]), last_run_at=row["last_run_at"], last_outcome=row["last_outcome"],
-        last_hash=row["last_hash"], last_data_at=row["last_data_at"], failures=row["failures"],
-    )
-
-
-def _turn(row: RowMapping) -> TurnRecord:
-    return TurnRecord(
-        id=row["id"], key=_key(row), message_ts=row["message_ts"], user=row["user_id"], question=row["question"],
-        file_ids=tuple(json.loads(row["file_ids"])), status=row["status"], created_at=row["created_at"],
-        status_ts=row["status_ts"], started_at=row["started_at"], finished_at=row["finished_at"],
-        response_id=row["response_id"], error=row["error"], input_tokens=row["input_tokens"],
-        output_tokens=row["output_tokens"], answer=row["answer"], code=row["code"], model=row["model"],
-        cost_usd=row["cost_usd"] or 0.0,
-    )
 
 
 __all__ = ["SqlStore", "async_url", "describe_url"]

@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from bot.analysts.base import AnalysisRequest, AnalysisResult, Analyst
 from bot.formatting import names_list, narrative, split_message
 from bot.outputs import OutputLimits, OutputReader, Outputs
-from bot.poster import Poster, Upload
+from bot.poster import Upload
 from bot.sandbox.base import SandboxBackend
-from bot.store.base import ThreadKey
 from bot.turns.config import MAX_POSTED_FILE_BYTES, MAX_POSTED_FILES, WorkerConfig
 from bot.turns.feedback import StatusMessage
-from bot.turns.native import direct, native_messages, post_last_part, post_native
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +32,9 @@ class TurnOutcome:
     """The line naming the files the code wrote that were not attached, and why (:meth:`Outputs.note`)."""
     specs: tuple[tuple[str, bytes], ...] = ()
     """The chart and table specs the charting helper wrote (:mod:`bot.turns.native`)."""
+    container_id: str = ""
+    attached: tuple[str, ...] = ()
+    """The sandbox file id of each upload (a resumed turn reads them again)."""
 
 
 class Collector:
@@ -48,6 +49,10 @@ class Collector:
     def close(self) -> None:
         """Stop the worker processes that defuse CSV outputs (at shutdown, after the turns)."""
         self._outputs.close()
+
+    async def reread(self, container_id: str, files: list[tuple[str, str]]) -> tuple[Upload, ...]:
+        """The uploads of an earlier run, read again from the container (a resumed turn delivering its plan)."""
+        return await self._outputs.reread(container_id, files)
 
     async def analyse(self, request: AnalysisRequest, status: StatusMessage) -> tuple[AnalysisResult, Outputs]:
         """Run the analyst in the request's container; returns its result and the outputs it wrote."""
@@ -68,18 +73,3 @@ async def answer_parts(outcome: TurnOutcome, tail: str) -> list[str]:
     if outcome.reloaded:
         text = f"_The workspace had expired; I reloaded {names_list(list(outcome.reloaded))}._\n\n" + text
     return split_message(text)
-
-
-async def post_answer(poster: Poster, key: ThreadKey, outcome: TurnOutcome, tail: str, *, turn_id: str) -> None:
-    """Post the narrative messages (the last with the answer's buttons), Slack's own charts and tables, then the
-    files, in the thread (:mod:`bot.turns.native`)."""
-    parts = await answer_parts(outcome, tail)
-    post = direct(poster, key)
-    for i, part in enumerate(parts[:-1]):
-        await post(f"answer:{i}", part, None)
-    await post_last_part(post, f"answer:{len(parts) - 1}", parts[-1], turn_id=turn_id,
-                         has_code=bool(outcome.result.code))
-    for j, message in enumerate(native_messages(outcome.specs, pngs=[u.filename for u in outcome.uploads])):
-        await post_native(post, f"native:{j}", message)
-    if outcome.uploads:
-        await poster.upload_files(channel=key.channel, thread_ts=key.thread_ts, files=outcome.uploads)

@@ -40,6 +40,10 @@ class WorkerConfig:
     """First wait when the provider refuses a new container (doubles, with jitter, up to a minute)."""
     max_output_bytes: int = 100 * MB
     """Bytes of the files the code wrote that one answer reads and attaches (``DATASTORY_MAX_OUTPUT_MB``)."""
+    lease_seconds: float = 30.0
+    """How long a replica's hold on a turn lasts unless renewed (``DATASTORY_LEASE_SECONDS``)."""
+    max_attempts: int = 2
+    """Runs a turn may take before it gets a failure note instead (``DATASTORY_MAX_ATTEMPTS``)."""
 
 
 def worker_config(settings: Settings, sandbox_kind: str, **overrides: Any) -> WorkerConfig:
@@ -55,6 +59,8 @@ def worker_config(settings: Settings, sandbox_kind: str, **overrides: Any) -> Wo
         "cost_footer": settings.cost_footer,
         "capacity_retry_seconds": settings.capacity_retry_seconds,
         "max_output_bytes": settings.max_output_mb * MB,
+        "lease_seconds": settings.lease_seconds,
+        "max_attempts": settings.max_attempts,
     }
     values.update(overrides)
     return WorkerConfig(**values)

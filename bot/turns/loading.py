@@ -100,6 +100,7 @@ class FileLoader:
 
     async def load_turn(
         self, turn: TurnRecord, container_id: str | None, status: StatusMessage, *, create: Create,
+        say: Callable[[str], Awaitable[object]] | None = None,
     ) -> tuple[str, list[str]]:
         """Stream the files the container lacks from Slack into it; returns the container and the names loaded.
 
@@ -131,7 +132,10 @@ class FileLoader:
                 else:
                     loaded.append(f.name)
         if refused:
-            await self._feedback.say(key, refusals_text(refused))
+            if say is None:
+                await self._feedback.say(key, refusals_text(refused))
+            else:
+                await say(refusals_text(refused))
         if container_id is None:
             raise FilesRefused([(f.name, f.refused_reason) for f in files if f.refused_reason])
         return container_id, loaded

@@ -1,67 +1,152 @@
-"""The order turns of one thread run in: one at a time, in the order of the messages that asked."""
+"""The durable queue, seen from one replica: claiming runnable turns from the store and holding their leases.
+
+The accepted turns are the queue (:class:`bot.store.base.TurnQueue`). :meth:`Dispatcher.pump` claims runnable
+turns while this replica has a free slot and starts each in a tracked task; it runs when a turn is accepted here,
+when one of this replica's turns ends, and every :data:`POLL_SECONDS` (work another replica finished or gave up).
+A claimed turn runs under a :class:`Lease` renewed every third of ``DATASTORY_LEASE_SECONDS``; a renewal that
+fails (the lease expired and another replica took the turn) stops the work at once. A replica that dies stops
+renewing, and another replica claims the turn when the lease expires.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import bisect
-import itertools
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from bot.store.base import ThreadKey
+from bot.clock import Clock
+from bot.metrics import Metrics
+from bot.store.base import TurnQueue, TurnRecord
+from bot.tasks import TaskTracker, TrackerClosed
+from bot.turns.slots import Slots
 
-Ticket = tuple[tuple[int, int], int]
-"""A place in a thread's line: the asking message's ``ts`` as (seconds, microseconds), then arrival order."""
+logger = logging.getLogger("bot.turns")
+
+POLL_SECONDS = 1.0
+"""How often an idle replica looks for turns it was not told about."""
+
+Work = Callable[[TurnRecord, "Lease"], Coroutine[Any, Any, None]]
 
 
-def ts_order(ts: str) -> tuple[int, int]:
-    """``"1700000000.000100"`` → ``(1700000000, 100)``: Slack ts compared exactly (floats lose microseconds)."""
-    seconds, _, micros = ts.partition(".")
-    try:
-        return int(seconds), int(micros.ljust(6, "0")[:6])
-    except ValueError:
-        return 0, 0
+def replica_id() -> str:
+    """This process's name in leases: host, pid and a random suffix (a restarted pid is a new owner)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
-class ThreadQueue:
-    """One turn per thread at a time, in the order of the messages that asked (their ``ts``), whatever order
-    their background tasks reach the queue in. A turn joins the line synchronously, waits until it is first and
-    the thread is free, and holds the thread until it ends."""
+class Lease:
+    """This replica's hold on one turn, renewed in the background while the turn's task works."""
 
-    def __init__(self) -> None:
-        self._pending: dict[ThreadKey, list[Ticket]] = {}
-        self._busy: set[ThreadKey] = set()
-        self._changed = asyncio.Condition()
-        self._arrivals = itertools.count()
+    def __init__(self, *, store: TurnQueue, clock: Clock, turn_id: str, owner: str, seconds: float,
+                 metrics: Metrics) -> None:
+        self._store = store
+        self._clock = clock
+        self.turn_id = turn_id
+        self.owner = owner
+        self._seconds = seconds
+        self._metrics = metrics
+        self.lost = False
+        """The lease could not be renewed: another replica may be running the turn; stop, post nothing."""
+        self._renewer: asyncio.Task[None] | None = None
 
-    def join(self, key: ThreadKey, ts: str) -> Ticket:
-        """Take a place in the thread's line (no await: call it before anything else can run)."""
-        ticket = (ts_order(ts), next(self._arrivals))
-        bisect.insort(self._pending.setdefault(key, []), ticket)
-        return ticket
+    def keep(self) -> None:
+        """Start renewing; on a lost lease the calling task is cancelled."""
+        self._renewer = asyncio.create_task(self._renew(asyncio.current_task()), name=f"lease-{self.turn_id}")
 
-    def ahead(self, key: ThreadKey, ticket: Ticket) -> int:
-        """How many turns go before ``ticket``, the one running included."""
-        pending = self._pending.get(key, [])
-        return (pending.index(ticket) if ticket in pending else 0) + (key in self._busy)
+    async def stop(self) -> None:
+        """Stop renewing (the turn ended or was given back)."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
+            self._renewer = None
 
-    @asynccontextmanager
-    async def turn(self, key: ThreadKey, ticket: Ticket) -> AsyncIterator[None]:
-        """Wait for ``ticket``'s turn, then hold the thread until the block ends (or is cancelled)."""
-        taken = False
+    async def _renew(self, worker: asyncio.Task[Any] | None) -> None:
+        while True:
+            await asyncio.sleep(self._seconds / 3)
+            try:
+                kept = await self._store.renew_turn(self.turn_id, owner=self.owner, now=self._clock.now(),
+                                                    lease_seconds=self._seconds)
+            except Exception as exc:  # the database is away: keep working, try again; the lease may still hold
+                logger.warning("lease renewal failed turn=%s error=%s", self.turn_id, type(exc).__name__)
+                continue
+            if not kept:
+                self.lost = True
+                self._metrics.lease_lost()
+                logger.warning("lease lost; another replica continues the turn turn=%s", self.turn_id)
+                if worker is not None:
+                    worker.cancel("lease lost")
+                return
+
+
+class Dispatcher:
+    """Claims runnable turns for this replica while it has free slots (see the module docstring)."""
+
+    def __init__(self, *, store: TurnQueue, clock: Clock, slots: Slots, tracker: TaskTracker, metrics: Metrics,
+                 owner: str, lease_seconds: float, work: Work) -> None:
+        self._store = store
+        self._clock = clock
+        self._slots = slots
+        self._tracker = tracker
+        self._metrics = metrics
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self._work = work
+        self._pumping = asyncio.Lock()
+
+    async def pump(self, *, first: str | None = None) -> int:
+        """Claim runnable turns (``first`` before any other) while a slot is free, and start each; returns how
+        many were started."""
+        started = 0
+        async with self._pumping:
+            while not self._tracker.closing and not self._slots.full():
+                try:
+                    turn = await self._store.claim_turn(owner=self.owner, now=self._clock.now(),
+                                                        lease_seconds=self.lease_seconds, turn_id=first)
+                    if turn is None and first is not None:
+                        first = None
+                        turn = await self._store.claim_turn(owner=self.owner, now=self._clock.now(),
+                                                            lease_seconds=self.lease_seconds)
+                except Exception as exc:
+                    logger.warning("claiming a turn failed error=%s", type(exc).__name__)
+                    break
+                first = None
+                if turn is None:
+                    break
+                if not self._slots.take_now():  # a batch run took the last slot meanwhile
+                    await self._store.release_turn(turn.id, owner=self.owner, refund=True)
+                    break
+                lease = Lease(store=self._store, clock=self._clock, turn_id=turn.id, owner=self.owner,
+                              seconds=self.lease_seconds, metrics=self._metrics)
+                try:
+                    self._tracker.spawn(self._run(turn, lease), name=f"turn-{turn.id}", group=turn.key.team)
+                except TrackerClosed:
+                    self._slots.give()
+                    await self._store.release_turn(turn.id, owner=self.owner, refund=True)
+                    break
+                started += 1
+            try:
+                self._metrics.queue_depth(await self._store.queue_depth(now=self._clock.now()))
+            except Exception as exc:
+                logger.debug("queue depth not read error=%s", type(exc).__name__)
+        return started
+
+    async def _run(self, turn: TurnRecord, lease: Lease) -> None:
+        lease.keep()
         try:
-            async with self._changed:
-                await self._changed.wait_for(lambda: key not in self._busy and self._pending[key][0] == ticket)
-                self._pending[key].pop(0)
-                self._busy.add(key)
-                taken = True
-            yield
+            await self._work(turn, lease)
         finally:
-            async with self._changed:
-                if taken:
-                    self._busy.discard(key)
-                elif ticket in self._pending.get(key, []):
-                    self._pending[key].remove(ticket)
-                if not self._pending.get(key):
-                    self._pending.pop(key, None)
-                self._changed.notify_all()
+            await lease.stop()
+            self._slots.give()
+        await self.pump()
+
+    async def poll_forever(self, interval: float = POLL_SECONDS) -> None:
+        """Look for runnable turns every ``interval`` seconds until cancelled (the app's background job)."""
+        while True:
+            try:
+                await self.pump()
+            except Exception:  # pragma: no cover - pump logs its own failures
+                logger.exception("queue poll failed")
+            await asyncio.sleep(interval)

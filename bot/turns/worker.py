@@ -1,37 +1,42 @@
 """The turn worker: one question in one thread, from the first reaction to the answer and the charts.
 
-A turn is a durable row in the store. The worker shows progress at once (a reaction and a status reply that is
-updated), takes the thread (one turn per thread at a time, in message order) and a global slot
-(``DATASTORY_MAX_CONCURRENT_TURNS``), makes sure the thread's container exists (:mod:`bot.turns.workspace`),
-streams the files it lacks from Slack into it (:mod:`bot.turns.loading`), runs the analyst, collects what the
-code wrote and posts the narrative and those files (:mod:`bot.turns.collect`). A container that turns out to be
-gone or expired is rebuilt once per turn, transparently. Failures become one clear line in the thread
-(``bot.errors``), never silence. New and resumed turns take one path: :meth:`TurnWorker.start`.
+A turn is a durable row in the store, and the accepted turns are the queue (:mod:`bot.turns.queue`). The replica
+that accepts a message shows progress at once (a reaction and a status reply, the turn held meanwhile so nobody
+runs it before the reply exists), then gives the turn to the queue. Whichever replica claims it (the same one when
+it has a free slot) runs it under a lease: one turn per thread at a time, in message order. A run makes sure the
+thread's container exists (:mod:`bot.turns.workspace`), streams the files it lacks from Slack into it
+(:mod:`bot.turns.loading`), runs the analyst and collects what the code wrote (:mod:`bot.turns.collect`), records
+the answer as a plan and delivers it part by part through the ledger (:mod:`bot.turns.ledger`), so a turn resumed
+after a crash continues where it stopped and never posts a part twice. After ``DATASTORY_MAX_ATTEMPTS`` runs that
+did not end, a turn gets one failure note instead. New and resumed turns take one path: :meth:`TurnWorker.start`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.analysts.base import DEFAULT_QUESTION, AnalysisRequest, Analyst
 from bot.clock import Clock
 from bot.costs import footer, turn_cost
-from bot.errors import TurnTimeout, failure_text, is_expected, new_ref, outcome_of
+from bot.errors import AttemptsExhausted, TurnTimeout, failure_text, is_expected, new_ref, outcome_of
 from bot.files import FileRejected
 from bot.formatting import names_list, seconds
 from bot.logs import bind, turn_summary
-from bot.metrics import Metrics, QueueWait
-from bot.poster import Poster
-from bot.sandbox.base import ContainerExpired, ContainerNotFound, SandboxBackend
+from bot.metrics import Metrics
+from bot.poster import Poster, SlackError, Upload
+from bot.sandbox.base import ContainerExpired, ContainerNotFound, SandboxBackend, SandboxError
 from bot.store.base import NewTurn, Store, ThreadKey, TurnOutcomeRecord, TurnRecord
 from bot.tasks import TaskTracker, TrackerClosed
-from bot.turns.collect import Collector, TurnOutcome, post_answer
+from bot.turns.collect import Collector, TurnOutcome, answer_parts
 from bot.turns.config import ANSWER_KEPT, CODE_KEPT, HISTORY_TURNS, WorkerConfig, thread_summary
 from bot.turns.feedback import DONE, FAILED, WORKING, Feedback, StatusMessage
+from bot.turns.ledger import AnswerLedger, Plan
 from bot.turns.loading import FileLoader, data_file, newest_versions
-from bot.turns.queue import ThreadQueue, Ticket
+from bot.turns.native import native_messages, post_last_part, post_native
+from bot.turns.queue import POLL_SECONDS, Dispatcher, Lease, replica_id
 from bot.turns.slots import Slots
 from bot.turns.workspace import Containers, Workspace
 
@@ -55,16 +60,16 @@ class Parts:
 
 
 class TurnWorker:
-    """Runs turns: bounded concurrency, one per thread at a time, durable across restarts."""
+    """Runs turns: bounded concurrency, one per thread at a time across replicas, durable across crashes."""
 
     def __init__(
         self, *, store: Store, sandbox: SandboxBackend, analyst: Analyst, poster: Poster, clock: Clock,
-        tracker: TaskTracker, config: WorkerConfig, metrics: Metrics | None = None,
+        tracker: TaskTracker, config: WorkerConfig, metrics: Metrics | None = None, owner: str | None = None,
     ) -> None:
         metrics = metrics or Metrics()
+        slots = Slots(config.max_concurrent_turns)
         self.parts = Parts(
-            store=store, sandbox=sandbox, poster=poster, clock=clock, config=config, metrics=metrics,
-            slots=Slots(config.max_concurrent_turns),
+            store=store, sandbox=sandbox, poster=poster, clock=clock, config=config, metrics=metrics, slots=slots,
             containers=Containers(sandbox=sandbox, clock=clock, config=config, metrics=metrics),
             loader=FileLoader(store=store, sandbox=sandbox, poster=poster, clock=clock, config=config),
             collector=Collector(sandbox=sandbox, analyst=analyst, config=config),
@@ -77,7 +82,10 @@ class TurnWorker:
         self._tracker = tracker
         self._config = config
         self._feedback = Feedback(poster)
-        self._queue = ThreadQueue()
+        self.owner = owner or replica_id()
+        self._greeter = f"{self.owner}/greeting"
+        self.queue = Dispatcher(store=store, clock=clock, slots=slots, tracker=tracker, metrics=metrics,
+                                owner=self.owner, lease_seconds=config.lease_seconds, work=self._work)
 
     @property
     def running(self) -> int:
@@ -93,153 +101,225 @@ class TurnWorker:
         await self._feedback.react(channel, ts, WORKING)
 
     async def submit(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...], reacted: bool = False) -> bool:
-        """Store the turn (False when it is a duplicate) and start it in the background.
+        """Store the turn (False when it is a duplicate), show feedback and give it to the queue, in the background.
 
         ``reacted``: the caller already put the "working" reaction on the message.
         """
-        if not await self._store.submit_turn(turn, dedupe_keys=dedupe_keys):
+        held_until = self._clock.now() + self._config.lease_seconds
+        if not await self._store.submit_turn(turn, dedupe_keys=dedupe_keys, holder=self._greeter,
+                                             hold_until=held_until):
             logger.info("duplicate dropped key=%s", dedupe_keys[0] if dedupe_keys else "")
             return False
         record = TurnRecord(id=turn.id, key=turn.key, message_ts=turn.message_ts, user=turn.user,
                             question=turn.question, file_ids=tuple(f.slack_file_id for f in turn.files),
                             status="queued", created_at=turn.created_at)
-        ticket = self._queue.join(turn.key, turn.message_ts)
-        self._spawn(record, [f.name for f in turn.files], ticket, reacted=reacted)
+        try:
+            self._tracker.spawn(self._accept(record, [f.name for f in turn.files], reacted=reacted),
+                                name=f"turn-{turn.id}", group=turn.key.team)
+        except TrackerClosed:
+            await self._store.release_turn(turn.id, owner=self._greeter)
+            logger.info("shutting down; turn stays queued turn=%s", turn.id)
         return True
 
-    def _spawn(self, turn: TurnRecord, files: list[str], ticket: Ticket, *, reacted: bool = False) -> None:
+    async def _accept(self, turn: TurnRecord, files: list[str], *, reacted: bool) -> None:
+        """Show feedback at once (no store read first), then give the turn to the queue and pump it."""
+        key = turn.key
+        bind(team=key.team, channel=key.channel, thread_ts=key.thread_ts, turn=turn.id)
         try:
-            self._tracker.spawn(self._run(turn, files, ticket, reacted=reacted), name=f"turn-{turn.id}",
-                                group=turn.key.team)
-        except TrackerClosed:
-            logger.info("shutting down; turn stays queued turn=%s", turn.id)
+            await self._greet(turn, files, reacted=reacted)
+        finally:
+            await asyncio.shield(self._store.release_turn(turn.id, owner=self._greeter))
+        await self.start(turn.id)
+
+    async def _greet(self, turn: TurnRecord, files: list[str], *, reacted: bool) -> None:
+        key = turn.key
+        ledger = AnswerLedger(store=self._store, poster=self._poster, clock=self._clock, turn=turn, posted={},
+                              resumed=False)
+        first = (f":hourglass_flowing_sand: Reading {names_list(files)}…" if files
+                 else ":hourglass_flowing_sand: Working on it…")
+
+        async def status() -> str | None:
+            try:
+                return await ledger.post("status", first)
+            except SlackError as exc:
+                logger.warning("status update failed channel=%s error=%s", key.channel, exc.code)
+                return None
+
+        if reacted:
+            ts = await status()
+        else:
+            _, ts = await asyncio.gather(self.acknowledge(key.channel, turn.message_ts), status())
+        if ts is None:
+            return
+        await self._store.set_status_ts(turn.id, ts)
+        reply = StatusMessage(poster=self._poster, channel=key.channel, thread_ts=key.thread_ts, ts=ts)
+        if ahead := await self._store.turns_ahead(turn.id):
+            await reply.set(f":hourglass: Queued behind {ahead} earlier question{'s' * (ahead > 1)} "
+                            "in this thread; I'll answer in order.")
+        elif self.parts.slots.full():
+            await reply.set(f":hourglass: Waiting for a free slot: {self.parts.slots.running} analyses are running.")
+
+    async def start(self, turn_id: str | None = None) -> int:
+        """Claim ``turn_id`` (when it is runnable) and any other runnable turn while slots are free, and run them:
+        the one path of new and resumed turns. Returns how many turns started."""
+        return await self.queue.pump(first=turn_id)
+
+    async def resume_unfinished(self) -> int:
+        """Start what the queue holds (turns a previous process left, turns other replicas gave back); returns
+        how many unfinished turns the store has."""
+        unfinished = await self._store.unfinished_turns()
+        await self.start()
+        return len(unfinished)
+
+    async def poll_forever(self) -> None:
+        """Look for runnable turns every second (work other replicas gave back or left behind)."""
+        await self.queue.poll_forever(POLL_SECONDS)
 
     async def reset(self, key: ThreadKey, *, ts: str) -> bool:
-        """Delete the thread's container (in line with the thread's turns: after those asked before ``ts``) and
-        forget the response chain; the files stay, so the next question starts a fresh workspace. False when the
-        thread is unknown."""
-        ticket = self._queue.join(key, ts)
-        async with self._queue.turn(key, ticket):
-            thread = await self._store.get_thread(key)
-            if thread is None:
-                return False
-            if thread.container_id and thread.backend == self._sandbox.kind:
-                await self._sandbox.delete(thread.container_id)
-            await self._store.clear_container(key, status="reset")
+        """Delete the thread's container (in line with the thread's turns: after those asked before ``ts`` and
+        the one running) and forget the response chain; the files stay, so the next question starts a fresh
+        workspace. False when the thread is unknown."""
+        while await self._store.thread_busy(key, before_ts=ts, now=self._clock.now()):
+            await asyncio.sleep(POLL_SECONDS / 4)
+        thread = await self._store.get_thread(key)
+        if thread is None:
+            return False
+        if thread.container_id and thread.backend == self._sandbox.kind:
+            await self._sandbox.delete(thread.container_id)
+        await self._store.clear_container(key, status="reset")
         logger.info("thread reset thread=%s", key)
         return True
 
-    async def resume_unfinished(self) -> int:
-        """Start every turn a previous process left queued or running; returns how many."""
-        turns = await self._store.unfinished_turns()
-        for turn in turns:
-            logger.info("resuming turn=%s thread=%s", turn.id, turn.key)
-            await self.start(turn.id)
-        return len(turns)
-
-    async def start(self, turn_id: str) -> bool:
-        """Start one stored turn in the background (new or resumed: one path); False when it has ended."""
-        turn = await self._store.get_turn(turn_id)
-        if turn is None or turn.status in ("done", "failed"):
-            return False
-        ticket = self._queue.join(turn.key, turn.message_ts)
-        files = [f.name for f in await self._store.list_files(turn.key) if f.message_ts == turn.message_ts]
-        self._spawn(turn, files, ticket)
-        return True
-
-    async def run(self, turn_id: str) -> None:
-        """Run one stored turn to its end (done or failed), in the caller's task."""
-        turn = await self._store.get_turn(turn_id)
-        if turn is None or turn.status in ("done", "failed"):
-            return
-        ticket = self._queue.join(turn.key, turn.message_ts)
-        files = [f.name for f in await self._store.list_files(turn.key) if f.message_ts == turn.message_ts]
-        await self._run(turn, files, ticket)
-
-    async def _run(self, turn: TurnRecord, files: list[str], ticket: Ticket, *, reacted: bool = False) -> None:
-        """Show feedback at once (no store read first), then wait for the thread and a slot, then work."""
+    async def _work(self, turn: TurnRecord, lease: Lease) -> None:
+        """Run one claimed turn to its end (done or failed), or give it back when interrupted."""
         key = turn.key
         bind(team=key.team, channel=key.channel, thread_ts=key.thread_ts, turn=turn.id)
-        status = StatusMessage(poster=self._poster, channel=key.channel, thread_ts=key.thread_ts, ts=turn.status_ts)
-        first = (f":hourglass_flowing_sand: Reading {names_list(files)}…" if files
-                 else ":hourglass_flowing_sand: Working on it…")
-        if reacted:
-            await status.set(first)
-        else:
-            await asyncio.gather(self.acknowledge(key.channel, turn.message_ts), status.set(first))
-        if status.ts and status.ts != turn.status_ts:
-            await self._store.set_status_ts(turn.id, status.ts)
-        if ahead := self._queue.ahead(key, ticket):
-            await status.set(f":hourglass: Queued behind {ahead} earlier question{'s' * (ahead > 1)} "
-                             "in this thread; I'll answer in order.")
-        with self._metrics.queued() as wait:
-            async with self._queue.turn(key, ticket):
-                await self._run_locked(turn, status, wait)
-
-    async def _run_locked(self, turn: TurnRecord, status: StatusMessage, wait: QueueWait) -> None:
-        slots = self.parts.slots
-        if slots.full():
-            await status.set(f":hourglass: Waiting for a free slot: {slots.running} analyses are running.")
-        async with slots.hold():
-            wait.started()
-            await self._execute(turn, status)
-
-    async def _execute(self, turn: TurnRecord, status: StatusMessage) -> None:
-        key = turn.key
         started = self._clock.now()
+        if turn.attempts > 1:
+            self._metrics.turn_resumed()
+            logger.info("resuming turn=%s thread=%s attempt=%d", turn.id, key, turn.attempts)
+        else:
+            self._metrics.queue_waited(started - turn.created_at)
+        try:
+            ledger = await AnswerLedger.open(store=self._store, poster=self._poster, clock=self._clock, turn=turn,
+                                             resumed=turn.attempts > 1)
+            status = await self._status(turn, ledger)
+            if turn.attempts > self._config.max_attempts:
+                self._metrics.attempts_exhausted()
+                await self._fail(turn, status, ledger, AttemptsExhausted(turn.attempts - 1), 0.0)
+                return
+            await self._execute(turn, status, ledger, started)
+        except asyncio.CancelledError:
+            if lease.lost:
+                self._finished("lease_lost", self._clock.now() - started)
+            else:
+                logger.info("turn interrupted by shutdown; it will resume turn=%s", turn.id)
+                self._finished("interrupted", self._clock.now() - started)
+                await asyncio.shield(self._store.release_turn(turn.id, owner=self.owner, refund=True))
+            raise
+
+    async def _status(self, turn: TurnRecord, ledger: AnswerLedger) -> StatusMessage:
+        """The turn's status reply: the one its greeting posted (found in the thread when the ledger lacks it)."""
+        key = turn.key
+        ts = turn.status_ts or ledger.posted.get("status")
+        if ts is None:
+            try:
+                ts = await ledger.post("status", ":hourglass_flowing_sand: Working on it…")
+                await self._store.set_status_ts(turn.id, ts)
+            except SlackError as exc:
+                logger.warning("status update failed channel=%s error=%s", key.channel, exc.code)
+        return StatusMessage(poster=self._poster, channel=key.channel, thread_ts=key.thread_ts, ts=ts)
+
+    async def _execute(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, started: float) -> None:
         if not await self._store.start_turn(turn.id, now=started):
             logger.info("turn ended while it waited (its thread was told); not run turn=%s", turn.id)
             return
-        workspace = Workspace(key=key, store=self._store, containers=self.parts.containers, clock=self._clock,
-                              config=self._config, metrics=self._metrics, status=status)
-        try:
-            async with asyncio.timeout(self._config.turn_timeout):
-                outcome = await self._answer(turn, status, workspace)
-        except TimeoutError:
-            await self._fail(turn, status, TurnTimeout(self._config.turn_timeout), self._clock.now() - started)
-            return
-        except asyncio.CancelledError:
-            logger.info("turn interrupted by shutdown; it will resume turn=%s", turn.id)
-            self._finished("interrupted", self._clock.now() - started)
-            raise
-        except Exception as exc:
-            await self._fail(turn, status, exc, self._clock.now() - started)
-            return
-        elapsed = self._clock.now() - started
+        plan = ledger.plan()
+        if plan is None:
+            workspace = Workspace(key=turn.key, store=self._store, containers=self.parts.containers,
+                                  clock=self._clock, config=self._config, metrics=self._metrics, status=status)
+            try:
+                async with asyncio.timeout(self._config.turn_timeout):
+                    outcome = await self._answer(turn, status, workspace, ledger)
+            except TimeoutError:
+                await self._fail(turn, status, ledger, TurnTimeout(self._config.turn_timeout),
+                                 self._clock.now() - started)
+                return
+            except Exception as exc:
+                await self._fail(turn, status, ledger, exc, self._clock.now() - started)
+                return
+            plan = await self._plan(outcome, workspace.sessions.count, self._clock.now() - started)
+            await ledger.keep_plan(plan)
+            uploads = outcome.uploads
+        else:
+            try:
+                uploads = await self.parts.collector.reread(plan.container_id, plan.files)
+            except SandboxError as exc:
+                logger.warning("outputs of the earlier run are gone turn=%s error=%s", turn.id, type(exc).__name__)
+                uploads = ()
+        await self._deliver(turn, status, ledger, plan, uploads)
+
+    async def _plan(self, outcome: TurnOutcome, sessions: int, elapsed: float) -> Plan:
+        """The answer, ready to post, and what the store keeps of the turn."""
         usage = outcome.result.usage
-        cost = turn_cost(model=outcome.result.model, usage=usage, prices=self._config.prices,
-                         sessions=workspace.sessions.count, session_usd=self._config.session_usd)
-        await post_answer(self._poster, key, outcome, footer(elapsed, cost) if self._config.cost_footer else "",
-                          turn_id=turn.id)
+        cost = turn_cost(model=outcome.result.model, usage=usage, prices=self._config.prices, sessions=sessions,
+                         session_usd=self._config.session_usd)
+        texts = await answer_parts(outcome, footer(elapsed, cost) if self._config.cost_footer else "")
         charts = len(outcome.uploads)
         what = f"analysed {names_list(list(outcome.loaded))}" if outcome.loaded else "answered"
         extra = f" ({charts} file{'s' * (charts != 1)} attached)" if charts else ""
-        await self._feedback.swap(key.channel, turn.message_ts, DONE)
-        await status.set(f":white_check_mark: Done: {what} in {seconds(elapsed)}{extra}.")
-        await self._store.finish_turn(turn.id, status="done", now=self._clock.now(), outcome=TurnOutcomeRecord(
+        record = TurnOutcomeRecord(
             response_id=outcome.result.response_id, input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens, answer=outcome.result.text[:ANSWER_KEPT] or None,
             code="\n\n".join(outcome.result.code)[-CODE_KEPT:] or None, model=outcome.result.model or None,
             cost_usd=cost or 0.0,
-        ))
-        self._finished("done", elapsed, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                       cost_usd=cost, files=charts)
+        )
+        return Plan(texts=texts, container_id=outcome.container_id,
+                    files=[(fid, u.filename) for fid, u in zip(outcome.attached, outcome.uploads, strict=True)],
+                    done_line=f":white_check_mark: Done: {what} in {seconds(elapsed)}{extra}.",
+                    outcome={k: getattr(record, k) for k in record.__dataclass_fields__}, elapsed=elapsed,
+                    specs=[(name, data.decode("utf-8", "replace")) for name, data in outcome.specs],
+                    has_code=bool(outcome.result.code))
+
+    async def _deliver(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, plan: Plan,
+                       uploads: Sequence[Upload]) -> None:
+        """Post what the ledger has not seen posted: the narrative's messages, the files, the reaction, the
+        final status; then finish the turn (while this replica still holds it)."""
+        key = turn.key
+        last = len(plan.texts) - 1
+        for i, text in enumerate(plan.texts[:-1]):
+            await ledger.post(f"answer:{i}", text)
+        await post_last_part(ledger.post, f"answer:{last}", plan.texts[-1], turn_id=turn.id, has_code=plan.has_code)
+        specs = [(name, text.encode()) for name, text in plan.specs]
+        for j, message in enumerate(native_messages(specs, pngs=[name for _, name in plan.files])):
+            await post_native(ledger.post, f"native:{j}", message)
+        await ledger.upload("files", uploads, after=ledger.posted.get("answer:0"))
+        await ledger.once("reaction", lambda: self._feedback.swap(key.channel, turn.message_ts, DONE))
+        await status.set(plan.done_line)
+        record = plan.outcome_record()
+        if not await self._store.finish_turn(turn.id, status="done", now=self._clock.now(), outcome=record,
+                                             owner=self.owner):
+            logger.warning("turn finished after its lease was lost turn=%s", turn.id)
+        self._finished("done", plan.elapsed, input_tokens=record.input_tokens, output_tokens=record.output_tokens,
+                       cost_usd=record.cost_usd, files=len(plan.files))
 
     def _finished(self, outcome: str, elapsed: float, *, input_tokens: int = 0, output_tokens: int = 0,
                   cost_usd: float | None = None, files: int = 0) -> None:
-        """Every turn ends here: one summary log line and the metrics."""
+        """Every run ends here: one summary log line and the metrics."""
         self._metrics.turn_finished(outcome, seconds=elapsed, input_tokens=input_tokens, output_tokens=output_tokens,
                                     cost_usd=cost_usd)
         turn_summary(logger, outcome=outcome, seconds=elapsed, input_tokens=input_tokens,
                      output_tokens=output_tokens, cost_usd=cost_usd, files=files)
 
-    async def _answer(self, turn: TurnRecord, status: StatusMessage, workspace: Workspace) -> TurnOutcome:
+    async def _answer(self, turn: TurnRecord, status: StatusMessage, workspace: Workspace,
+                      ledger: AnswerLedger) -> TurnOutcome:
         key = turn.key
         for attempt in (1, 2):
             await workspace.refresh()
             try:
                 container_id, loaded = await self.parts.loader.load_turn(
-                    turn, workspace.container_id, status, create=workspace.create)
+                    turn, workspace.container_id, status, create=workspace.create,
+                    say=lambda text: ledger.post("refusals", text))
                 files = await self._store.list_files(key)
                 own = [f.name for f in files if f.message_ts == turn.message_ts and f.sandbox_path]
                 fresh = workspace.fresh or attempt > 1
@@ -257,7 +337,8 @@ class TurnWorker:
                 await self._store.set_last_response(key, result.response_id, now=self._clock.now())
                 reloaded = tuple(name for name in loaded if name not in own)
                 return TurnOutcome(result=result, uploads=outputs.uploads, loaded=tuple(own), reloaded=reloaded,
-                                   not_attached=outputs.note(), specs=outputs.specs)
+                                   not_attached=outputs.note(), container_id=container_id,
+                                   attached=outputs.attached, specs=outputs.specs)
             except (ContainerNotFound, ContainerExpired) as exc:
                 if attempt == 2:
                     raise
@@ -269,15 +350,16 @@ class TurnWorker:
         earlier = [t for t in await self._store.list_turns(turn.key) if t.status == "done" and t.id != turn.id]
         return thread_summary(earlier[-HISTORY_TURNS:])
 
-    async def _fail(self, turn: TurnRecord, status: StatusMessage, exc: BaseException, elapsed: float) -> None:
+    async def _fail(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, exc: BaseException,
+                    elapsed: float) -> None:
         ref = new_ref()
         expected = is_expected(exc)  # explained in the thread: no stack trace unless at DEBUG
         what = "turn refused its files" if isinstance(exc, FileRejected) else "turn failed"
         logger.log(logging.INFO if expected else logging.ERROR, "%s turn=%s thread=%s ref=%s error=%s",
                    what, turn.id, turn.key, ref, type(exc).__name__,
                    exc_info=exc if not expected or logger.isEnabledFor(logging.DEBUG) else None)
-        await self._feedback.swap(turn.key.channel, turn.message_ts, FAILED)
+        await ledger.once("reaction", lambda: self._feedback.swap(turn.key.channel, turn.message_ts, FAILED))
         await status.set(failure_text(exc, ref))
-        await self._store.finish_turn(turn.id, status="failed", now=self._clock.now(),
+        await self._store.finish_turn(turn.id, status="failed", now=self._clock.now(), owner=self.owner,
                                       outcome=TurnOutcomeRecord(error=f"{type(exc).__name__} ref={ref}"))
         self._finished(outcome_of(exc), elapsed)

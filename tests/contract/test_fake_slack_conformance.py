@@ -200,6 +200,34 @@ async def test_conversations_replies_paginates_with_the_sdk(slack: FakeSlack, cl
     assert err.value.response["error"] == "thread_not_found"
 
 
+async def test_message_metadata_comes_back_with_include_all_metadata(slack: FakeSlack,
+                                                                    client: AsyncWebClient) -> None:
+    root = fresh_ts()
+    slack.add_message(channel="C1", user="U1", text="root", ts=root)
+    metadata = {"event_type": "datastory_part", "event_payload": {"turn": "t1", "part": "answer:0"}}
+    posted = await client.chat_postMessage(channel="C1", thread_ts=root, text="tagged", metadata=metadata)
+    await client.chat_postMessage(channel="C1", thread_ts=root, text="plain")
+    plain = await client.conversations_replies(channel="C1", ts=root)
+    assert all("metadata" not in m for m in plain["messages"])  # only when asked for, as Slack does
+    full = await client.conversations_replies(channel="C1", ts=root, include_all_metadata=True)
+    tagged = [m for m in full["messages"] if "metadata" in m]
+    assert [(m["ts"], m["metadata"]) for m in tagged] == [(posted["ts"], metadata)]
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_postMessage(channel="C1", thread_ts=root, text="x", metadata={"event_payload": {}})
+    assert err.value.response["error"] == "invalid_metadata_format"
+
+
+async def test_a_held_call_waits_until_released_and_then_completes(slack: FakeSlack,
+                                                                   client: AsyncWebClient) -> None:
+    held = slack.hold("chat.postMessage")
+    call = asyncio.create_task(client.chat_postMessage(channel="C1", text="held"))
+    await asyncio.wait_for(held.arrived.wait(), 5)
+    await asyncio.sleep(0.05)
+    assert not call.done() and not slack.messages
+    held.release()
+    assert (await asyncio.wait_for(call, 5))["ok"] and [m.text for m in slack.messages] == ["held"]
+
+
 async def test_users_info_has_time_zone(slack: FakeSlack, client: AsyncWebClient) -> None:
     slack.add_user("U7", name="ada", tz="Europe/Paris", tz_offset=3600)
     resp = await client.users_info(user="U7")

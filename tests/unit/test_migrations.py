@@ -27,7 +27,7 @@ from tests.unit.test_store import KEY, a_file, a_turn
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "bot" / "store" / "migrations"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
 
 
 def _differences(conn: Connection) -> list[Any]:
@@ -78,7 +78,7 @@ async def test_a_database_of_the_schema_version_era_is_adopted_and_upgraded(db_u
             "created_at, input_tokens, output_tokens) VALUES ('t1', 'T1', 'C1', '1700000000.000100', "
             "'1700000000.000100', 'U1', 'old question', '[]', 'running', 5, 0, 0)"))
     state = await old.schema_state()
-    assert (state.current, state.legacy_version, state.at_head) == (f"{version:04d}", version, version == 7)
+    assert (state.current, state.legacy_version, state.at_head) == (f"{version:04d}", version, False)
     await old.close()
 
     store = SqlStore(url=db_url)
@@ -97,6 +97,10 @@ async def test_a_database_of_the_schema_version_era_is_adopted_and_upgraded(db_u
         await store.mark_uploaded(KEY, "F1", container_id="c", sandbox_path="/p", sandbox_file_id="f",
                                   read_options='{"sep": ";"}')
         assert [f.read_options for f in await store.list_files(KEY)] == ['{"sep": ";"}']
+        claimed = await store.claim_turn(owner="r1", now=10.0, lease_seconds=30.0)  # and 0008: the queue
+        assert claimed is not None and claimed.id == "t2" and claimed.attempts == 1
+        assert await store.record_part("t2", "answer:0", "1.0", now=11.0)
+        assert await store.acquire_lease("leader", owner="r1", now=11.0, seconds=10.0)
     finally:
         await store.close()
 
@@ -124,7 +128,7 @@ async def test_migrate_false_refuses_a_database_behind_head_and_leaves_it_alone(
     await legacy_schema.build_database(db_url, upto=5)
     with pytest.raises(SchemaNotAtHead) as refused:
         await store.open()
-    assert str(refused.value) == ("the database schema is at 0005 and this code needs 0007 (head); "
+    assert str(refused.value) == ("the database schema is at 0005 and this code needs 0008 (head); "
                                   "run `datastory migrate` (or start with DATASTORY_MIGRATE=true)")
     assert store._engine is None  # closed on the way out
     empty = SqlStore(url=db_url.replace("store.db", "empty.db") if "sqlite" in db_url else db_url, migrate=False)
@@ -133,7 +137,7 @@ async def test_migrate_false_refuses_a_database_behind_head_and_leaves_it_alone(
             await empty.open()
     before, after = await store.migrate()  # what `datastory migrate` does
     try:
-        assert (before.current, after) == ("0005", "0007")
+        assert (before.current, after) == ("0005", "0008")
         await store.open()  # now at head: migrate=False starts
         assert (await store.schema_state()).at_head
     finally:

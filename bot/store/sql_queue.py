@@ -1,0 +1,110 @@
+"""``SqlQueue``: the durable queue, the ledger and named leases of ``SqlStore`` (its mixin), each call one
+transaction over the statements of :mod:`bot.store.queue`."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.store import queue
+from bot.store.base import ThreadKey, TurnRecord
+from bot.store.schema import leases, ledger, turns
+from bot.store.sql_rows import turn_record
+
+
+class SqlQueue:
+    """The queue's half of ``SqlStore`` (see :mod:`bot.store.queue` for what is runnable)."""
+
+    _sqlite: bool
+
+    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        raise NotImplementedError
+
+    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        raise NotImplementedError
+
+    def _insert(self, table: Table) -> sqlite.Insert | pg.Insert:
+        raise NotImplementedError
+
+    # -- turns ---------------------------------------------------------------------------------------------------
+
+    async def claim_turn(self, *, owner: str, now: float, lease_seconds: float,
+                         turn_id: str | None = None) -> TurnRecord | None:
+        """Take the next runnable turn (or ``turn_id`` when it is runnable) under ``owner``'s lease."""
+        async with self._write() as conn:
+            taken = await queue.claim(conn, owner=owner, now=now, until=now + lease_seconds, turn_id=turn_id,
+                                      postgres=not self._sqlite)
+            if taken is None:
+                return None
+            row = (await conn.execute(select(turns).where(turns.c.id == taken))).mappings().one()
+        return turn_record(row)
+
+    async def renew_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:
+        """Extend the lease; False when ``owner`` no longer holds it."""
+        async with self._write() as conn:
+            return await queue.renew(conn, turn_id, owner=owner, until=now + lease_seconds)
+
+    async def hold_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:
+        """Lease a queued turn that nobody holds without claiming it to run (its greeting is being posted)."""
+        async with self._write() as conn:
+            result = await conn.execute(update(turns).where(
+                turns.c.id == turn_id, turns.c.status == "queued", queue._free(now, owner),
+            ).values(lease_owner=owner, lease_expires_at=now + lease_seconds))
+            return result.rowcount == 1
+
+    async def release_turn(self, turn_id: str, *, owner: str, refund: bool = False) -> bool:
+        """Give an unfinished turn back to the queue; ``refund`` takes back the claim's attempt."""
+        async with self._write() as conn:
+            return await queue.release(conn, turn_id, owner=owner, refund=refund)
+
+    async def turns_ahead(self, turn_id: str) -> int:
+        """Unfinished turns of the thread that go before this one (the running one included)."""
+        async with self._read() as conn:
+            return int((await conn.execute(queue.ahead(turn_id))).scalar_one())
+
+    async def thread_busy(self, key: ThreadKey, *, before_ts: str, now: float) -> bool:
+        """Whether a turn asked before ``before_ts`` is unfinished, or one is running under a live lease."""
+        async with self._read() as conn:
+            query = queue.busy_before(key.team, key.channel, key.thread_ts, before_ts, now)
+            return int((await conn.execute(query)).scalar_one()) > 0
+
+    async def queue_depth(self, *, now: float) -> int:
+        """Unfinished turns nobody runs under a live lease (waiting for their thread or a free slot)."""
+        async with self._read() as conn:
+            return int((await conn.execute(queue.waiting(now))).scalar_one())
+
+    # -- the ledger ----------------------------------------------------------------------------------------------
+
+    async def record_part(self, turn_id: str, part: str, ref: str, *, now: float) -> bool:
+        """Record a posted part; False when it was recorded already."""
+        stmt = self._insert(ledger).values(turn_id=turn_id, part=part, ref=ref, posted_at=now)
+        async with self._write() as conn:
+            return (await conn.execute(stmt.on_conflict_do_nothing(index_elements=["turn_id", "part"]))).rowcount == 1
+
+    async def posted_parts(self, turn_id: str) -> dict[str, str]:
+        """The parts the turn posted: part key → Slack ts or file ids."""
+        async with self._read() as conn:
+            return {row.part: row.ref for row in await conn.execute(queue.parts(turn_id))}
+
+    # -- named leases --------------------------------------------------------------------------------------------
+
+    async def acquire_lease(self, name: str, *, owner: str, now: float, seconds: float) -> bool:
+        """Take or extend the lease ``name`` for ``owner``; False while another owner holds it."""
+        async with self._write() as conn:
+            return await queue.acquire(conn, name, owner=owner, now=now, until=now + seconds,
+                                       insert=self._insert(leases))
+
+    async def release_lease(self, name: str, *, owner: str) -> None:
+        """Give up the lease ``name`` when ``owner`` holds it."""
+        async with self._write() as conn:
+            await queue.resign(conn, name, owner=owner)
+
+    async def lease_holder(self, name: str, *, now: float) -> str | None:
+        """Who holds the lease ``name`` now (None when nobody does)."""
+        async with self._read() as conn:
+            row = (await conn.execute(queue.holder(name, now))).first()
+        return None if row is None else str(row.owner)

@@ -1,0 +1,163 @@
+"""Exactly once, visible to users: every part of a turn's answer is recorded in the store's ledger when posted.
+
+A part is a narrative message (``answer:0``, ``answer:1``...), the files (``files``), the status reply
+(``status``), a line about refused files (``refusals``) and the reaction swap (``reaction``). Before posting a part
+the ledger is asked; a part it knows is skipped. Between Slack accepting a post and the ledger's write a replica
+may die: every message is posted with its :class:`bot.poster.PartTag` as Slack message metadata, so a turn that may
+have posted before (it is resumed) reads the thread back once and records what it finds instead of posting again.
+Files carry no metadata: an upload of the same names after the turn's first narrative message counts as posted.
+
+The answer itself is the **plan** (``plan``), recorded before the first part is posted: the narrative's messages,
+the files to attach (as sandbox file ids) and the turn's outcome. A resumed turn that finds a plan delivers it
+without running the analysis again, so what it posts continues what was posted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from bot.clock import Clock
+from bot.poster import PartTag, Poster, SlackError, ThreadMessage, Upload
+from bot.store.base import LedgerStore, TurnOutcomeRecord, TurnRecord
+
+logger = logging.getLogger("bot.turns")
+
+PLAN = "plan"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A finished analysis, ready to deliver (see the module docstring)."""
+
+    texts: list[str]
+    container_id: str
+    files: list[tuple[str, str]]
+    """``(sandbox file id, name)`` of each file to attach, in order."""
+    done_line: str
+    outcome: dict[str, object] = field(default_factory=dict)
+    """The :class:`bot.store.base.TurnOutcomeRecord` fields."""
+    elapsed: float = 0.0
+    specs: list[tuple[str, str]] = field(default_factory=list)
+    """``(name, JSON text)`` of each chart and table spec the charting helper wrote (:mod:`bot.turns.native`)."""
+    has_code: bool = False
+    """Code ran for the answer ("Show code" is offered)."""
+
+    def to_json(self) -> str:
+        """The ledger's text of the plan."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        """The plan a ledger kept."""
+        raw = json.loads(text)
+        return cls(texts=[str(t) for t in raw["texts"]], container_id=str(raw["container_id"]),
+                   files=[(str(i), str(n)) for i, n in raw["files"]], done_line=str(raw["done_line"]),
+                   outcome=dict(raw.get("outcome") or {}), elapsed=float(raw.get("elapsed") or 0.0),
+                   specs=[(str(n), str(t)) for n, t in raw.get("specs") or []],
+                   has_code=bool(raw.get("has_code")))
+
+    def outcome_record(self) -> TurnOutcomeRecord:
+        """What the store keeps of the finished turn."""
+        return TurnOutcomeRecord(**self.outcome)  # type: ignore[arg-type]
+
+
+class AnswerLedger:
+    """One turn's ledger (see the module docstring)."""
+
+    def __init__(self, *, store: LedgerStore, poster: Poster, clock: Clock, turn: TurnRecord,
+                 posted: dict[str, str], resumed: bool) -> None:
+        self._store = store
+        self._poster = poster
+        self._clock = clock
+        self._turn = turn
+        self.posted = posted
+        self._resumed = resumed
+        """Parts may have reached Slack without reaching the ledger: read the thread before posting."""
+        self._thread: list[ThreadMessage] | None = None
+
+    @classmethod
+    async def open(cls, *, store: LedgerStore, poster: Poster, clock: Clock, turn: TurnRecord,
+                   resumed: bool) -> AnswerLedger:
+        """The turn's ledger as the store has it."""
+        return cls(store=store, poster=poster, clock=clock, turn=turn, posted=await store.posted_parts(turn.id),
+                   resumed=resumed)
+
+    def plan(self) -> Plan | None:
+        """The answer recorded before delivery began, if any."""
+        text = self.posted.get(PLAN)
+        return None if text is None else Plan.from_json(text)
+
+    async def keep_plan(self, plan: Plan) -> None:
+        """Record the answer before posting any of it."""
+        await self._record(PLAN, plan.to_json())
+        self._resumed = True  # from now on a part may be in Slack before the ledger
+
+    async def _record(self, part: str, ref: str) -> None:
+        await self._store.record_part(self._turn.id, part, ref, now=self._clock.now())
+        self.posted[part] = ref
+
+    async def _thread_messages(self) -> list[ThreadMessage]:
+        if self._thread is None:
+            key = self._turn.key
+            try:
+                self._thread = await self._poster.thread_messages(channel=key.channel, thread_ts=key.thread_ts)
+            except SlackError as exc:
+                logger.warning("thread not read back channel=%s error=%s", key.channel, exc.code)
+                raise
+        return self._thread
+
+    async def _found(self, part: str) -> str | None:
+        """The ts of ``part`` when the thread shows it was posted (only for a turn that may have posted it)."""
+        if not self._resumed:
+            return None
+        for m in await self._thread_messages():
+            if m.tag is not None and m.tag.turn == self._turn.id and m.tag.part == part:
+                await self._record(part, m.ts)
+                logger.info("part found in the thread, not posted again turn=%s part=%s", self._turn.id, part)
+                return m.ts
+        return None
+
+    async def post(self, part: str, text: str, blocks: list[dict[str, object]] | None = None) -> str:
+        """Post ``text`` (with ``blocks``) as ``part`` once; returns its ts."""
+        if part in self.posted:
+            return self.posted[part]
+        if (ts := await self._found(part)) is not None:
+            return ts
+        key = self._turn.key
+        ts = await self._poster.post(channel=key.channel, thread_ts=key.thread_ts, text=text, blocks=blocks,
+                                     tag=PartTag(turn=self._turn.id, part=part))
+        await self._record(part, ts)
+        return ts
+
+    async def upload(self, part: str, uploads: Sequence[Upload], *, after: str | None) -> None:
+        """Upload the files as ``part`` once (after the message ``after``, the answer's first)."""
+        if part in self.posted or not uploads:
+            return
+        names = {u.filename for u in uploads}
+        if self._resumed and after is not None:
+            seen = {n for m in await self._thread_messages() if _ts(m.ts) > _ts(after) for n in m.file_names}
+            if names <= seen:
+                await self._record(part, ",".join(sorted(names)))
+                logger.info("files found in the thread, not uploaded again turn=%s", self._turn.id)
+                return
+        key = self._turn.key
+        await self._poster.upload_files(channel=key.channel, thread_ts=key.thread_ts, files=list(uploads))
+        await self._record(part, ",".join(sorted(names)))
+
+    async def once(self, part: str, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action`` (a reaction swap) unless ``part`` was recorded; record it after."""
+        if part in self.posted:
+            return
+        await action()
+        await self._record(part, "done")
+
+
+def _ts(ts: str) -> tuple[int, int]:
+    seconds, _, micros = ts.partition(".")
+    try:
+        return int(seconds), int(micros.ljust(6, "0")[:6])
+    except ValueError:
+        return 0, 0
