@@ -186,7 +186,9 @@ def build_app(services: Services, *, socket_mode: bool = False) -> BotApp:
         prefix=settings.container_prefix, memory=settings.container_memory,
         session_usd=settings.container_session_usd, minimum_minutes=settings.container_minimum_minutes))
     register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests, access=access,
-                                 offboarding=offboarding, answers=Answers(store=store, poster=poster, metrics=metrics),
+                                 offboarding=offboarding, answers=Answers(
+                                     store=store, poster=poster, metrics=metrics, sandbox=sandbox, access=access,
+                                     clock=clock),
                                  home=Home(store=store, poster=poster), status=status, metrics=metrics))
     app = BotApp(services=services, bolt=bolt, web=web.Application())
     metrics.watch(ready=lambda: float(app.ready), running=lambda: worker.running, tasks=lambda: len(tracker))

@@ -86,7 +86,7 @@ class ActionHandlers:
             vote = "good" if action == GOOD_ACTION else "bad"
         if vote not in ("good", "bad") or not click.turn_id:
             return
-        thanks = self._deps.answers.vote(click, vote)
+        thanks = await self._deps.answers.vote(click, vote)
         await respond(text=finalise(thanks), response_type="ephemeral", replace_original=False)
 
     async def on_digest_cancel(

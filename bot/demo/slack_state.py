@@ -31,7 +31,7 @@ SIGN_IN_PAGE = """<!DOCTYPE html>
 """
 
 DEFAULT_SCOPES = ("app_mentions:read,channels:history,groups:history,im:history,mpim:history,chat:write,"
-                  "files:read,files:write,reactions:write,commands,users:read")
+                  "files:read,files:write,reactions:read,reactions:write,commands,users:read")
 
 Json = dict[str, Any]
 Handler = Callable[[RecordedRequest], Awaitable[Json]]

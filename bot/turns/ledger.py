@@ -144,8 +144,10 @@ class AnswerLedger:
                 logger.info("files found in the thread, not uploaded again turn=%s", self._turn.id)
                 return
         key = self._turn.key
-        await self._poster.upload_files(channel=key.channel, thread_ts=key.thread_ts, files=list(uploads))
+        ids = await self._poster.upload_files(channel=key.channel, thread_ts=key.thread_ts, files=list(uploads))
         await self._record(part, ",".join(sorted(names)))
+        if ids:  # what a 🗑️ on the answer deletes (bot.answers)
+            await self._record(f"{part}:ids", ",".join(ids))
 
     async def once(self, part: str, action: Callable[[], Awaitable[None]]) -> None:
         """Run ``action`` (a reaction swap) unless ``part`` was recorded; record it after."""

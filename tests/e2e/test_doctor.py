@@ -32,7 +32,7 @@ async def test_a_healthy_deployment_passes(harness: Harness, capsys: pytest.Capt
     bot = await harness.start()
     await bot.shutdown()
     assert await cli.amain(["doctor"], settings=harness.settings()) == 0
-    assert "✓ Database: sqlite answers; schema at 0007 (head); 0 thread(s)" in capsys.readouterr().out
+    assert "✓ Database: sqlite answers; schema at 0009 (head); 0 thread(s)" in capsys.readouterr().out
 
 
 async def test_the_doctor_reports_a_schema_behind_and_migrates_nothing(

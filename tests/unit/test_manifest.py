@@ -9,9 +9,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCOPES = {"app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "files:read",
-          "files:write", "chat:write", "reactions:write", "commands", "users:read"}
+          "files:write", "chat:write", "reactions:read", "reactions:write", "commands", "users:read"}
 EVENTS = {"app_home_opened", "app_mention", "file_shared", "message.channels", "message.groups", "message.im",
-          "message.mpim", "app_uninstalled", "tokens_revoked"}
+          "message.mpim", "reaction_added", "app_uninstalled", "tokens_revoked"}
 
 
 def manifest() -> dict[str, Any]:
