@@ -23,12 +23,13 @@ from bot.slack_text import finalise, finalise_blocks, one_line
 from handlers.events import installation_team
 
 COMMAND = "/datastory"
-COMMANDS_HELP = ("Commands: `/datastory help`; `/datastory status` shows this channel's thread workspaces, "
-                 "their last activity and today's cost; `/datastory reset` deletes the workspaces of this channel's "
-                 "threads (admins only; or reply `reset` in one thread to reset just that one); "
-                 "`/datastory digests` lists this channel's scheduled digests and `/datastory digest cancel ID` "
-                 "cancels one of yours (schedule one by replying in a thread with data: "
-                 "`@datastory digest every monday 09:00: <question>`).")
+COMMANDS_HELP = ("Commands: `/datastory help`; `/datastory stop` stops your running analyses in this channel "
+                 "(an admin's: all of them; or reply `stop` in a thread); `/datastory status` shows this channel's "
+                 "thread workspaces, their last activity and today's cost; `/datastory reset` deletes the "
+                 "workspaces of this channel's threads (admins only; or reply `reset` in one thread to reset just "
+                 "that one); `/datastory digests` lists this channel's scheduled digests and "
+                 "`/datastory digest cancel ID` cancels one of yours (schedule one by replying in a thread with "
+                 "data: `@datastory digest every monday 09:00: <question>`).")
 RESET_REFUSAL = (f"Resetting every thread of a channel needs {ADMIN_HINT}. Reply `reset` in one of your threads to "
                  "reset just that one.")
 
@@ -58,6 +59,13 @@ class CommandHandlers:
             return
         if sub == "reset":
             await self._reset(ack, respond, team=team, channel=channel, user=user)
+            return
+        if sub == "stop":
+            admin = await self._deps.access.is_admin(user)
+            count = self._deps.intake.stop_channel(team, channel, by=user, everyone=admin)
+            whose = "" if admin else " of yours"
+            await ack(text=finalise(f"Stopped {count} running analys{'es' if count != 1 else 'is'} in this channel."
+                                    if count else f"Nothing{whose} is running in this channel right now."))
             return
         if sub == "status":
             await ack()

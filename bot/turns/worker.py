@@ -17,11 +17,12 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.analysts.base import DEFAULT_QUESTION, AnalysisRequest, Analyst
 from bot.clock import Clock
 from bot.costs import footer, turn_cost
-from bot.errors import AttemptsExhausted, TurnTimeout, failure_text, is_expected, new_ref, outcome_of
+from bot.errors import AttemptsExhausted, TurnStopped, TurnTimeout, failure_text, is_expected, new_ref, outcome_of
 from bot.files import FileRejected
 from bot.formatting import names_list, seconds
 from bot.logs import bind, turn_summary
@@ -82,6 +83,10 @@ class TurnWorker:
         self._tracker = tracker
         self._config = config
         self._feedback = Feedback(poster)
+        self._analysing: dict[ThreadKey, tuple[TurnRecord, asyncio.Task[Any]]] = {}
+        """The turns analysing now on this replica (what ``stop`` can interrupt)."""
+        self._stops: dict[str, str] = {}
+        """Turn id → who stopped it."""
         self.owner = owner or replica_id()
         self._greeter = f"{self.owner}/greeting"
         self.queue = Dispatcher(store=store, clock=clock, slots=slots, tracker=tracker, metrics=metrics,
@@ -190,6 +195,24 @@ class TurnWorker:
         logger.info("thread reset thread=%s", key)
         return True
 
+    def stop(self, key: ThreadKey, *, by: str) -> bool:
+        """Interrupt the thread's turn while it analyses on this replica (the running code is interrupted, the
+        container and its variables kept); the thread is told who stopped it. False when nothing is analysing."""
+        entry = self._analysing.get(key)
+        if entry is None:
+            return False
+        turn, task = entry
+        self._stops[turn.id] = by
+        task.cancel("stopped")
+        logger.info("turn stopped turn=%s by=%s", turn.id, by)
+        return True
+
+    def stop_in_channel(self, team: str, channel: str, *, by: str, everyone: bool) -> int:
+        """``/datastory stop``: stop the turns analysing in the channel (``by``'s own, or all for an admin)."""
+        keys = [key for key, (turn, _) in self._analysing.items()
+                if key.team == team and key.channel == channel and (everyone or turn.user == by)]
+        return sum(self.stop(key, by=by) for key in keys)
+
     async def _work(self, turn: TurnRecord, lease: Lease) -> None:
         """Run one claimed turn to its end (done or failed), or give it back when interrupted."""
         key = turn.key
@@ -210,6 +233,11 @@ class TurnWorker:
                 return
             await self._execute(turn, status, ledger, started)
         except asyncio.CancelledError:
+            by = self._stops.pop(turn.id, None)
+            task = asyncio.current_task()
+            if by is not None and not lease.lost and task is not None and task.uncancel() == 0:
+                await self._fail(turn, status, ledger, TurnStopped(by), self._clock.now() - started)
+                return
             if lease.lost:
                 self._finished("lease_lost", self._clock.now() - started)
             else:
@@ -238,6 +266,9 @@ class TurnWorker:
         if plan is None:
             workspace = Workspace(key=turn.key, store=self._store, containers=self.parts.containers,
                                   clock=self._clock, config=self._config, metrics=self._metrics, status=status)
+            task = asyncio.current_task()
+            assert task is not None
+            self._analysing[turn.key] = (turn, task)
             try:
                 async with asyncio.timeout(self._config.turn_timeout):
                     outcome = await self._answer(turn, status, workspace, ledger)
@@ -248,6 +279,8 @@ class TurnWorker:
             except Exception as exc:
                 await self._fail(turn, status, ledger, exc, self._clock.now() - started)
                 return
+            finally:
+                self._analysing.pop(turn.key, None)
             plan = await self._plan(outcome, workspace.sessions.count, self._clock.now() - started)
             await ledger.keep_plan(plan)
             uploads = outcome.uploads

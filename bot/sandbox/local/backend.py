@@ -358,7 +358,11 @@ class LocalSandbox:
                 attempts += 1
                 kernel = await self._kernel_of(container)
                 container.last_active_at = time.time()
-                outcome = await kern.run(kernel, code, timeout=timeout, grace=self.fleet.grace)
+                try:
+                    outcome = await kern.run(kernel, code, timeout=timeout, grace=self.fleet.grace)
+                except asyncio.CancelledError:  # the turn was stopped: kern.run interrupted the cell
+                    logger.info("execution stopped container=%s", container_id)
+                    raise
                 container.last_active_at = time.time()
                 if outcome.state in ("done", "interrupted"):
                     if outcome.state == "interrupted":
