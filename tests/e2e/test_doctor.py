@@ -43,7 +43,7 @@ async def test_the_doctor_reports_a_schema_behind_and_migrates_nothing(
     old = SqlStore(url=f"sqlite:///{database}", migrate=False)
     settings = harness.settings(database_url=f"sqlite:///{database}")
     assert await cli.amain(["doctor"], settings=settings) == 0
-    assert ("✓ Database: sqlite answers; schema at 0005, behind head 0007: `datastory run` upgrades it at start "
+    assert ("✓ Database: sqlite answers; schema at 0005, behind head 0009: `datastory run` upgrades it at start "
             "(or run `datastory migrate`)") in capsys.readouterr().out
     assert await cli.amain(["doctor"], settings=harness.settings(database_url=f"sqlite:///{database}",
                                                                   migrate=False)) == 1
