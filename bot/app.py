@@ -20,6 +20,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.admission import build_admission
+from bot.answers import Answers
 from bot.api.app import attach_api, build_api_core, orphan_job
 from bot.api.routes import Routes
 from bot.api.service import ApiStore
@@ -29,6 +30,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.deps import Deps
 from bot.digests import Digests
+from bot.home import Home
 from bot.intake import Intake
 from bot.jobs.digests import DigestReport
 from bot.jobs.leader import Leader, Periodic
@@ -38,6 +40,7 @@ from bot.metrics import Metrics
 from bot.metrics_guard import MetricsAccess, guarded
 from bot.offboarding import Offboarding
 from bot.slack_gateway import SlackGateway
+from bot.status import Status, StatusConfig
 from bot.store.base import Store
 from bot.turns import TurnWorker
 from handlers import register_handlers
@@ -182,9 +185,16 @@ def build_app(services: Services, *, socket_mode: bool = False) -> BotApp:
         admission=build_admission(settings, store=store, clock=clock),
         digests=digests, metrics=metrics,
     )
-    offboarding = Offboarding(store=store, sandbox=services.require_backends().sandbox, tracker=tracker)
+    sandbox = services.require_backends().sandbox
+    offboarding = Offboarding(store=store, sandbox=sandbox, tracker=tracker)
+    status = Status(store=store, sandbox=sandbox, poster=poster, clock=clock, config=StatusConfig(
+        prefix=settings.container_prefix, memory=settings.container_memory,
+        session_usd=settings.container_session_usd, minimum_minutes=settings.container_minimum_minutes))
     register_handlers(bolt, Deps(settings=settings, intake=intake, digests=digests, access=access,
-                                 offboarding=offboarding, metrics=metrics))
+                                 offboarding=offboarding, answers=Answers(
+                                     store=store, poster=poster, metrics=metrics, sandbox=sandbox, access=access,
+                                     clock=clock),
+                                 home=Home(store=store, poster=poster), status=status, metrics=metrics))
     app = BotApp(services=services, bolt=bolt, web=web.Application())
     metrics.watch(ready=lambda: float(app.ready), running=lambda: worker.running, tasks=lambda: len(tracker))
     _mount_routes(app)

@@ -93,7 +93,7 @@ def parser() -> argparse.ArgumentParser:
                      help="the instant, ISO-8601 (2025-06-16T09:00:00Z); naive means UTC")
     due.add_argument("--dry-run", action="store_true", help="list what would run; claim and run nothing")
     mg = _sub(sub, "migrate", "bring the database schema to this release's head revision (Alembic), or check it",
-              "  datastory migrate            # upgrade; prints `upgraded 0005 -> 0008` or `database at 0008 (head)`\n"
+              "  datastory migrate            # upgrade; prints `upgraded 0005 -> 0010` or `database at 0010 (head)`\n"
               "  datastory migrate --check    # exit 0 at head, 1 behind (e.g. before starting with "
               "DATASTORY_MIGRATE=false)")
     mg.add_argument("--check", action="store_true", help="change nothing: exit 0 at head, 1 behind, 2 unreachable")

@@ -190,6 +190,10 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_SESSION_PRICES),
         description="USD per hosted container session by memory tier, as JSON: {\"1g\": 0.03}.",
     )
+    container_minimum_minutes: float = Field(
+        default=5.0, ge=0, description="Minutes a hosted container session is billed at least (`/datastory status` "
+        "prices hosted workspaces by the minute alive).",
+    )
     capacity_retry_seconds: float = Field(
         default=5.0, gt=0, description="First wait when the provider refuses a new container (then doubles)."
     )

@@ -103,15 +103,22 @@ class ConsolePoster:
         if ts == self._status_ts:
             self._show_status(text)
 
+    async def delete_message(self, *, channel: str, ts: str) -> None:
+        """What a console printed stays printed."""
+
+    async def delete_file(self, file_id: str) -> None:
+        """Files written to the output directory are the user's now."""
+
     async def upload_files(
         self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None
-    ) -> None:
-        """Write the files into the output directory (never overwriting: ``chart (2).png``)."""
+    ) -> list[str]:
+        """Write the files into the output directory (never overwriting: ``chart (2).png``); no Slack ids."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for upload in files:
             target = self._free_name(Path(upload.filename).name or "file")
             target.write_bytes(upload.data)
             self.written.append(target)
+        return []
 
     def _free_name(self, name: str) -> Path:
         target = self.out_dir / name
@@ -132,6 +139,9 @@ class ConsolePoster:
     async def permalink(self, *, channel: str, ts: str) -> str:
         """A console thread has no link."""
         return ""
+
+    async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
+        """A console has no Home tab."""
 
     async def user_tz(self, user: str) -> str:
         """The console user's zone is not known; UTC."""

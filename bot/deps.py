@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.access import Access
+from bot.answers import Answers
 from bot.config import Settings
 from bot.digests import Digests
+from bot.home import Home
 from bot.intake import Intake
 from bot.metrics import Metrics
 from bot.offboarding import Offboarding
+from bot.status import Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,4 +24,7 @@ class Deps:
     digests: Digests
     access: Access
     offboarding: Offboarding
+    answers: Answers
+    home: Home
+    status: Status
     metrics: Metrics = field(default_factory=Metrics)

@@ -19,6 +19,7 @@ from bot.sandbox.base import (
     SandboxTimeout,
     SandboxUnavailable,
 )
+from bot.slack_text import mention
 
 
 class TurnTimeout(Exception):
@@ -37,6 +38,14 @@ class AttemptsExhausted(Exception):
         self.attempts = attempts
 
 
+class TurnStopped(Exception):
+    """Someone stopped the turn while it was analysing (``stop`` in the thread, ``/datastory stop``)."""
+
+    def __init__(self, by: str) -> None:
+        super().__init__(f"stopped by {by}")
+        self.by = by
+
+
 def new_ref() -> str:
     """A short reference id to quote in the thread and in the log."""
     return secrets.token_hex(3)
@@ -44,6 +53,9 @@ def new_ref() -> str:
 
 def describe(exc: BaseException) -> str:
     """The sentence the thread gets for ``exc`` (without the reference id)."""
+    if isinstance(exc, TurnStopped):
+        return (f"Stopped by {mention(exc.by)}: the running code was interrupted. The data and the variables are "
+                "kept; ask again, or ask something else.")
     if isinstance(exc, AttemptsExhausted):
         return (f"I started on this question {exc.attempts} times and each run was cut short (the bot restarted or "
                 "crashed), so I stopped trying. Ask again to start over.")
@@ -90,6 +102,8 @@ def outcome_of(exc: BaseException) -> str:
         return "setup"
     if isinstance(exc, AttemptsExhausted):
         return "exhausted"
+    if isinstance(exc, TurnStopped):
+        return "stopped"
     return "failed"
 
 
@@ -97,4 +111,5 @@ def is_expected(exc: BaseException) -> bool:
     """Whether the thread's message fully explains the failure (a refused file, a time limit, a provider, Slack,
     model or sandbox set-up problem): logged at INFO without a stack trace, which only a bug deserves (the
     traceback still comes with ``DATASTORY_LOG_LEVEL=DEBUG``)."""
-    return isinstance(exc, TurnTimeout | SandboxError | FileRejected | SlackError | AnalysisFailed | AttemptsExhausted)
+    return isinstance(exc, TurnTimeout | SandboxError | FileRejected | SlackError | AnalysisFailed | AttemptsExhausted
+                      | TurnStopped)

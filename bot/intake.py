@@ -34,10 +34,12 @@ from bot.turns import TurnWorker
 
 logger = logging.getLogger(__name__)
 
-Outcome = Literal["turn", "duplicate", "rejected", "refused", "busy", "reset", "help", "digest", "ignored"]
-Action = Literal["files", "question", "history", "reset", "digest", "help"]
+Outcome = Literal["turn", "duplicate", "rejected", "refused", "busy", "reset", "stop", "help", "digest", "ignored"]
+Action = Literal["files", "question", "history", "reset", "stop", "digest", "help"]
 
 RESET_WORDS = frozenset({"reset", "start over", "restart"})
+STOP_WORDS = frozenset({"stop", "cancel"})
+NOTHING_TO_STOP = "Nothing is running in this thread right now."
 RESET_TEXT = ("Fresh start: I deleted this thread's workspace. Your files are kept; the next question loads them "
               "into a new one.")
 HELP_TEXT = (
@@ -148,6 +150,8 @@ class Intake:
             return await self._refuse(msg, refusal)
         if action == "files":
             return await self._on_files(msg)
+        if action == "stop":
+            return await self._stop(msg)
         if action == "reset":
             return await self._reset(msg)
         if action == "digest" and self._digests is not None:
@@ -167,6 +171,8 @@ class Intake:
                 and await self._thread_has_data(msg.key)):
             if msg.question.lower().strip(" .!") in RESET_WORDS:
                 return "reset"
+            if msg.question.lower().strip(" .!") in STOP_WORDS:
+                return "stop"
             if self._digests is not None and is_digest_command(msg.question):
                 return "digest"
             return "question"
@@ -188,6 +194,19 @@ class Intake:
                                               text=text)
         except SlackError as exc:
             logger.warning("refusal not delivered channel=%s error=%s", msg.channel, exc.code)
+
+    async def _stop(self, msg: IncomingMessage) -> Outcome:
+        """``stop`` in a thread: interrupt its running analysis (the worker tells the thread who stopped it); with
+        nothing running, only the person who asked is told."""
+        if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):
+            return "duplicate"
+        if not self._worker.stop(msg.key, by=msg.user):
+            await self._tell_author(msg, NOTHING_TO_STOP)
+        return "stop"
+
+    def stop_channel(self, team: str, channel: str, *, by: str, everyone: bool) -> int:
+        """``/datastory stop``: the analyses stopped in the channel (``by``'s own, or everyone's for an admin)."""
+        return self._worker.stop_in_channel(team, channel, by=by, everyone=everyone)
 
     async def _reset(self, msg: IncomingMessage) -> Outcome:
         if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):

@@ -103,6 +103,9 @@ class Metrics:
                              ["source"], registry=r)
         self._tokens = Counter("datastory_tokens", "Model tokens used, by direction.", ["direction"], registry=r)
         self._digests = Counter("datastory_digests", "Digest runs, by outcome.", ["outcome"], registry=r)
+        self._votes = Gauge("datastory_feedback_votes",
+                            "People's latest 👍/👎 on answers, by vote (as stored; refreshed at each vote).",
+                            ["vote"], registry=r)
         self._ready = Gauge("datastory_ready", "1 when the bot takes work.", registry=r)
         self._running = Gauge("datastory_turns_running", "Turns holding a worker slot.", registry=r)
         self._tasks = Gauge("datastory_background_tasks", "Tracked background tasks (handling, running or queued).",
@@ -223,6 +226,11 @@ class Metrics:
     def slack_error(self, kind: str) -> None:
         """A Slack Web API call failed with this error code."""
         self._slack_errors.labels(kind=kind).inc()
+
+    def feedback_votes(self, counts: dict[str, int]) -> None:
+        """How many people's latest vote on an answer is each vote, as the store counts them."""
+        for vote, count in counts.items():
+            self._votes.labels(vote=vote).set(count)
 
     # ------------------------------------------------------------------ digests
 

@@ -27,6 +27,7 @@ from multiprocessing import get_context
 
 from bot.files import neutralise_csv
 from bot.formatting import human_size
+from bot.native_blocks import SPEC_BYTES, is_spec
 from bot.poster import Upload
 from bot.sandbox.base import SandboxBackend, SandboxFile
 from bot.slack_text import one_line
@@ -58,6 +59,8 @@ class Outputs:
 
     uploads: tuple[Upload, ...] = ()
     left_out: tuple[tuple[str, str], ...] = ()
+    specs: tuple[tuple[str, bytes], ...] = ()
+    """Chart and table specs the charting helper wrote (name, content): turned into blocks, never attached."""
     attached: tuple[str, ...] = ()
     """The sandbox file id of each upload, in order (a resumed turn reads them again: :meth:`OutputReader.reread`)."""
 
@@ -135,8 +138,15 @@ class OutputReader:
         uploads: list[Upload] = []
         attached: list[str] = []
         left_out: list[tuple[str, str]] = []
+        specs: list[tuple[str, bytes]] = []
         total = 0
         for f in ranked:
+            if is_spec(f.name):
+                if f.size <= SPEC_BYTES:
+                    data = await self._sandbox.read_file(container_id, f.id)
+                    if len(data) <= SPEC_BYTES:
+                        specs.append((f.name, data))
+                continue
             why = self._too_much(f.size, len(uploads), total)
             if why is None:
                 data = await self._sandbox.read_file(container_id, f.id)
@@ -153,7 +163,8 @@ class OutputReader:
                     why = "it could not be checked for spreadsheet formulas"
             logger.info("output not attached file=%s bytes=%d reason=%s", f.name, f.size, why)
             left_out.append((f.name, why))
-        return Outputs(uploads=tuple(uploads), left_out=tuple(left_out), attached=tuple(attached))
+        return Outputs(uploads=tuple(uploads), left_out=tuple(left_out), attached=tuple(attached),
+                       specs=tuple(specs))
 
     async def reread(self, container_id: str, files: Sequence[tuple[str, str]]) -> tuple[Upload, ...]:
         """The uploads of ``(sandbox file id, name)`` read again (within the limits they passed before) and

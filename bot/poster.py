@@ -161,8 +161,16 @@ class Poster(Protocol):
 
     async def upload_files(
         self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None
-    ) -> None:
-        """Upload files into a channel or thread with files_upload_v2."""
+    ) -> list[str]:
+        """Upload files into a channel or thread with files_upload_v2; returns their Slack file ids."""
+        ...
+
+    async def delete_message(self, *, channel: str, ts: str) -> None:
+        """``chat.delete`` of a message the bot posted; one already gone is fine."""
+        ...
+
+    async def delete_file(self, file_id: str) -> None:
+        """``files.delete`` of a file the bot uploaded; one already gone is fine."""
         ...
 
     async def file_info(self, file_id: str) -> SlackFile:
@@ -176,6 +184,10 @@ class Poster(Protocol):
 
     async def permalink(self, *, channel: str, ts: str) -> str:
         """``chat.getPermalink``: a link to the message ``ts`` (a thread's root links to the thread)."""
+        ...
+
+    async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
+        """``views.publish``: ``user``'s App Home tab."""
         ...
 
     async def user_tz(self, user: str) -> str:

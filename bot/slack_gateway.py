@@ -215,19 +215,36 @@ class SlackGateway:
 
     async def upload_files(
         self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None
-    ) -> None:
-        """Upload files into the channel or thread with files_upload_v2 (one share, one message)."""
+    ) -> list[str]:
+        """Upload files into the channel or thread with files_upload_v2 (one share, one message); their ids."""
         if not files:
-            return
+            return []
         uploads: list[dict[str, Any]] = [
             {"content": f.data, "filename": _file_title(f.filename) or "file",
              "title": _file_title(f.title or f.filename)} for f in files
         ]
-        await self._call("files.completeUploadExternal", self._client.files_upload_v2(
+        resp = await self._call("files.completeUploadExternal", self._client.files_upload_v2(
             file_uploads=uploads, channel=channel, thread_ts=thread_ts,
             initial_comment=finalise(comment) if comment else None,
         ))
         logger.info("uploaded files channel=%s thread_ts=%s count=%d", channel, thread_ts, len(files))
+        return [str(f.get("id")) for f in resp.get("files") or [] if isinstance(f, dict) and f.get("id")]
+
+    async def delete_message(self, *, channel: str, ts: str) -> None:
+        """``chat.delete`` of the bot's own message; one already gone is fine."""
+        try:
+            await self._call("chat.delete", self._client.chat_delete(channel=channel, ts=ts))
+        except SlackError as exc:
+            if exc.code != "message_not_found":
+                raise
+
+    async def delete_file(self, file_id: str) -> None:
+        """``files.delete`` of a file the bot uploaded; one already gone is fine."""
+        try:
+            await self._call("files.delete", self._client.files_delete(file=file_id))
+        except SlackError as exc:
+            if exc.code not in ("file_not_found", "file_deleted"):
+                raise
 
     async def file_info(self, file_id: str) -> SlackFile:
         """``files.info`` for ``file_id``."""
@@ -258,6 +275,12 @@ class SlackGateway:
         """``chat.getPermalink`` for the message ``ts`` in ``channel``."""
         resp = await self._call("chat.getPermalink", self._client.chat_getPermalink(channel=channel, message_ts=ts))
         return str(resp.get("permalink") or "")
+
+    async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
+        """``views.publish``: ``user``'s App Home tab (its blocks finalised like a message's)."""
+        blocks = view.get("blocks")
+        final = {**view, "blocks": finalise_blocks(blocks if isinstance(blocks, list) else [])}
+        await self._call("views.publish", self._client.views_publish(user_id=user, view=final))
 
     async def user_tz(self, user: str) -> str:
         """The user's ``tz`` from ``users.info``; ``"UTC"`` when the call fails or the profile has none."""

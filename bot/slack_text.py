@@ -109,7 +109,8 @@ def finalise(text: str) -> str:
 
 
 def finalise_blocks(blocks: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-    """Block Kit blocks with every ``mrkdwn`` text finalised and every ``plain_text`` cleaned (a copy)."""
+    """Block Kit blocks with every ``mrkdwn`` text finalised and every ``plain_text`` (and data table cell text,
+    ``raw_text``/``raw_number``) cleaned (a copy)."""
     if blocks is None:
         return None
     return [_finalise_value(block) for block in blocks]
@@ -123,6 +124,6 @@ def _finalise_value(value: Any) -> Any:
     out = {k: _finalise_value(v) for k, v in value.items()}
     if isinstance(out.get("text"), str) and out.get("type") == "mrkdwn":
         out["text"] = finalise(out["text"])
-    elif isinstance(out.get("text"), str) and out.get("type") == "plain_text":
+    elif isinstance(out.get("text"), str) and out.get("type") in ("plain_text", "raw_text", "raw_number"):
         out["text"] = clean(_TOKEN.sub(lambda m: m.group(1), out["text"]))
     return out

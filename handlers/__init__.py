@@ -9,7 +9,19 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.deps import Deps
-from handlers import actions, commands, errors, files, ignored, lifecycle, mentions, threads
+from handlers import (
+    actions,
+    commands,
+    errors,
+    files,
+    home,
+    ignored,
+    lifecycle,
+    mentions,
+    reactions,
+    shortcuts,
+    threads,
+)
 
 
 def register_handlers(app: AsyncApp, deps: Deps) -> None:
@@ -19,6 +31,9 @@ def register_handlers(app: AsyncApp, deps: Deps) -> None:
     mentions.register(app, deps)
     commands.register(app, deps)
     actions.register(app, deps)
+    home.register(app, deps)
+    shortcuts.register(app, deps)
+    reactions.register(app, deps)
     lifecycle.register(app, deps)
     ignored.register(app, deps)
     errors.register(app, deps)

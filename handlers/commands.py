@@ -1,9 +1,10 @@
 """The ``/datastory`` slash command: acknowledged at once with an answer only the caller sees.
 
-``help`` and ``reset``, and the digest commands: ``digests`` lists the channel's digests (each with a Cancel
-button), ``digest cancel ID`` cancels one. The caller is checked first (:class:`bot.access.Access`: allowlists,
-other organisations; a refusal is the acknowledgement), and a channel-wide ``reset`` needs an admin. The work is in
-:class:`bot.intake.Intake` and :class:`bot.digests.Digests`; every answer is finalised for Slack here.
+``help``, ``status`` (:class:`bot.status.Status`; the channel's, since Slack gives a command no thread), ``reset``,
+and the digest commands: ``digests`` lists the channel's digests (each with a Cancel button), ``digest cancel ID``
+cancels one. The caller is checked first (:class:`bot.access.Access`: allowlists, other organisations; a refusal
+is the acknowledgement), and a channel-wide ``reset`` needs an admin. The work is in :class:`bot.intake.Intake`
+and :class:`bot.digests.Digests`; every answer is finalised for Slack here.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from bot.slack_text import finalise, finalise_blocks, one_line
 from handlers.events import installation_team
 
 COMMAND = "/datastory"
-COMMANDS_HELP = ("Commands: `/datastory help`; `/datastory reset` deletes the workspaces of this channel's threads "
-                 "(admins only; or reply `reset` in one thread to reset just that one); `/datastory digests` lists "
-                 "this channel's scheduled digests and `/datastory digest cancel ID` cancels one of yours "
-                 "(schedule one by replying in a thread with data: "
-                 "`@datastory digest every monday 09:00: <question>`).")
+COMMANDS_HELP = ("Commands: `/datastory help`; `/datastory stop` stops your running analyses in this channel "
+                 "(an admin's: all of them; or reply `stop` in a thread); `/datastory status` shows this channel's "
+                 "thread workspaces, their last activity and today's cost; `/datastory reset` deletes the "
+                 "workspaces of this channel's threads (admins only; or reply `reset` in one thread to reset just "
+                 "that one); `/datastory digests` lists this channel's scheduled digests and "
+                 "`/datastory digest cancel ID` cancels one of yours (schedule one by replying in a thread with "
+                 "data: `@datastory digest every monday 09:00: <question>`).")
 RESET_REFUSAL = (f"Resetting every thread of a channel needs {ADMIN_HINT}. Reply `reset` in one of your threads to "
                  "reset just that one.")
 
@@ -56,6 +59,17 @@ class CommandHandlers:
             return
         if sub == "reset":
             await self._reset(ack, respond, team=team, channel=channel, user=user)
+            return
+        if sub == "stop":
+            admin = await self._deps.access.is_admin(user)
+            count = self._deps.intake.stop_channel(team, channel, by=user, everyone=admin)
+            whose = "" if admin else " of yours"
+            await ack(text=finalise(f"Stopped {count} running analys{'es' if count != 1 else 'is'} in this channel."
+                                    if count else f"Nothing{whose} is running in this channel right now."))
+            return
+        if sub == "status":
+            await ack()
+            await respond(text=finalise(await self._deps.status.channel_text(team=team, channel=channel)))
             return
         if sub == "digests" or (sub == "digest" and len(words) == 1):
             await ack()

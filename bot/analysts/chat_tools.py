@@ -27,7 +27,7 @@ from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, ChatCompletionToolParam
 
 from bot.analysts.base import AnalysisFailed, AnalysisRequest, AnalysisResult, Progress, Usage, report_progress
-from bot.analysts.prompts import CHART_STYLE, READ_RULE, describe_files
+from bot.analysts.prompts import CHART_HELPER, CHART_STYLE, READ_RULE, describe_files
 from bot.sandbox.base import CodeRunner, ExecResult
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ How to work:
   (non-interactive backend, e.g. matplotlib.use("Agg")) and save every chart as a PNG file in the current
   directory with a short descriptive file name, e.g. plt.savefig("revenue_by_month.png", dpi=120,
   bbox_inches="tight"), then plt.close(). Never call plt.show(). Saved charts are shown to the user automatically.
+{CHART_HELPER.format(where="")}
 {CHART_STYLE}
 - If the code fails, read the error, fix the code and run it again.
 

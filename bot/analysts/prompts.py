@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from bot.analysts.base import AnalysisRequest, DataFile
 from bot.formatting import human_size
+from bot.sandbox.helper import HOSTED_SETUP
 from bot.slack_text import one_line
 
 READ_RULE = """\
@@ -30,6 +31,25 @@ CHART_STYLE = """\
   there are several series. At most a few charts, each answering the question."""
 """The chart rules of :mod:`bot.analysts.profiler.style`, in words for the models."""
 
+CHART_HELPER = """\
+- Draw charts with the helper module datastory_charts (it applies the house style and saves the chart's data
+  beside the PNG so Slack can show it as a native chart): import datastory_charts as dc, then
+  dc.bar(labels, values, title=..., value_label=..., category_label=..., unit=None) (largest first),
+  dc.line(x, {{"Series name": values}}, title=..., ylabel=..., xlabel=...), dc.area(...) like line, or
+  dc.pie(labels, values, title=...) (a few positive shares only). Each returns the PNG's file name.
+  For a result table worth showing (a summary, a ranking), call dc.table(dataframe, title=...): Slack shows it
+  as a sortable table (its first 100 rows; a larger table is attached as CSV). On a first look at new data, also
+  call dc.angles([("Short title", "one line on what it would show"), ...]) with up to three story angles worth a
+  full write-up; they are offered as buttons. Use matplotlib directly only for
+  chart types the helper lacks (histograms, scatter plots), following the same style{where}."""
+"""How to draw: the charting helper every sandbox has (:mod:`bot.sandbox.helper`); ``{where}`` says where."""
+
+
+
+def _indented(code: str) -> str:
+    return "\n".join("    " + line for line in code.splitlines())
+
+
 INSTRUCTIONS = f"""\
 You are a careful data analyst answering questions in a Slack thread about the data files the user shared.
 
@@ -37,9 +57,11 @@ How to work:
 - Use the python tool for every number you report. The files are already in your python environment.
 {READ_RULE}
 - Look at the data before answering: shape, column names and types, a few rows, missing values.
-- When a chart helps, make it with matplotlib and save every chart as a PNG file under /mnt/data with a short
-  descriptive file name (for example /mnt/data/revenue_by_month.png) using plt.savefig(path, dpi=120,
-  bbox_inches="tight"), then plt.close(). Never call plt.show().
+- Charts and tables go under /mnt/data with short descriptive file names. Before the first chart, run this
+  once (it works in /mnt/data and imports the charting helper that is there):
+{_indented(HOSTED_SETUP)}
+{CHART_HELPER.format(where=" (plt.savefig(path, dpi=120, bbox_inches='tight'), then plt.close())")}
+  Never call plt.show().
 {CHART_STYLE}
 - Keep variables and files from earlier turns; reuse them when the user asks a follow-up question.
 

@@ -79,8 +79,18 @@ class ApiPoster:
 
     async def upload_files(
         self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None
-    ) -> None:
+    ) -> list[str]:
         """Nothing: the result hook stored the files already."""
+        return []
+
+    async def delete_message(self, *, channel: str, ts: str) -> None:
+        """Nothing was posted to delete."""
+
+    async def delete_file(self, file_id: str) -> None:
+        """Nothing was uploaded to delete."""
+
+    async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
+        """A session has no Home tab."""
 
     async def file_info(self, file_id: str) -> SlackFile:
         """API files are not Slack files."""
@@ -155,9 +165,22 @@ class RoutingPoster:
 
     async def upload_files(
         self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None
-    ) -> None:
+    ) -> list[str]:
         """Routed by channel."""
-        await self._by(channel).upload_files(channel=channel, thread_ts=thread_ts, files=files, comment=comment)
+        return await self._by(channel).upload_files(channel=channel, thread_ts=thread_ts, files=files,
+                                                    comment=comment)
+
+    async def delete_message(self, *, channel: str, ts: str) -> None:
+        """Routed by channel."""
+        await self._by(channel).delete_message(channel=channel, ts=ts)
+
+    async def delete_file(self, file_id: str) -> None:
+        """Slack's (API sessions upload nothing)."""
+        await self._slack.delete_file(file_id)
+
+    async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
+        """Slack's (a session has no Home tab)."""
+        await self._slack.publish_home(user=user, view=view)
 
     async def file_info(self, file_id: str) -> SlackFile:
         """Slack's."""

@@ -153,6 +153,33 @@ def app_mention(
     return event
 
 
+def message_action(
+    callback_id: str, message: dict[str, Any], *, channel_id: str, user_id: str, response_url: str,
+    team_id: str = "T1", api_app_id: str = "A1",
+) -> dict[str, Any]:
+    """A message shortcut (``message_action``) on ``message`` (a message event as the channel holds it)."""
+    shown = {k: v for k, v in message.items() if k in ("type", "user", "text", "ts", "thread_ts", "files", "team")}
+    return {
+        "type": "message_action", "callback_id": callback_id, "trigger_id": f"{int(time.time())}.1.{uuid.uuid4().hex}",
+        "team": {"id": team_id, "domain": "example"}, "user": {"id": user_id, "username": "someone",
+                                                               "team_id": team_id},
+        "channel": {"id": channel_id, "name": "general"}, "message": shown, "message_ts": message["ts"],
+        "response_url": response_url, "api_app_id": api_app_id, "token": "legacy-verification-token",
+        "is_enterprise_install": False, "enterprise": None,
+    }
+
+
+def reaction_added(user: str, reaction: str, *, channel: str, ts: str, item_user: str) -> dict[str, Any]:
+    """``reaction_added``: ``user`` reacted with ``reaction`` to the message ``ts`` written by ``item_user``."""
+    return {"type": "reaction_added", "user": user, "reaction": reaction, "item_user": item_user,
+            "item": {"type": "message", "channel": channel, "ts": ts}, "event_ts": fresh_ts()}
+
+
+def app_home_opened(user: str, *, channel: str = "D0HOME", tab: str = "home") -> dict[str, Any]:
+    """``app_home_opened``: ``user`` opened the app's ``home`` (or ``messages``) tab."""
+    return {"type": "app_home_opened", "user": user, "channel": channel, "tab": tab, "event_ts": fresh_ts()}
+
+
 def app_uninstalled() -> dict[str, Any]:
     """``app_uninstalled``: the app was removed from the workspace (the envelope's ``team_id`` says which)."""
     return {"type": "app_uninstalled", "event_ts": fresh_ts()}
@@ -250,10 +277,11 @@ def slash_command(
 
 def block_actions(
     action_id: str, value: str, *, channel_id: str, user_id: str, message_ts: str, response_url: str,
-    team_id: str = "T1", api_app_id: str = "A1", block_id: str = "b1",
+    team_id: str = "T1", api_app_id: str = "A1", block_id: str = "b1", thread_ts: str | None = None,
 ) -> dict[str, Any]:
-    """A ``block_actions`` interactivity payload for a button click on message ``message_ts``."""
-    return {
+    """A ``block_actions`` interactivity payload for a button click on message ``message_ts`` (in the thread
+    ``thread_ts`` when given)."""
+    payload: dict[str, Any] = {
         "type": "block_actions", "team": {"id": team_id, "domain": "example"},
         "user": {"id": user_id, "username": "someone", "team_id": team_id}, "api_app_id": api_app_id,
         "container": {"type": "message", "message_ts": message_ts, "channel_id": channel_id, "is_ephemeral": False},
@@ -262,6 +290,10 @@ def block_actions(
         "actions": [{"type": "button", "action_id": action_id, "block_id": block_id, "value": value,
                      "action_ts": fresh_ts()}],
     }
+    if thread_ts is not None:
+        payload["container"]["thread_ts"] = thread_ts
+        payload["message"]["thread_ts"] = thread_ts
+    return payload
 
 
 def signed_headers(signing_secret: str, body: str, *, timestamp: int | None = None) -> dict[str, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
+from bot.demo.block_rules import block_errors
 from bot.demo.recorder import RecordedRequest
 from bot.demo.slack_events import fresh_ts
 from bot.demo.slack_state import ApiError, FakeMessage, Json, SlackState, ts_key
@@ -47,6 +48,58 @@ class MessagesApi(SlackState):
         return {"url": "https://test-workspace.slack.com/", "team": self.team_name, "user": "datastory",
                 "team_id": self.team_id, "user_id": self.bot_user_id, "bot_id": self.bot_id,
                 "is_enterprise_install": False}
+
+    async def _chat_delete(self, rec: RecordedRequest) -> Json:
+        """``chat.delete``: a bot token deletes the bot's own messages only."""
+        p = rec.params
+        channel = self._check_channel(p.get("channel"))
+        msg = self.find_message(channel, str(p.get("ts", "")))
+        if msg is None:
+            raise ApiError("message_not_found")
+        if msg.user != self.bot_user_id:
+            raise ApiError("cant_delete_message")
+        self.messages.remove(msg)
+        self.deleted_messages.append(msg)
+        return {"channel": channel, "ts": msg.ts}
+
+    async def _files_delete(self, rec: RecordedRequest) -> Json:
+        """``files.delete``: a bot token deletes the files the bot uploaded; they leave the messages sharing them
+        (a file message left with nothing to show goes too)."""
+        file_id = str(rec.params.get("file") or "")
+        hosted = self._files.get(file_id)
+        if hosted is None or hosted.deleted:
+            raise ApiError("file_not_found")
+        if hosted.payload.get("user") != self.bot_user_id:
+            raise ApiError("cant_delete_file")
+        hosted.deleted = True
+        for msg in list(self.messages):
+            if any(f.get("id") == file_id for f in msg.files):
+                msg.files = [f for f in msg.files if f.get("id") != file_id]
+                if not msg.files and not msg.text:
+                    self.messages.remove(msg)
+        return {}
+
+    async def _views_publish(self, rec: RecordedRequest) -> Json:
+        """``views.publish``: a person's Home tab (``view`` as a JSON string or object; at most 100 blocks)."""
+        p = rec.params
+        user = str(p.get("user_id") or "")
+        view = p.get("view")
+        if isinstance(view, str):
+            try:
+                view = json.loads(view)
+            except ValueError as exc:
+                raise ApiError("invalid_arguments") from exc
+        if not user or not isinstance(view, dict) or view.get("type") != "home":
+            raise ApiError("invalid_arguments")
+        blocks = view.get("blocks")
+        if not isinstance(blocks, list) or len(blocks) > 100:
+            raise ApiError("invalid_blocks", errors=["must be an array of at most 100 blocks [json-pointer:/view]"])
+        errors = block_errors(blocks)
+        if errors:
+            raise ApiError("invalid_blocks", errors=errors)
+        self.home_views[user] = view
+        return {"view": {"id": f"V{len(self.home_views):08d}", "team_id": self.team_id, "type": "home",
+                         "blocks": blocks, "hash": fresh_ts()}}
 
     async def _chat_post_message(self, rec: RecordedRequest) -> Json:
         p = rec.params

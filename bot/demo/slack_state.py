@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.demo.block_rules import block_errors
 from bot.demo.recorder import RecordedRequest, Recorder
 
 SIGN_IN_PAGE = """<!DOCTYPE html>
@@ -30,7 +31,7 @@ SIGN_IN_PAGE = """<!DOCTYPE html>
 """
 
 DEFAULT_SCOPES = ("app_mentions:read,channels:history,groups:history,im:history,mpim:history,chat:write,"
-                  "files:read,files:write,reactions:write,commands,users:read")
+                  "files:read,files:write,reactions:read,reactions:write,commands,users:read")
 
 Json = dict[str, Any]
 Handler = Callable[[RecordedRequest], Awaitable[Json]]
@@ -210,6 +211,12 @@ class SlackState:
         self.scopes = scopes
         self.max_text_chars = max_text_chars
         self.max_blocks = max_blocks
+        self.deleted_messages: list[FakeMessage] = []
+        """Messages removed with ``chat.delete``, in order."""
+        self.home_views: dict[str, Json] = {}
+        """Each person's Home tab as last published (``views.publish``)."""
+        self.refused_blocks: frozenset[str] = frozenset()
+        """Block types this workspace answers ``invalid_blocks`` for (a Slack that does not know them yet)."""
         self.replies_page_size = replies_page_size
         self.recorder = Recorder()
         self.messages: list[FakeMessage] = []
@@ -327,4 +334,7 @@ class SlackState:
             raise ApiError("msg_too_long")
         if blocks is not None and len(blocks) > self.max_blocks:
             raise ApiError("invalid_blocks", errors=[f"must be less than {self.max_blocks + 1} items"])
+        errors = block_errors(blocks, refused=self.refused_blocks) if blocks else []
+        if errors:
+            raise ApiError("invalid_blocks", errors=errors)
         return str(text), blocks

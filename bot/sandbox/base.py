@@ -100,6 +100,10 @@ class SandboxBackend(Protocol):
         """The content of one file (charts and small outputs; never used for the uploaded data)."""
         ...
 
+    async def delete_file(self, container_id: str, file_id: str) -> None:
+        """Delete one file (an answer someone removed); one that is already gone is not an error."""
+        ...
+
     async def list_containers(self, *, prefix: str) -> list[ContainerInfo]:
         """Every container whose name starts with ``prefix`` (all pages), expired ones included."""
         ...

@@ -33,6 +33,7 @@ from bot.sandbox.base import (
     SandboxTimeout,
     SandboxUnavailable,
 )
+from bot.sandbox.helper import helper_files
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +144,22 @@ class OpenAISandbox:
                 memory_limit=self._memory_limit,
             )
         logger.info("container created container=%s name=%s minutes=%d", created.id, name, minutes)
+        await self._ship_helper(created.id)
         return _to_info(created)
+
+    async def _ship_helper(self, container_id: str) -> None:
+        """Upload the charting helper beside the data (:mod:`bot.sandbox.helper`); without it the model draws
+        with matplotlib alone (the instructions say so), so a refused upload is logged, not fatal."""
+        for name, data in helper_files().items():
+            async def chunks(data: bytes = data) -> AsyncIterator[bytes]:
+                yield data
+
+            try:
+                await self.upload(container_id, name=name, chunks=chunks(), size=len(data))
+            except SandboxError as exc:
+                logger.warning("charting helper not uploaded container=%s file=%s error=%s", container_id, name,
+                               type(exc).__name__)
+                return
 
     async def delete(self, container_id: str) -> None:
         """Delete a container; one that is already gone counts as deleted."""
@@ -225,6 +241,17 @@ class OpenAISandbox:
         with _provider_errors():
             content = await self._client.containers.files.content.retrieve(file_id, container_id=container_id)
         return content.content
+
+    async def delete_file(self, container_id: str, file_id: str) -> None:
+        """Delete one file of the container; a file already gone counts as deleted (a gone container raises)."""
+        try:
+            with _provider_errors():
+                await self._client.containers.files.delete(file_id, container_id=container_id)
+        except (ContainerNotFound, ContainerExpired, SandboxUnavailable, SandboxTimeout):
+            raise
+        except SandboxError:  # the file is not there: gone already, unless the container is (that raises here)
+            await self.list_files(container_id)
+            logger.info("container file already gone container=%s", container_id)
 
     async def list_containers(self, *, prefix: str) -> list[ContainerInfo]:
         """Every container whose name starts with ``prefix`` (all pages, expired ones included)."""

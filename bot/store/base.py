@@ -228,6 +228,22 @@ class LedgerStore(Protocol):
         """What the turn posted so far: part key → Slack ts or file ids."""
         ...
 
+    async def turn_of_part(self, ref: str) -> str | None:
+        """The turn that posted the message ``ref`` (a Slack ts), if any."""
+        ...
+
+
+class FeedbackStore(Protocol):
+    """People's latest 👍/👎 on each answer."""
+
+    async def set_vote(self, turn_id: str, user: str, vote: str, *, now: float) -> str | None:
+        """Keep ``vote`` as ``user``'s latest on the turn's answer; returns the vote it replaced (None: first)."""
+        ...
+
+    async def votes(self) -> dict[str, int]:
+        """How many people's latest vote is each vote (``{"good": 3, "bad": 1}``)."""
+        ...
+
 class LeaseStore(Protocol):
     """Named leases: the leader of the periodic jobs."""
 
@@ -296,12 +312,13 @@ class HousekeepingStore(Protocol):
         ...
 
 class Store(Lifecycle, DedupeStore, ThreadStore, TurnStore, LoadStore, TurnQueue, LedgerStore, LeaseStore,
-            DigestStore, HousekeepingStore, Protocol):
+            DigestStore, HousekeepingStore, FeedbackStore, Protocol):
     """Every port: what the composition root builds and hands out. All times are Unix seconds (float)."""
 
 
 __all__ = [
-    "DedupeStore", "DigestRecord", "DigestStatus", "DigestStore", "FileRecord", "HousekeepingStore", "LeaseStore",
-    "LedgerStore", "Lifecycle", "LoadStore", "NewTurn", "Pending", "Removed", "Store", "ThreadKey", "ThreadRecord",
-    "ThreadStatus", "ThreadStore", "TurnOutcomeRecord", "TurnQueue", "TurnRecord", "TurnStatus", "TurnStore",
+    "DedupeStore", "DigestRecord", "DigestStatus", "DigestStore", "FeedbackStore", "FileRecord", "HousekeepingStore",
+    "LeaseStore", "LedgerStore", "Lifecycle", "LoadStore", "NewTurn", "Pending", "Removed", "Store", "ThreadKey",
+    "ThreadRecord", "ThreadStatus", "ThreadStore", "TurnOutcomeRecord", "TurnQueue", "TurnRecord", "TurnStatus",
+    "TurnStore",
 ]

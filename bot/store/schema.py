@@ -168,6 +168,19 @@ ledger = Table(
     Column("posted_at", Float, nullable=False),
     PrimaryKeyConstraint("turn_id", "part", name="pk_ledger"),
     ForeignKeyConstraint(["turn_id"], ["turns.id"], name="fk_ledger_turn", ondelete="CASCADE"),
+    Index("ix_ledger_ref", "ref"),  # revision 0009: which answer a message belongs to (a 🗑️ on it)
+)
+
+feedback = Table(
+    "feedback",
+    METADATA,
+    # revision 0009: each person's latest 👍/👎 on an answer
+    Column("turn_id", Text, nullable=False),
+    Column("user_id", Text, nullable=False),
+    Column("vote", Text, nullable=False),
+    Column("voted_at", Float, nullable=False),
+    PrimaryKeyConstraint("turn_id", "user_id", name="pk_feedback"),
+    ForeignKeyConstraint(["turn_id"], ["turns.id"], name="fk_feedback_turn", ondelete="CASCADE"),
 )
 
 leases = Table(

@@ -1,18 +1,18 @@
-"""``SqlQueue``: the durable queue, the ledger and named leases of ``SqlStore`` (its mixin), each call one
-transaction over the statements of :mod:`bot.store.queue`."""
+"""``SqlQueue``: the durable queue, the ledger, people's feedback and named leases of ``SqlStore`` (its mixin),
+each call one transaction over the statements of :mod:`bot.store.queue`."""
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store import queue
 from bot.store.base import ThreadKey, TurnRecord
-from bot.store.schema import leases, ledger, turns
+from bot.store.schema import feedback, leases, ledger, turns
 from bot.store.sql_rows import turn_record
 
 
@@ -93,6 +93,33 @@ class SqlQueue:
         """The parts the turn posted: part key → Slack ts or file ids."""
         async with self._read() as conn:
             return {row.part: row.ref for row in await conn.execute(queue.parts(turn_id))}
+
+    async def turn_of_part(self, ref: str) -> str | None:
+        """The turn that posted ``ref`` (a Slack ts), if any."""
+        async with self._read() as conn:
+            row = (await conn.execute(select(ledger.c.turn_id).where(ledger.c.ref == ref).limit(1))).first()
+        return None if row is None else str(row.turn_id)
+
+    # -- feedback --------------------------------------------------------------------------------------------------
+
+    async def set_vote(self, turn_id: str, user: str, vote: str, *, now: float) -> str | None:
+        """Keep ``user``'s latest vote on the turn's answer; the vote it replaced (None for a first vote)."""
+        async with self._write() as conn:
+            row = (await conn.execute(select(feedback.c.vote).where(
+                feedback.c.turn_id == turn_id, feedback.c.user_id == user))).first()
+            if row is None:
+                await conn.execute(self._insert(feedback).values(turn_id=turn_id, user_id=user, vote=vote,
+                                                                 voted_at=now))
+                return None
+            await conn.execute(update(feedback).where(feedback.c.turn_id == turn_id, feedback.c.user_id == user)
+                               .values(vote=vote, voted_at=now))
+            return str(row.vote)
+
+    async def votes(self) -> dict[str, int]:
+        """How many people's latest vote is each vote."""
+        async with self._read() as conn:
+            rows = await conn.execute(select(feedback.c.vote, func.count()).group_by(feedback.c.vote))
+            return {str(vote): int(count) for vote, count in rows}
 
     # -- named leases --------------------------------------------------------------------------------------------
 

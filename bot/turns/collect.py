@@ -30,6 +30,8 @@ class TurnOutcome:
     """Names of earlier files loaded again into a rebuilt container (the thread is told)."""
     not_attached: str = ""
     """The line naming the files the code wrote that were not attached, and why (:meth:`Outputs.note`)."""
+    specs: tuple[tuple[str, bytes], ...] = ()
+    """The chart and table specs the charting helper wrote (:mod:`bot.turns.native`)."""
     container_id: str = ""
     attached: tuple[str, ...] = ()
     """The sandbox file id of each upload (a resumed turn reads them again)."""

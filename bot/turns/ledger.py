@@ -40,6 +40,10 @@ class Plan:
     outcome: dict[str, object] = field(default_factory=dict)
     """The :class:`bot.store.base.TurnOutcomeRecord` fields."""
     elapsed: float = 0.0
+    specs: list[tuple[str, str]] = field(default_factory=list)
+    """``(name, JSON text)`` of each chart and table spec the charting helper wrote (:mod:`bot.turns.native`)."""
+    has_code: bool = False
+    """Code ran for the answer ("Show code" is offered)."""
 
     def to_json(self) -> str:
         """The ledger's text of the plan."""
@@ -51,7 +55,9 @@ class Plan:
         raw = json.loads(text)
         return cls(texts=[str(t) for t in raw["texts"]], container_id=str(raw["container_id"]),
                    files=[(str(i), str(n)) for i, n in raw["files"]], done_line=str(raw["done_line"]),
-                   outcome=dict(raw.get("outcome") or {}), elapsed=float(raw.get("elapsed") or 0.0))
+                   outcome=dict(raw.get("outcome") or {}), elapsed=float(raw.get("elapsed") or 0.0),
+                   specs=[(str(n), str(t)) for n, t in raw.get("specs") or []],
+                   has_code=bool(raw.get("has_code")))
 
     def outcome_record(self) -> TurnOutcomeRecord:
         """What the store keeps of the finished turn."""
@@ -113,14 +119,14 @@ class AnswerLedger:
                 return m.ts
         return None
 
-    async def post(self, part: str, text: str) -> str:
-        """Post ``text`` as ``part`` once; returns its ts."""
+    async def post(self, part: str, text: str, blocks: list[dict[str, object]] | None = None) -> str:
+        """Post ``text`` (with ``blocks``) as ``part`` once; returns its ts."""
         if part in self.posted:
             return self.posted[part]
         if (ts := await self._found(part)) is not None:
             return ts
         key = self._turn.key
-        ts = await self._poster.post(channel=key.channel, thread_ts=key.thread_ts, text=text,
+        ts = await self._poster.post(channel=key.channel, thread_ts=key.thread_ts, text=text, blocks=blocks,
                                      tag=PartTag(turn=self._turn.id, part=part))
         await self._record(part, ts)
         return ts
@@ -137,8 +143,10 @@ class AnswerLedger:
                 logger.info("files found in the thread, not uploaded again turn=%s", self._turn.id)
                 return
         key = self._turn.key
-        await self._poster.upload_files(channel=key.channel, thread_ts=key.thread_ts, files=list(uploads))
+        ids = await self._poster.upload_files(channel=key.channel, thread_ts=key.thread_ts, files=list(uploads))
         await self._record(part, ",".join(sorted(names)))
+        if ids:  # what a 🗑️ on the answer deletes (bot.answers)
+            await self._record(f"{part}:ids", ",".join(ids))
 
     async def once(self, part: str, action: Callable[[], Awaitable[None]]) -> None:
         """Run ``action`` (a reaction swap) unless ``part`` was recorded; record it after."""

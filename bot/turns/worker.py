@@ -17,11 +17,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.analysts.base import DEFAULT_QUESTION, AnalysisRequest, Analyst
 from bot.clock import Clock
 from bot.costs import footer, turn_cost
-from bot.errors import AttemptsExhausted, TurnTimeout, failure_text, is_expected, new_ref, outcome_of
+from bot.errors import AttemptsExhausted, TurnStopped, TurnTimeout, failure_text, is_expected, new_ref, outcome_of
 from bot.files import FileRejected
 from bot.formatting import names_list, seconds
 from bot.logs import bind, turn_summary
@@ -35,6 +36,7 @@ from bot.turns.config import ANSWER_KEPT, CODE_KEPT, HISTORY_TURNS, WorkerConfig
 from bot.turns.feedback import DONE, FAILED, WORKING, Feedback, StatusMessage
 from bot.turns.ledger import AnswerLedger, Plan
 from bot.turns.loading import FileLoader, data_file, newest_versions
+from bot.turns.native import native_messages, post_last_part, post_native
 from bot.turns.queue import POLL_SECONDS, Dispatcher, Lease, replica_id
 from bot.turns.slots import Slots
 from bot.turns.workspace import Containers, Workspace
@@ -88,6 +90,10 @@ class TurnWorker:
         self._tracker = tracker
         self._config = config
         self._feedback = Feedback(poster)
+        self._analysing: dict[ThreadKey, tuple[TurnRecord, asyncio.Task[Any]]] = {}
+        """The turns analysing now on this replica (what ``stop`` can interrupt)."""
+        self._stops: dict[str, str] = {}
+        """Turn id → who stopped it."""
         self.owner = owner or replica_id()
         self._greeter = f"{self.owner}/greeting"
         self.queue = Dispatcher(store=store, clock=clock, slots=slots, tracker=tracker, metrics=metrics,
@@ -204,6 +210,24 @@ class TurnWorker:
         logger.info("thread reset thread=%s", key)
         return True
 
+    def stop(self, key: ThreadKey, *, by: str) -> bool:
+        """Interrupt the thread's turn while it analyses on this replica (the running code is interrupted, the
+        container and its variables kept); the thread is told who stopped it. False when nothing is analysing."""
+        entry = self._analysing.get(key)
+        if entry is None:
+            return False
+        turn, task = entry
+        self._stops[turn.id] = by
+        task.cancel("stopped")
+        logger.info("turn stopped turn=%s by=%s", turn.id, by)
+        return True
+
+    def stop_in_channel(self, team: str, channel: str, *, by: str, everyone: bool) -> int:
+        """``/datastory stop``: stop the turns analysing in the channel (``by``'s own, or all for an admin)."""
+        keys = [key for key, (turn, _) in self._analysing.items()
+                if key.team == team and key.channel == channel and (everyone or turn.user == by)]
+        return sum(self.stop(key, by=by) for key in keys)
+
     async def _work(self, turn: TurnRecord, lease: Lease) -> None:
         """Run one claimed turn to its end (done or failed), or give it back when interrupted."""
         key = turn.key
@@ -226,6 +250,11 @@ class TurnWorker:
                 return
             await self._execute(turn, status, ledger, started)
         except asyncio.CancelledError:
+            by = self._stops.pop(turn.id, None)
+            task = asyncio.current_task()
+            if by is not None and not lease.lost and task is not None and task.uncancel() == 0:
+                await self._fail(turn, status, ledger, TurnStopped(by), self._clock.now() - started)
+                return
             if lease.lost:
                 self._finished("lease_lost", self._clock.now() - started)
             else:
@@ -256,6 +285,9 @@ class TurnWorker:
         if plan is None:
             workspace = Workspace(key=turn.key, store=self._store, containers=self.parts.containers,
                                   clock=self._clock, config=self._config, metrics=self._metrics, status=status)
+            task = asyncio.current_task()
+            assert task is not None
+            self._analysing[turn.key] = (turn, task)
             try:
                 async with asyncio.timeout(self._config.turn_timeout):
                     outcome = await self._answer(turn, status, workspace, ledger)
@@ -266,6 +298,8 @@ class TurnWorker:
             except Exception as exc:
                 await self._fail(turn, status, ledger, exc, self._clock.now() - started)
                 return
+            finally:
+                self._analysing.pop(turn.key, None)
             plan = await self._plan(outcome, workspace.sessions.count, self._clock.now() - started)
             if self._results is not None:
                 cost = plan.outcome.get("cost_usd")
@@ -300,15 +334,22 @@ class TurnWorker:
         return Plan(texts=texts, container_id=outcome.container_id,
                     files=[(fid, u.filename) for fid, u in zip(outcome.attached, outcome.uploads, strict=True)],
                     done_line=f":white_check_mark: Done: {what} in {seconds(elapsed)}{extra}.",
-                    outcome={k: getattr(record, k) for k in record.__dataclass_fields__}, elapsed=elapsed)
+                    outcome={k: getattr(record, k) for k in record.__dataclass_fields__}, elapsed=elapsed,
+                    specs=[(name, data.decode("utf-8", "replace")) for name, data in outcome.specs],
+                    has_code=bool(outcome.result.code))
 
     async def _deliver(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, plan: Plan,
                        uploads: Sequence[Upload]) -> None:
         """Post what the ledger has not seen posted: the narrative's messages, the files, the reaction, the
         final status; then finish the turn (while this replica still holds it)."""
         key = turn.key
-        for i, text in enumerate(plan.texts):
+        last = len(plan.texts) - 1
+        for i, text in enumerate(plan.texts[:-1]):
             await ledger.post(f"answer:{i}", text)
+        await post_last_part(ledger.post, f"answer:{last}", plan.texts[-1], turn_id=turn.id, has_code=plan.has_code)
+        specs = [(name, text.encode()) for name, text in plan.specs]
+        for j, message in enumerate(native_messages(specs, pngs=[name for _, name in plan.files])):
+            await post_native(ledger.post, f"native:{j}", message)
         await ledger.upload("files", uploads, after=ledger.posted.get("answer:0"))
         await ledger.once("reaction", lambda: self._feedback.swap(key.channel, turn.message_ts, DONE))
         await status.set(plan.done_line)
@@ -354,7 +395,7 @@ class TurnWorker:
                 reloaded = tuple(name for name in loaded if name not in own)
                 return TurnOutcome(result=result, uploads=outputs.uploads, loaded=tuple(own), reloaded=reloaded,
                                    not_attached=outputs.note(), container_id=container_id,
-                                   attached=outputs.attached)
+                                   attached=outputs.attached, specs=outputs.specs)
             except (ContainerNotFound, ContainerExpired) as exc:
                 if attempt == 2:
                     raise

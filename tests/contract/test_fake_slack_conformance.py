@@ -112,6 +112,60 @@ async def test_post_errors_are_slack_api_errors(slack: FakeSlack, client: AsyncW
     assert err.value.response["error"] == "not_in_channel"
 
 
+CHART = {"type": "data_visualization", "title": "Revenue by region", "chart": {
+    "type": "bar", "axis_config": {"categories": ["North", "South"], "x_label": "Region", "y_label": "Revenue"},
+    "series": [{"name": "Revenue", "data": [{"label": "North", "value": 130}, {"label": "South", "value": 82}]}]}}
+TABLE = {"type": "data_table", "caption": "Revenue by region", "page_size": 5, "rows": [
+    [{"type": "raw_text", "text": "region"}, {"type": "raw_text", "text": "revenue"}],
+    [{"type": "raw_text", "text": "North"}, {"type": "raw_number", "value": 130, "text": "130"}]]}
+
+
+async def test_native_chart_and_table_blocks_are_taken_or_refused_like_slack(
+        slack: FakeSlack, client: AsyncWebClient) -> None:
+    """Slack's data visualization and data table blocks within their limits are posted; past them (or in a
+    workspace that refuses the block) the SDK raises ``invalid_blocks`` with the errors, and nothing is posted."""
+    posted = await client.chat_postMessage(channel="C1", text="Revenue by region", blocks=[CHART, TABLE])
+    assert posted["message"]["blocks"] == [CHART, TABLE]
+    pie = {"type": "data_visualization", "title": "Shares", "chart": {
+        "type": "pie", "segments": [{"label": f"s{i}", "value": 1} for i in range(7)]}}
+    wide = {**TABLE, "rows": [[{"type": "raw_text", "text": "x" * 5001}], [{"type": "raw_text", "text": "y" * 5000}]]}
+    stray = {**CHART, "chart": {**CHART["chart"], "series": [
+        {"name": "Revenue", "data": [{"label": "West", "value": 1}]}]}}
+    feedback = {"type": "context_actions", "elements": [{
+        "type": "feedback_buttons", "action_id": "feedback",
+        "positive_button": {"text": {"type": "plain_text", "text": "👍"}, "value": "good:t1"},
+        "negative_button": {"text": {"type": "plain_text", "text": "👎"}, "value": "bad:t1"}}]}
+    assert (await client.chat_postMessage(channel="C1", text="answer", blocks=[feedback]))["ok"]
+    plain_in_context = {"type": "context_actions", "elements": [
+        {"type": "button", "action_id": "a", "text": {"type": "plain_text", "text": "A"}}]}
+    for bad in ([pie], [wide], [stray], [CHART, CHART, CHART], [{"type": "image", "alt_text": "chart"}],
+                [plain_in_context]):
+        with pytest.raises(SlackApiError) as err:
+            await client.chat_postMessage(channel="C1", text="x", blocks=bad)
+        assert err.value.response["error"] == "invalid_blocks" and err.value.response["errors"]
+    slack.refused_blocks = frozenset({"data_visualization"})
+    with pytest.raises(SlackApiError) as err:
+        await client.chat_postMessage(channel="C1", text="x", blocks=[CHART])
+    assert err.value.response["errors"] == ["unsupported type: data_visualization [json-pointer:/blocks/0/type]"]
+    image = {"type": "image", "slack_file": {"id": "F1"}, "alt_text": "Revenue by region"}
+    assert (await client.chat_postMessage(channel="C1", text="x", blocks=[TABLE, image]))["ok"]
+    assert len(slack.messages) == 3
+
+
+async def test_views_publish_keeps_the_home_tab_and_refuses_bad_views(
+        slack: FakeSlack, client: AsyncWebClient) -> None:
+    view = {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*Recent*"}}, TABLE]}
+    published = await client.views_publish(user_id="U1", view=view)
+    assert published["view"]["type"] == "home" and published["view"]["blocks"] == view["blocks"]
+    assert slack.home_views["U1"] == view
+    for bad in ({"type": "modal", "blocks": []}, {"type": "home", "blocks": [{"type": "divider"}] * 101},
+                {"type": "home", "blocks": [{"type": "image", "alt_text": "x"}]}):
+        with pytest.raises(SlackApiError) as err:
+            await client.views_publish(user_id="U1", view=bad)
+        assert err.value.response["error"] in ("invalid_arguments", "invalid_blocks")
+    assert list(slack.home_views) == ["U1"]
+
+
 async def test_reactions_add_and_remove(slack: FakeSlack, client: AsyncWebClient) -> None:
     ts = fresh_ts()
     await client.reactions_add(channel="C1", timestamp=ts, name="eyes")

@@ -9,6 +9,7 @@ backend only; the local backend's own behaviour is in ``tests/unit/test_local_sa
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -29,10 +30,12 @@ from bot.sandbox.base import (
     SandboxTimeout,
     SandboxUnavailable,
 )
+from bot.sandbox.helper import helper_files, is_helper
 from bot.sandbox.local import LocalSandbox
 from bot.sandbox.openai import OpenAISandbox, translate_error
 from tests.emulators.fake_openai import FakeOpenAI, ManualClock
 
+HELPER = helper_files()
 KEY = "sk-test-sandbox"
 PREFIX = "dstest-"
 CSV = b"region;month;revenue\r\nNorth;2024-01;100\r\n\"S\xc3\xbcd\";2024-01;80\r\n" * 50
@@ -103,7 +106,7 @@ async def test_round_trip(harness: Harness, backend: SandboxBackend) -> None:
     assert uploaded.name.endswith("sales.csv") and uploaded.size == len(CSV) and uploaded.source == "user"
     assert uploaded.path.startswith("/")
     assert harness.stored_bytes(info.id, uploaded.id) == CSV
-    listed = await backend.list_files(info.id)
+    listed = [f for f in await backend.list_files(info.id) if not is_helper(f.name)]  # the charting helper
     assert [(f.id, f.path, f.size) for f in listed] == [(uploaded.id, uploaded.path, len(CSV))]
     assert await backend.read_file(info.id, uploaded.id) == CSV
 
@@ -190,6 +193,43 @@ async def openai_harness() -> AsyncIterator[Harness]:
             await backend.close()
 
 
+async def test_delete_file_removes_one_file_and_is_idempotent(backend: SandboxBackend) -> None:
+    info = await backend.create(name=PREFIX + "delete-file", idle_minutes=5)
+    kept = await backend.upload(info.id, name="kept.csv", chunks=chunked(CSV), size=len(CSV))
+    gone = await backend.upload(info.id, name="chart.csv", chunks=chunked(b"a\n1\n"), size=4)
+    await backend.delete_file(info.id, gone.id)
+    await backend.delete_file(info.id, gone.id)  # already gone: fine
+    assert [f.id for f in await backend.list_files(info.id) if not is_helper(f.name)] == [kept.id]
+    with pytest.raises(SandboxError):
+        await backend.read_file(info.id, gone.id)
+    await backend.delete(info.id)
+    with pytest.raises(ContainerNotFound):
+        await backend.delete_file(info.id, kept.id)
+
+
+async def test_charting_helper_is_in_every_sandbox(harness: Harness, backend: SandboxBackend) -> None:
+    """Hosted containers get ``datastory_charts.py`` and ``datastory_style.py`` beside the data, byte for byte;
+    a local kernel imports ``datastory_charts`` at once, and it writes a PNG and the chart spec beside it."""
+    info = await backend.create(name=PREFIX + "helper", idle_minutes=5)
+    if harness.kind == "openai":
+        listed = {f.name.split("-", 1)[1]: f for f in await backend.list_files(info.id)}
+        assert set(listed) == set(HELPER) and all(is_helper(f.name) for f in listed.values())
+        assert all(f.source == "user" for f in listed.values())  # uploaded, so never taken for an output
+        assert {name: harness.stored_bytes(info.id, f.id) for name, f in listed.items()} == HELPER
+        return
+    assert isinstance(backend, LocalSandbox)
+    result = await backend.execute(info.id, "import datastory_charts as dc\n"
+                                   "print(dc.bar(['North', 'South'], [130, 82], title='Revenue by region',"
+                                   " value_label='Revenue', unit='$'))\n", timeout=60)
+    assert result.error is None and result.stdout.strip() == "revenue_by_region.png"
+    names = sorted(f.name for f in await backend.list_files(info.id))
+    assert names == ["revenue_by_region.chart.json", "revenue_by_region.png"]
+    spec = json.loads(await backend.read_file(info.id, "revenue_by_region.chart.json"))
+    assert spec["kind"] == "bar" and spec["categories"] == ["North", "South"] and spec["unit"] == "$"
+    assert spec["series"] == [{"name": "Revenue", "values": [130.0, 82.0]}]
+    assert (await backend.read_file(info.id, "revenue_by_region.png")).startswith(b"\x89PNG")
+
+
 async def test_openai_create_request(openai_harness: Harness) -> None:
     oai = openai_harness.oai
     assert oai is not None
@@ -233,7 +273,7 @@ async def test_openai_upload_size_mismatch(openai_harness: Harness) -> None:
 
     with pytest.raises(OSError, match="slack download broke"):
         await backend.upload(info.id, name="a.csv", chunks=broken(), size=None)
-    assert await backend.list_files(info.id) == []
+    assert [f for f in await backend.list_files(info.id) if not is_helper(f.name)] == []
 
 
 async def test_openai_error_translation(openai_harness: Harness) -> None:

@@ -34,6 +34,8 @@ async def test_csv_drop_gets_narrative_and_chart_in_its_thread(harness: Harness)
     assert container.name == f"datastory-T1-{CHANNEL}-{ts}"
     assert container.expires_after == {"anchor": "last_active_at", "minutes": 20}
     [uploaded] = container.user_files()
+    helper = sorted(f.original_name for f in container.helper_files())
+    assert helper == ["datastory_charts.py", "datastory_style.py"]  # the charting helper, beside the data
     assert uploaded.original_name == "sales.csv" and uploaded.data == SALES_CSV
 
     # the analysis ran with code_interpreter bound to that container

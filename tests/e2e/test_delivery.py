@@ -126,6 +126,10 @@ async def test_every_event_the_manifest_subscribes_to_is_acknowledged(harness: H
             event = ev.tokens_revoked(oauth=["U9"])
         elif name == "app_uninstalled":
             event = ev.app_uninstalled()
+        elif name == "app_home_opened":
+            event = ev.app_home_opened(USER)
+        elif name == "reaction_added":
+            event = ev.reaction_added(USER, "wastebasket", channel=CHANNEL, ts=ev.fresh_ts(), item_user="UBOT")
         else:
             raise AssertionError(f"no test event for {name}")
         reply = await bot.send(event)

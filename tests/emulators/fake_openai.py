@@ -117,8 +117,13 @@ class ContainerState:
     """Creation order (a tie-breaker for equal ``created_at``)."""
 
     def user_files(self) -> list[StoredFile]:
-        """Uploaded files, oldest first."""
-        return [f for f in self.files.values() if f.source == "user"]
+        """Uploaded data files, oldest first (the bot's charting helper is in :meth:`helper_files`)."""
+        return [f for f in self.files.values() if f.source == "user" and f not in self.helper_files()]
+
+    def helper_files(self) -> list[StoredFile]:
+        """The charting helper the bot uploads into every container it creates (``datastory_*.py``)."""
+        return [f for f in self.files.values() if f.source == "user" and f.original_name.startswith("datastory_")
+                and f.original_name.endswith(".py")]
 
     def file_by_name(self, name: str) -> StoredFile | None:
         """The newest file whose base name or original name is ``name``."""

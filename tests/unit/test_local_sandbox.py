@@ -423,3 +423,22 @@ async def test_without_uidmap_strict_says_what_to_install_and_relaxed_keeps_the_
         assert re.search(r"^CapEff:\s+0+$", status, re.MULTILINE) and re.search(r"^NoNewPrivs:\s+1$", status, re.M)
     finally:
         await relaxed.close()
+
+
+async def test_a_stopped_run_is_interrupted_and_keeps_the_variables(sandbox: LocalSandbox, cid: str) -> None:
+    """Stopping a turn cancels its execute: the kernel's cell is interrupted at once (not left running for its
+    30 s) and what the kernel held before is still there for the next question."""
+    await ok(sandbox, cid, "x = 41")
+    long = asyncio.ensure_future(run(sandbox, cid, "import time\nopen('started', 'w').close()\ntime.sleep(30)\n"))
+
+    async def started() -> bool:
+        return "started" in [f.name for f in await sandbox.list_files(cid)]
+
+    await eventually(started)
+    long.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await long
+    t0 = time.perf_counter()
+    after = await run(sandbox, cid, "print(x + 1)", timeout=10)
+    assert after.stdout == "42\n", after
+    assert time.perf_counter() - t0 < 8  # the sleeping cell was interrupted, not waited for

@@ -9,9 +9,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCOPES = {"app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "files:read",
-          "files:write", "chat:write", "reactions:write", "commands", "users:read"}
-EVENTS = {"app_mention", "file_shared", "message.channels", "message.groups", "message.im", "message.mpim",
-          "app_uninstalled", "tokens_revoked"}
+          "files:write", "chat:write", "reactions:read", "reactions:write", "commands", "users:read"}
+EVENTS = {"app_home_opened", "app_mention", "file_shared", "message.channels", "message.groups", "message.im",
+          "message.mpim", "reaction_added", "app_uninstalled", "tokens_revoked"}
 
 
 def manifest() -> dict[str, Any]:
@@ -26,9 +26,13 @@ def test_scopes_and_events_are_exactly_what_the_bot_needs() -> None:
     assert m["settings"]["socket_mode_enabled"] is True
     assert [c["command"] for c in m["features"]["slash_commands"]] == ["/datastory"]
     assert m["features"]["app_home"]["messages_tab_enabled"] is True  # DMs with the bot
+    assert m["features"]["app_home"]["home_tab_enabled"] is True  # recent analyses, digests, a guide
 
 
-def test_interactivity_is_on_for_the_digest_cancel_button_and_nothing_else_is_added() -> None:
+def test_interactivity_is_on_for_the_buttons_and_the_one_message_shortcut() -> None:
     m = manifest()
     assert m["settings"]["interactivity"] == {"is_enabled": True}
-    assert "shortcuts" not in m["features"] and "workflow_steps" not in m["features"]
+    assert m["features"]["shortcuts"] == [{"name": "Analyze with datastory", "type": "message",
+                                           "callback_id": "analyze_with_datastory",
+                                           "description": "Analyse the files of this message in its thread"}]
+    assert "workflow_steps" not in m["features"]

@@ -7,6 +7,7 @@ analyst's own number format.
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -59,9 +60,17 @@ async def first_look(runner: SubprocessRunner, container: str, *files: DataFile,
 
 
 def assert_valid_pngs(paths: list[Path], *, low: int = 2, high: int = 4) -> None:
-    assert low <= len(paths) <= high, [p.name for p in paths]
-    for path in paths:
-        assert path.suffix == ".png"
+    """2–4 PNGs, and beside a bar or line chart its spec (the data behind it, for Slack's chart block)."""
+    pngs = [p for p in paths if p.suffix == ".png"]
+    specs = [p for p in paths if p.name.endswith(".chart.json")]
+    assert len(pngs) + len(specs) == len(paths), [p.name for p in paths]
+    assert low <= len(pngs) <= high, [p.name for p in paths]
+    for spec in specs:
+        data = json.loads(spec.read_text(encoding="utf-8"))
+        assert spec.parent / data["png"] in pngs and spec.name == data["png"][:-4] + ".chart.json"
+        assert data["kind"] in ("bar", "line") and data["title"] and data["categories"]
+        assert all(len(s["values"]) == len(data["categories"]) for s in data["series"])
+    for path in pngs:
         with Image.open(path) as image:
             assert image.format == "PNG" and image.size[0] > 200 and image.size[1] > 150
             image.verify()
@@ -102,10 +111,13 @@ async def test_sales_first_look_quotes_real_numbers_and_draws_charts(runner: Sub
     assert "No missing values." in text and "OPENAI_API_KEY" in text
 
     assert_valid_pngs(created)
-    names = [p.name for p in created]
+    names = [p.name for p in created if p.suffix == ".png"]
     assert "sales_revenue_by_month.png" in names and "sales_revenue_by_region.png" in names
     for name in names:
         assert f"`{name}`" in text
+    regions = json.loads(next(p for p in created if p.name == "sales_revenue_by_region.chart.json").read_text())
+    assert regions["kind"] == "bar" and regions["categories"] == list(by_region.index)
+    assert regions["series"][0]["values"] == pytest.approx(list(by_region.to_numpy(dtype=float)))
     assert result.response_id is None and result.model == "offline" and len(result.code) == 1
     assert "def run_profile" in result.code[0] and result.usage.input_tokens == 0
     assert lines == ["running code…", "writing the answer…"]
@@ -196,7 +208,9 @@ async def test_single_column_file(runner: SubprocessRunner) -> None:
     assert "60 rows × 1 column" in result.text and "reading (number)" in result.text
     assert f"median {format_number(series.median())}" in result.text
     assert f"{format_number(series.min())} to {format_number(series.max())}" in result.text
-    assert sorted(p.name for p in created) == ["readings_reading_distribution.png", "readings_reading_in_order.png"]
+    assert sorted(p.name for p in created) == [
+        "readings_reading_distribution.png", "readings_reading_in_order.chart.json",
+        "readings_reading_in_order.png"]
     assert_valid_pngs(created)
 
 

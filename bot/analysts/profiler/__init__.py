@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .report import SENTINEL, build_report, profile_file, profile_frame, run_profile
 
-MODULES = ("style", "kinds", "stats", "reading", "trend", "charts", "report")
+MODULES = ("style", "chartkit", "kinds", "stats", "reading", "trend", "charts", "report")
 """The parts in an order in which each one's imports are loaded before it."""
 
 __all__ = ["MODULES", "SENTINEL", "build_report", "profile_file", "profile_frame", "run_profile"]

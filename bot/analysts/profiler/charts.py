@@ -17,7 +17,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import style
+from . import chartkit, style
 from .trend import period_label
 
 MAX_CHARTS = 4
@@ -74,9 +74,9 @@ def _trend(df: Any, facts: dict[str, Any], path: str) -> None:
             series[str(key)] = getattr(part.resample(_ALIASES[every]), agg)()
         index = sorted(set().union(*[s.index for s in series.values()]))
         lead = measure if every == period or agg != "mean" else style.humanize(value)
-        style.line_chart(path, index, {k: s.reindex(index).to_numpy(dtype=float) for k, s in series.items()},
+        chartkit.line(index, {k: s.reindex(index).to_numpy(dtype=float) for k, s in series.items()},
                          title=f"{lead} per {every} by {style.lower_first(style.humanize(group))}",
-                         ylabel=lead, unit=unit)
+                         ylabel=lead, unit=unit, path=path)
         return
     regular = value and frame[date].is_unique and len(frame) <= RAW_POINTS and step
     if regular:
@@ -84,21 +84,21 @@ def _trend(df: Any, facts: dict[str, Any], path: str) -> None:
         raw = (frame[date].tolist(), frame[value].to_numpy(dtype=float))
         title = f"{label} by {step}" if step != "moment" else label
         if len(frame) <= SMOOTH_POINTS or period == step:
-            style.line_chart(path, raw[0], {label: raw[1]}, title=title, ylabel=label, unit=unit,
-                             markers=len(frame) <= 40)
+            chartkit.line(raw[0], {label: raw[1]}, title=title, ylabel=label, unit=unit,
+                             markers=len(frame) <= 40, path=path)
             return
         points = getattr(frame.set_index(date)[value].resample(_ALIASES[period]), agg)()
         partial = set(trend.get("partial") or ())
         points = points[[period_label(k, period) not in partial for k in points.index]]  # incomplete periods
-        style.line_chart(path, points.index.tolist(), {measure: points.to_numpy(dtype=float)}, ylabel=label,
-                         title=f"{title}, with the {agg_word(agg)} per {period}", unit=unit, background=raw)
+        chartkit.line(points.index.tolist(), {measure: points.to_numpy(dtype=float)}, ylabel=label,
+                         title=f"{title}, with the {agg_word(agg)} per {period}", unit=unit, background=raw, path=path)
         return
     indexed = frame.set_index(date)
     how = {"closed": "left", "label": "left"} if period == "week" else {}
     resampled = indexed.resample(_alias(period), **how)
     points = resampled.size() if not value else getattr(resampled[value], agg)()
-    style.line_chart(path, points.index.tolist(), {measure: points.to_numpy(dtype=float)},
-                     title=f"{measure} per {period}", ylabel=measure, unit=unit, markers=len(points) <= 40)
+    chartkit.line(points.index.tolist(), {measure: points.to_numpy(dtype=float)},
+                     title=f"{measure} per {period}", ylabel=measure, unit=unit, markers=len(points) <= 40, path=path)
 
 
 _ALIASES = {"hour": "h", "day": "D", "week": "W-MON", "month": "MS", "quarter": "QS", "year": "YS"}
@@ -134,8 +134,8 @@ def _categories(entry: dict[str, Any], facts: dict[str, Any], path: str, *, by_v
     category = style.humanize(entry["name"])
     title = f"{measure} by {style.lower_first(category)}" if not shown else \
         f"{shown}{len(top)} {style.lower_first(category)} values by {style.lower_first(measure)}"
-    style.bar_chart(path, [t[0] for t in top], [t[1] for t in top], title=title, value_label=measure,
-                    category_label=category, unit=unit)
+    chartkit.bar([t[0] for t in top], [t[1] for t in top], title=title, value_label=measure,
+                    category_label=category, unit=unit, path=path)
 
 
 def _histogram(df: Any, column: str, facts: dict[str, Any], path: str) -> None:
@@ -181,8 +181,8 @@ def _correlations(df: Any, numeric: list[str], path: str) -> None:
 def _missing(df: Any, path: str) -> None:
     share = (df.isna().mean() * 100).sort_values(ascending=False)
     share = share[share > 0].head(15)
-    style.bar_chart(path, [style.humanize(c) for c in share.index], share.to_numpy(dtype=float).tolist(),
-                    title="Missing values by column", value_label="Rows missing (%)", unit="%")
+    chartkit.bar([style.humanize(c) for c in share.index], share.to_numpy(dtype=float).tolist(),
+                    title="Missing values by column", value_label="Rows missing (%)", unit="%", path=path)
 
 
 def _durations(df: Any, entry: dict[str, Any], path: str) -> None:
@@ -195,9 +195,9 @@ def _durations(df: Any, entry: dict[str, Any], path: str) -> None:
 def _sequence(df: Any, column: str, facts: dict[str, Any], path: str) -> None:
     values = df[column].astype(float).reset_index(drop=True)
     unit = facts.get("units", {}).get(column) or style.unit_of(column)
-    style.line_chart(path, values.index.tolist(), {style.humanize(column): values.to_numpy(dtype=float)},
+    chartkit.line(values.index.tolist(), {style.humanize(column): values.to_numpy(dtype=float)},
                      title=f"{style.humanize(column)} in file order", ylabel=style.humanize(column),
-                     xlabel="Row", unit=unit, dates=False)
+                     xlabel="Row", unit=unit, dates=False, path=path)
 
 
 def _single_row(df: Any, numeric: list[str], path: str) -> None:
@@ -207,8 +207,8 @@ def _single_row(df: Any, numeric: list[str], path: str) -> None:
                         xlabel="Value", marker=float(values.median()))
         return
     ordered = values.sort_values(ascending=False)
-    style.bar_chart(path, [style.humanize(n) for n in ordered.index], ordered.tolist(),
-                    title="Values of the only row", value_label="Value")
+    chartkit.bar([style.humanize(n) for n in ordered.index], ordered.tolist(),
+                    title="Values of the only row", value_label="Value", path=path)
 
 
 def chart_candidates(df: Any, facts: dict[str, Any]) -> list[ChartPlan]:

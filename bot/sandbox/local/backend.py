@@ -331,6 +331,13 @@ class LocalSandbox:
         pod = container.pod
         return await asyncio.to_thread(files.walk, pod.host(pod.workdir), pod.workdir, container.user_files)
 
+    async def delete_file(self, container_id: str, file_id: str) -> None:
+        """Remove the file ``file_id`` (a path relative to the working directory; symlinks are not followed)."""
+        container = self._get(container_id)
+        pod = container.pod
+        await asyncio.to_thread(files.delete_file, pod.host(pod.workdir), file_id)
+        container.user_files.discard(file_id)
+
     async def read_file(self, container_id: str, file_id: str) -> bytes:
         """The content of the file ``file_id`` (a path relative to the working directory; symlinks refused)."""
         container = self._get(container_id)
@@ -351,7 +358,11 @@ class LocalSandbox:
                 attempts += 1
                 kernel = await self._kernel_of(container)
                 container.last_active_at = time.time()
-                outcome = await kern.run(kernel, code, timeout=timeout, grace=self.fleet.grace)
+                try:
+                    outcome = await kern.run(kernel, code, timeout=timeout, grace=self.fleet.grace)
+                except asyncio.CancelledError:  # the turn was stopped: kern.run interrupted the cell
+                    logger.info("execution stopped container=%s", container_id)
+                    raise
                 container.last_active_at = time.time()
                 if outcome.state in ("done", "interrupted"):
                     if outcome.state == "interrupted":

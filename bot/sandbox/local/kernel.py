@@ -211,6 +211,10 @@ async def run(kernel: Kernel, code: str, *, timeout: float, grace: float, silent
             if not kernel.alive():
                 return RunOutcome(out, "died", started)
             continue
+        except asyncio.CancelledError:  # the turn was stopped: interrupt the cell, let it end, keep the variables
+            kernel.interrupt()
+            await _settle(kernel, msg_id, grace)
+            raise
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
             continue
         started = True
@@ -219,6 +223,21 @@ async def run(kernel: Kernel, code: str, *, timeout: float, grace: float, silent
     while await client.shell_channel.msg_ready():
         await client.shell_channel.get_msg(timeout=0)
     return RunOutcome(out, "interrupted" if interrupted else "done")
+
+
+async def _settle(kernel: Kernel, msg_id: str, grace: float) -> None:
+    """Wait (at most ``grace`` seconds) until the interrupted request ``msg_id`` went idle, so the next request is
+    not aborted by the kernel for arriving while the interrupted cell was still failing."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while (left := deadline - loop.time()) > 0:
+        try:
+            msg = await kernel.client.iopub_channel.get_msg(timeout=min(left, POLL_S))
+        except Empty:
+            continue
+        if msg.get("parent_header", {}).get("msg_id") == msg_id and msg.get("msg_type") == "status" and \
+                msg.get("content", {}).get("execution_state") == "idle":
+            return
 
 
 def collect(out: Output, msg: dict[str, Any]) -> bool:

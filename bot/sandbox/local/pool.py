@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.sandbox.helper import kernel_loader
 from bot.sandbox.local.kernel import Kernel
 from bot.sandbox.local.pod import Pod
 
@@ -26,8 +27,8 @@ WARMUP_CODE = (
     "import matplotlib\n"
     "matplotlib.use('Agg')\n"
     "import matplotlib.pyplot as plt\n"
-)
-"""Run in every kernel before it serves a thread."""
+) + kernel_loader()
+"""Run in every kernel before it serves a thread (the charting helper ``datastory_charts`` included)."""
 
 POOL_WARMUP_CODE = (
     "_ds_w = pd.read_csv(__import__('io').StringIO('a,b\\n1,x\\n2,y\\n'))\n"

@@ -180,6 +180,25 @@ def read_file(root: Path, file_id: str, *, kernel_uid: int | None) -> bytes:
         os.close(fd)
 
 
+def delete_file(root: Path, file_id: str) -> None:
+    """Remove ``root/file_id`` without following any symlink on the way; a file already gone is fine."""
+    parts = check_file_id(file_id)
+    flags_dir = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(root, flags_dir)
+    try:
+        for part in parts[:-1]:
+            nxt = os.open(part, flags_dir, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        os.unlink(parts[-1], dir_fd=fd)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise SandboxError(f"The file could not be deleted: {file_id!r}") from exc
+    finally:
+        os.close(fd)
+
+
 def walk(root: Path, inside: Path, user_files: set[str]) -> list[SandboxFile]:
     """Every regular file under ``root`` (symlinks and special files skipped), with paths as the pod sees them
     (under ``inside``)."""
