@@ -159,6 +159,8 @@ async def test_one_turn_per_thread_at_a_time_in_order(harness: Harness) -> None:
     await bot.send(event)
     await harness.wait_for(lambda: seen)
     await bot.send(harness.reply_event("second question", ts))
+    await harness.wait_for(lambda: any("Queued behind 1 earlier" in m.text  # stored before the third arrives
+                                       for m in harness.slack.thread(CHANNEL, ts) if m.is_bot))
     await bot.send(harness.reply_event("third question", ts))
     await harness.wait_for(lambda: any("Queued behind 2 earlier" in m.text
                                        for m in harness.slack.thread(CHANNEL, ts) if m.is_bot))
