@@ -11,11 +11,11 @@ import pytest
 
 from bot import cli
 from bot.access import CHANNEL_REFUSAL, EXTERNAL_REFUSAL, USER_REFUSAL
+from bot.demo import slack_events as ev
 from bot.demo.slack_events import SignedReply
 from handlers.commands import RESET_REFUSAL
 from tests.e2e.conftest import CHANNEL, USER, Harness, RunningBot
 from tests.e2e.test_digests import QUIET, button_of, digest, schedule
-from tests.emulators import slack_events as ev
 
 pytestmark = pytest.mark.e2e
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 import pytest
 
 from bot import cli
+from bot.demo import slack_events as ev
 from bot.demo.mrkdwn import live_sequences
 from bot.demo.slack_events import SlackSender
 from tests.e2e.conftest import CHANNEL, SIGNING_SECRET, USER, Harness
 from tests.e2e.test_digests import QUIET, button_of, digest, schedule, top_level
-from tests.emulators import slack_events as ev
 from tests.emulators.fake_openai import ResponseContext, ScriptedTurn, default_script
 from tests.hostile_text import HOSTILE
 

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.demo import slack_events as ev
 from bot.store import make_store
 from bot.store.base import Removed
 from bot.store.sql import async_url
 from tests.e2e.conftest import CHANNEL, Harness, RunningBot
 from tests.e2e.test_digests import QUIET, button_of, schedule
-from tests.emulators import slack_events as ev
 from tests.emulators.fake_openai import ResponseContext, ScriptedTurn, default_script
 
 pytestmark = pytest.mark.e2e
