@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -30,6 +31,18 @@ from bot.turns.native import BAD_ACTION, FEEDBACK_ACTION, GOOD_ACTION, SHOW_CODE
 from handlers.events import installation_team
 
 
+@dataclass(frozen=True, slots=True)
+class _Click:
+    """A button click by someone the access rules let in: the button's value, who, in which team and channel, and
+    the message that carried it (``container``)."""
+
+    value: str
+    user: str
+    team: str
+    channel: str
+    container: dict[str, Any]
+
+
 def _id(value: Any) -> str:
     return str(value.get("id") or "") if isinstance(value, dict) else ""
 
@@ -40,9 +53,9 @@ class ActionHandlers:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
 
-    async def _clicked(self, body: dict[str, Any], context: AsyncBoltContext,
-                       respond: AsyncRespond) -> Clicked | None:
-        """Who clicked which answer's button, or None (after telling them) when they may not use the bot."""
+    async def _allowed_click(self, body: dict[str, Any], context: AsyncBoltContext,
+                             respond: AsyncRespond) -> _Click | None:
+        """Who clicked which button where, or None (after telling them) when they may not use the bot."""
         actions = body.get("actions") or [{}]
         value = str(actions[0].get("value") or "") if isinstance(actions[0], dict) else ""
         container = body.get("container") if isinstance(body.get("container"), dict) else {}
@@ -55,7 +68,13 @@ class ActionHandlers:
         if refusal:
             await respond(text=finalise(refusal), response_type="ephemeral", replace_original=False)
             return None
-        return Clicked(turn_id=value, user=_id(user), channel=channel)
+        return _Click(value=value, user=_id(user), team=team, channel=channel, container=container or {})
+
+    async def _clicked(self, body: dict[str, Any], context: AsyncBoltContext,
+                       respond: AsyncRespond) -> Clicked | None:
+        """Who clicked which answer's button, or None (after telling them) when they may not use the bot."""
+        click = await self._allowed_click(body, context, respond)
+        return None if click is None else Clicked(turn_id=click.value, user=click.user, channel=click.channel)
 
     async def on_show_code(
         self, ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any], context: AsyncBoltContext
@@ -94,23 +113,15 @@ class ActionHandlers:
     ) -> None:
         """Cancel the digest named by the button's value and show it on the message."""
         await ack()
-        actions = body.get("actions") or [{}]
-        digest_id = str(actions[0].get("value") or "") if isinstance(actions[0], dict) else ""
-        container = body.get("container") if isinstance(body.get("container"), dict) else {}
-        channel = _id(body.get("channel")) or str((container or {}).get("channel_id") or "")
-        user = body.get("user") if isinstance(body.get("user"), dict) else {}
-        user_team = str((user or {}).get("team_id") or "")
-        team = installation_team(context, _id(body.get("team")) or user_team)
-        refusal = await self._deps.access.refusal(Person(user=_id(user), channel=channel, home_team=team,
-                                                         user_team=user_team))
-        if refusal:
-            await respond(text=finalise(refusal), response_type="ephemeral", replace_original=False)
+        click = await self._allowed_click(body, context, respond)
+        if click is None:
             return
-        result = await self._deps.digests.cancel(digest_id, by=_id(user), team=team, channel=channel)
-        message_ts = str((container or {}).get("message_ts") or "")
+        digest_id, container, channel = click.value, click.container, click.channel
+        result = await self._deps.digests.cancel(digest_id, by=click.user, team=click.team, channel=channel)
+        message_ts = str(container.get("message_ts") or "")
         if not result.cancelled:
             await respond(text=finalise(result.text), response_type="ephemeral", replace_original=False)
-        elif (container or {}).get("is_ephemeral") or not message_ts:
+        elif container.get("is_ephemeral") or not message_ts:
             await respond(text=finalise(result.text), replace_original=True)
         else:
             await self._deps.digests.show_cancelled(channel=channel, ts=message_ts, cancellation=result)
