@@ -18,7 +18,8 @@ from bot.config import Settings
 from bot.metrics import Metrics
 from bot.poster import Poster, SlackError
 from bot.store.base import LoadStore, TurnRecord
-from bot.turns import FAILED, WORKING
+from bot.turns import FAILED
+from bot.turns.feedback import Feedback
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Overdue:
     ) -> None:
         self._store = store
         self._poster = poster
+        self._feedback = Feedback(poster)
         self._max_wait = max_wait_seconds
         self._metrics = metrics
 
@@ -61,15 +63,14 @@ class Overdue:
 
     async def _tell(self, turn: TurnRecord) -> None:
         key, text = turn.key, overdue_text(round(self._max_wait / 60.0, 1))
-        try:
-            if turn.status_ts:
+        if not turn.status_ts:
+            await self._feedback.say(key, text)
+        else:
+            try:
                 await self._poster.update(channel=key.channel, ts=turn.status_ts, text=text)
-            else:
-                await self._poster.post(channel=key.channel, thread_ts=key.thread_ts, text=text)
-            await self._poster.unreact(channel=key.channel, ts=turn.message_ts, name=WORKING)
-            await self._poster.react(channel=key.channel, ts=turn.message_ts, name=FAILED)
-        except SlackError as exc:
-            logger.warning("overdue note not delivered channel=%s error=%s", key.channel, exc.code)
+            except SlackError as exc:
+                logger.warning("overdue note not delivered channel=%s error=%s", key.channel, exc.code)
+        await self._feedback.swap(key.channel, turn.message_ts, FAILED)
 
 
 def build_overdue(settings: Settings, *, store: LoadStore, poster: Poster, metrics: Metrics | None = None) -> Overdue:
