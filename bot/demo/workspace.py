@@ -83,6 +83,27 @@ class EphemeralLog:
     seen_responses: int = 0
 
 
+def clicked_action(blocks: list[Any] | None, *, block_id: str, action_id: str, value: str) -> Json:
+    """What Slack says about the element clicked in ``blocks``: its ``type`` and ``text`` (for feedback buttons,
+    https://docs.slack.dev/reference/block-kit/block-elements/feedback-buttons-element, the side whose ``value``
+    was sent); a plain button when no element matches."""
+    for block in blocks or []:
+        if not isinstance(block, dict) or block.get("block_id", block_id) != block_id:
+            continue
+        accessory = block.get("accessory")
+        elements = block.get("elements") if block.get("type") in ("actions", "context_actions") else [accessory]
+        for element in elements or []:
+            if not isinstance(element, dict) or element.get("action_id") != action_id:
+                continue
+            if element.get("type") != "feedback_buttons":
+                found: Json = {"type": str(element.get("type") or "button")}
+                return found | ({"text": element["text"]} if isinstance(element.get("text"), dict) else {})
+            for side in (element.get("positive_button"), element.get("negative_button")):
+                if isinstance(side, dict) and side.get("value") == value:
+                    return {"type": "feedback_buttons", "text": side.get("text")}
+    return {"type": "button"}
+
+
 def slack_escape(text: str) -> str:
     """Escape text as Slack's client does before it reaches an app (``&``, ``<``, ``>``)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -168,6 +189,8 @@ class DemoWorkspace:
             self._ephemerals.origins[path] = _Origin(thread_ts=thread_ts)
         payload = block_actions(action_id, value, channel_id=CHANNEL, user_id=USER, message_ts=message_ts,
                                 response_url=response_url, team_id=self.slack.team_id, block_id=block_id)
+        blocks = ephemeral.blocks if ephemeral is not None else msg.blocks if msg is not None else None
+        payload["actions"][0].update(clicked_action(blocks, block_id=block_id, action_id=action_id, value=value))
         payload["user"].update({"username": "you", "name": "you"})
         payload["channel"]["name"] = CHANNEL_NAME
         payload["container"].update({"is_ephemeral": ephemeral is not None, "thread_ts": thread_ts})

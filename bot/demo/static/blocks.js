@@ -1,8 +1,13 @@
-// Block Kit to DOM: section (text, fields, accessory), actions, context, header, divider, image, rich_text and
-// markdown blocks. Whatever the bot posts renders generically; a button calls ctx.onAction(button, blockId), which
+// Block Kit to DOM: section (text, fields, accessory), actions, context, context actions (feedback and icon
+// buttons), header, divider, image, rich_text, markdown, data visualization (chart.js) and data table (table.js)
+// blocks. Whatever the bot posts renders generically; a button calls ctx.onAction(action, blockId, button), which
 // the page sends as a block_actions payload. Unknown blocks and elements say what they are instead of vanishing.
 
+import { renderChart } from "./chart.js";
 import { el, emojiNode, renderMrkdwn } from "./mrkdwn.js";
+import { renderDataTable } from "./table.js";
+
+const chosen = new Map();  // feedback buttons' block id -> the value the person chose (kept across re-renders)
 
 export function renderText(obj, ctx) {
   if (!obj) return el("span");
@@ -48,9 +53,47 @@ function renderButton(element, blockId, ctx) {
   return button;
 }
 
+// Slack's feedback buttons (👍 / 👎): each a toggle that sends its own value; the one chosen stays pressed.
+function renderFeedback(element, blockId, ctx) {
+  const group = el("div", "feedback-buttons");
+  group.setAttribute("role", "group");
+  group.setAttribute("aria-label", "Feedback");
+  const key = `${blockId}/${element.action_id || ""}`;
+  const buttons = [];
+  for (const side of ["positive_button", "negative_button"]) {
+    const spec = element[side] || {};
+    const button = el("button", `feedback-button ${side === "positive_button" ? "positive" : "negative"}`);
+    button.type = "button";
+    button.append(renderText(spec.text, ctx));
+    button.setAttribute("aria-label", spec.accessibility_label || spec.text?.text || side);
+    button.title = spec.accessibility_label || "";
+    button.setAttribute("aria-pressed", String(chosen.get(key) === spec.value));
+    button.addEventListener("click", () => {
+      chosen.set(key, spec.value);
+      for (const other of buttons) other.setAttribute("aria-pressed", String(other === button));
+      ctx.onAction({ type: "feedback_buttons", action_id: element.action_id, value: spec.value || "",
+        text: spec.text }, blockId, button);
+    });
+    buttons.push(button);
+    group.append(button);
+  }
+  return group;
+}
+
+function renderIconButton(element, blockId, ctx) {
+  const button = el("button", "block-button icon-button");
+  button.type = "button";
+  button.append(renderText(element.text, ctx));
+  if (element.accessibility_label) button.setAttribute("aria-label", element.accessibility_label);
+  button.addEventListener("click", () => ctx.onAction({ ...element, type: "icon_button" }, blockId, button));
+  return button;
+}
+
 function renderElement(element, blockId, ctx) {
   switch (element.type) {
     case "button": return renderButton(element, blockId, ctx);
+    case "feedback_buttons": return renderFeedback(element, blockId, ctx);
+    case "icon_button": return renderIconButton(element, blockId, ctx);
     case "image": return renderImage(element, "block-image-small");
     case "mrkdwn": case "plain_text": return renderText(element, ctx);
     default: return el("span", "unsupported", `[${element.type} is not shown in the demo]`);
@@ -103,6 +146,13 @@ function renderBlock(block, ctx) {
       for (const element of block.elements || []) actions.append(renderElement(element, blockId, ctx));
       return actions;
     }
+    case "context_actions": {
+      const actions = el("div", "block-context-actions");
+      for (const element of block.elements || []) actions.append(renderElement(element, blockId, ctx));
+      return actions;
+    }
+    case "data_visualization": return renderChart(block);
+    case "data_table": return renderDataTable(block);
     case "context": {
       const context = el("div", "block-context");
       for (const element of block.elements || []) context.append(renderElement(element, blockId, ctx));
