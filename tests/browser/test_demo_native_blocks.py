@@ -20,12 +20,15 @@ import pytest
 from playwright.async_api import Locator, Page, expect
 
 from bot.config import Settings
+from bot.demo.block_rules import block_errors
+from bot.digests import cancel_button
+from bot.native_blocks import CHART_KINDS, ChartSpec, TableSpec, angle_blocks, chart_block, table_block
+from bot.turns.native import answer_blocks, classic_answer_blocks
 from tests.browser.harness import offline_settings
-from tests.browser.test_demo_page import EXAMPLES, bot_messages, columns_of, share_example, wait_done
+from tests.browser.test_demo_page import EXAMPLES, PLACEHOLDER, bot_messages, columns_of, share_example, wait_done
 from tests.emulators.fake_openai import ChatReply, FakeOpenAI, data_paths, message_text
 
 MODEL = "gpt-4.1-mini"
-PLACEHOLDER = re.compile(r"\[an? [\w ]+ (block )?is not shown")
 CODE = """
 import pandas as pd
 import datastory_charts as dc
@@ -137,3 +140,46 @@ async def test_charts_tables_and_feedback_buttons_are_drawn_and_work(page: Page,
     assert not PLACEHOLDER.search(await page.locator("body").inner_text())
     await expect(bot_messages(thread).locator(".unsupported")).to_have_count(0)
     await page.screenshot(path=tmp_path / "native.png", full_page=True)
+
+
+def every_block_the_bot_builds() -> list[dict[str, Any]]:
+    """The blocks the bot's own builders make for messages: the answer's buttons (Slack's and the classic ones),
+    story angles, each chart kind, a table, and a digest's Cancel button (each valid for the emulator's Slack)."""
+    categories = ("2025-01", "2025-02", "2025-03", "2025-04")
+    charts = [chart_block(ChartSpec(kind=kind, title=f"Revenue {kind}", png="x.png", categories=categories,
+                                    series=(("revenue", (4.0, 3.0, 2.5, 1.0)), ("units", (1.0, 2.0, 3.0, 4.0)))[
+                                        : 1 if kind == "pie" else 2],
+                                    x_label="month", y_label="revenue", points=4)) for kind in CHART_KINDS]
+    table = table_block(TableSpec(title="Revenue by month", columns=("month", "revenue"),
+                                  rows=tuple((c, float(i)) for i, c in enumerate(categories)), total_rows=4))
+    assert table is not None and all(charts)
+    blocks = [*answer_blocks("*Answer*", turn_id="t1", has_code=True),
+              *classic_answer_blocks("*Answer*", turn_id="t2", has_code=True),
+              *angle_blocks([("Seasonality", "revenue by month"), ("Regions", "")]), *charts[:2], *charts[2:],
+              table.block, {"type": "actions", "block_id": "digest-d1", "elements": [cancel_button("d1")]}]
+    for i in range(0, len(blocks), 2):
+        assert block_errors(blocks[i:i + 2]) == [], blocks[i:i + 2]
+    return blocks
+
+
+async def test_every_block_the_bot_builds_renders_as_itself(page: Page) -> None:
+    blocks = every_block_the_bot_builds()
+    result = await page.evaluate("""async (blocks) => {
+        const { renderBlocks } = await import("/static/blocks.js");
+        const node = renderBlocks(blocks, { userName: (id) => id, onAction: () => {} });
+        document.getElementById("channel-messages").append(node);
+        return {
+            unsupported: [...node.querySelectorAll(".unsupported")].map((n) => n.textContent),
+            charts: [...node.querySelectorAll("figure.block-chart")].map((f) => [f.dataset.chartType,
+                f.querySelectorAll(".chart-bar, .chart-point, .chart-slice").length,
+                f.querySelectorAll("path[fill-opacity]").length]),
+            tables: [...node.querySelectorAll(".block-table th")].map((th) => th.textContent),
+            buttons: [...node.querySelectorAll("button")].map((b) => b.getAttribute("aria-label") || b.textContent),
+            text: node.textContent,
+        };
+    }""", blocks)
+    assert result["unsupported"] == [] and not PLACEHOLDER.search(result["text"])
+    assert result["charts"] == [["bar", 8, 0], ["line", 8, 0], ["area", 8, 2], ["pie", 4, 0]]
+    assert [re.sub(r"[▲▼↕]", "", t) for t in result["tables"]] == ["month", "revenue"]
+    assert result["buttons"][:4] == ["This answer helped", "This answer did not help", "Show code", "Show code"]
+    assert {"Seasonality", "Regions", "Cancel"} <= set(result["buttons"])

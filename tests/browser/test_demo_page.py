@@ -17,11 +17,13 @@ from playwright.async_api import Locator, Page, expect
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "bot" / "demo" / "examples"
 SCREENSHOT = ROOT / "docs" / "demo.png"
-SCREENSHOT_WINDOW = {"width": 1440, "height": 1340}
+SCREENSHOT_WINDOW = {"width": 1440, "height": 1600}
 ALL_CHARTS_LOADED = """(selector) => {
     const images = [...document.querySelectorAll(selector)];
     return images.length > 0 && images.every((image) => image.complete && image.naturalWidth > 0);
 }"""
+PLACEHOLDER = re.compile(r"\[(an? )?[\w ]+ is not shown")
+"""What the page writes for a block or element it cannot draw (the bot must never post one)."""
 
 
 def columns_of(path: Path) -> list[str]:
@@ -68,6 +70,14 @@ async def test_an_example_gets_a_narrative_and_charts_then_a_follow_up(page: Pag
     await expect(root.locator(".reaction[title^=':white_check_mark:']")).to_be_visible()
     await expect(root.locator(".reaction[title^=':eyes:']")).to_have_count(0)
     await expect(root.get_by_role("button", name=re.compile(r"replies: open the thread"))).to_be_visible()
+    # Slack's own chart of the answer is drawn (its bars, axis names from the file), and every block the bot sent
+    chart = thread.locator("figure.block-chart[data-chart-type='bar']")
+    await expect(chart.locator("rect.chart-bar")).to_have_count(4)
+    await expect(chart.locator(".chart-categories text")).to_have_text(["North", "West", "South", "East"])
+    assert {t.lower() for t in await chart.locator(".chart-axis-label").all_text_contents()} == {"region",
+                                                                                                "total revenue"}
+    await expect(thread.get_by_role("button", name="This answer helped")).to_be_visible()
+    assert not PLACEHOLDER.search(await page.locator("body").inner_text())
 
     question = "Which region grew fastest?"
     await page.get_by_label("Reply in the thread").fill(question)

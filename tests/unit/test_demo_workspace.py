@@ -23,6 +23,7 @@ from bot.demo.serving import listen
 from bot.demo.slack_events import SlackSender
 from bot.demo.views import channel_views
 from bot.demo.workspace import CHANNEL, USER, DeliveryError, DemoWorkspace
+from bot.turns.native import answer_blocks
 
 SECRET = "demo-signing-secret"
 
@@ -164,6 +165,21 @@ async def test_a_button_press_is_a_block_actions_payload(workspace: DemoWorkspac
     assert bot.actions[1]["container"]["is_ephemeral"] is True and "message" not in bot.actions[1]
     with pytest.raises(KeyError):
         await workspace.click("1.000001", action_id="digest_cancel", value="d1", block_id="x")
+
+
+async def test_a_feedback_button_press_is_the_feedback_buttons_action_slack_sends(
+    workspace: DemoWorkspace, bot: RequestUrl,
+) -> None:
+    root = await workspace.post("data")
+    msg = workspace.slack.add_message(channel=CHANNEL, user="UBOT", bot_id="BBOT", text="Answer", thread_ts=root)
+    msg.blocks = answer_blocks("Answer", turn_id="t1", has_code=True)
+    await workspace.click(msg.ts, action_id="feedback", value="bad:t1", block_id="feedback-t1")
+    await workspace.click(msg.ts, action_id="show_code", value="t1", block_id="answer-t1")
+    feedback, show_code = (p["actions"][0] for p in bot.actions)
+    assert {k: v for k, v in feedback.items() if k != "action_ts"} == {
+        "type": "feedback_buttons", "action_id": "feedback", "block_id": "feedback-t1", "value": "bad:t1",
+        "text": {"type": "plain_text", "text": "👎"}}
+    assert show_code["type"] == "button" and show_code["text"] == {"type": "plain_text", "text": "Show code"}
 
 
 async def test_nothing_shows_when_the_bot_is_not_there_or_refuses(workspace: DemoWorkspace, bot: RequestUrl) -> None:

@@ -9,7 +9,7 @@ const SVG = "http://www.w3.org/2000/svg";
 // Distinct for the common colour-vision deficiencies, each at least 3:1 against white (WCAG 1.4.11).
 export const PALETTE = ["#1264a3", "#d55e00", "#007a5a", "#8f3f97", "#a66a00", "#4d5966"];
 const WIDTH = 560;
-const HEIGHT = 300;
+const HEIGHT = 270;
 const FONT = 12;
 let counter = 0;
 
@@ -30,6 +30,14 @@ const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFra
 
 export function formatValue(value) {
   return Math.abs(value) >= 1e5 ? compact.format(value) : exact.format(value);
+}
+
+// A value written on the chart: 1.39M, 26.2K, 1,234, 3.93.
+const short = new Intl.NumberFormat("en-US", { notation: "compact", maximumSignificantDigits: 3 });
+const twoDecimals = new Intl.NumberFormat("en-US", { maximumFractionDigits: 2 });
+
+function shortValue(value) {
+  return Math.abs(value) >= 1e4 ? short.format(value) : twoDecimals.format(value);
 }
 
 // One format for a whole axis: compact (20K, 1.5M) once any tick reaches 10,000.
@@ -97,7 +105,9 @@ function cartesian(root, block) {
   const every = slanted ? Math.max(1, Math.ceil(categories.length / 12)) : 1;
   const labelDepth = slanted ? Math.min(longest, 130) * 0.71 + FONT : FONT + 4;
   const bottom = 10 + labelDepth + (axis.x_label ? FONT + 12 : 0);
-  const top = 12;
+  const bars = chart.type === "bar" ? series.length * categories.length : 0;
+  const labelled = bars > 0 && bars <= 12 && series.length === 1;  // a value above each bar, as Slack's own
+  const top = labelled ? 22 : 12;
   const plotHeight = HEIGHT - top - bottom;
   const y = (v) => top + plotHeight * (1 - (v - low) / (high - low));
   const x = (i) => left + band * (i + 0.5);
@@ -133,7 +143,7 @@ function cartesian(root, block) {
   const base = y(Math.max(low, Math.min(0, high)));
   series.forEach((s, j) => {
     const color = PALETTE[j % PALETTE.length];
-    const group = svg("g", { class: `chart-series chart-${chart.type}`, "data-series": s.name });
+    const group = svg("g", { class: `chart-series chart-series-${chart.type}`, "data-series": s.name });
     if (chart.type === "bar") {
       const width = (band * 0.72) / series.length;
       s.values.forEach((v, i) => {
@@ -142,6 +152,11 @@ function cartesian(root, block) {
         group.append(tooltip(svg("rect", { x: bx, y: Math.min(y(v), base), width: Math.max(1, width - 1),
           height: Math.max(1, Math.abs(base - y(v))), fill: color, rx: 2, class: "chart-bar" }),
         `${categories[i]} · ${s.name}: ${formatValue(v)}`));
+        if (labelled) {
+          group.append(svg("text", { x: bx + width / 2, y: v >= 0 ? y(v) - 5 : y(v) + 5, "text-anchor": "middle",
+            "dominant-baseline": v >= 0 ? "auto" : "hanging", class: "chart-value", "aria-hidden": "true" },
+          shortValue(v)));
+        }
       });
     } else {
       const points = s.values.map((v, i) => (v === null ? null : [x(i), y(v)]));
@@ -178,7 +193,7 @@ function pie(root, block) {
   const cx = WIDTH / 2;
   const cy = HEIGHT / 2;
   let angle = -Math.PI / 2;
-  const group = svg("g", { class: "chart-series chart-pie" });
+  const group = svg("g", { class: "chart-series chart-series-pie" });
   segments.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length];
     const sweep = (2 * Math.PI * s.value) / total;
@@ -205,7 +220,7 @@ function pie(root, block) {
     angle += sweep;
   });
   root.append(group);
-  return segments.map((s, i) => ({ name: `${s.label} · ${formatValue(s.value)}`, color: PALETTE[i % PALETTE.length] }));
+  return segments.map((s, i) => ({ name: `${s.label} · ${shortValue(s.value)}`, color: PALETTE[i % PALETTE.length] }));
 }
 
 export function renderChart(block) {
