@@ -1,6 +1,6 @@
-// Slack's data visualization block (https://docs.slack.dev/reference/block-kit/blocks/data-visualization-block) as
-// an inline SVG: bar (grouped when there are several series), line, area and pie charts with a title, axes, tick
-// labels, axis labels and a legend. The SVG is an image for screen readers (role="img") named by the title and
+// Slack's data visualization block (docs.slack.dev: Block Kit, data visualization block) as an inline SVG: bar
+// (grouped when there are several series), line, area and pie charts with a title, axes, tick labels, axis labels
+// and a legend. The SVG is an image for screen readers (role="img") named by the title and
 // described by its data in words; each bar, point and slice carries its value as a tooltip (<title>).
 
 import { el } from "./mrkdwn.js";

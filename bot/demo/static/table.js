@@ -1,4 +1,4 @@
-// Slack's data table block (https://docs.slack.dev/reference/block-kit/blocks/data-table-block) as an HTML table:
+// Slack's data table block (docs.slack.dev: Block Kit, data table block) as an HTML table:
 // the caption, the header row, `page_size` rows a page with Previous / Next, and a sort on any column by clicking
 // (or pressing Enter / Space on) its header: ascending, then descending, then the table's own order. Numbers
 // (raw_number cells) sort by value and are right-aligned; text sorts as people read it (natural order).
