@@ -25,7 +25,15 @@ from bot.digests import cancel_button
 from bot.native_blocks import CHART_KINDS, ChartSpec, TableSpec, angle_blocks, chart_block, table_block
 from bot.turns.native import answer_blocks, classic_answer_blocks
 from tests.browser.harness import offline_settings
-from tests.browser.test_demo_page import EXAMPLES, PLACEHOLDER, bot_messages, columns_of, share_example, wait_done
+from tests.browser.test_demo_page import (
+    CONTRAST,
+    EXAMPLES,
+    PLACEHOLDER,
+    bot_messages,
+    columns_of,
+    share_example,
+    wait_done,
+)
 from tests.emulators.fake_openai import ChatReply, FakeOpenAI, data_paths, message_text
 
 MODEL = "gpt-4.1-mini"
@@ -132,14 +140,20 @@ async def test_charts_tables_and_feedback_buttons_are_drawn_and_work(page: Page,
     await expect(thanks).to_have_count(1)
     await expect(good).to_have_attribute("aria-pressed", "true")
     assert votes(tmp_path) == [("U0DEMO", "good")]
-    await thread.get_by_role("button", name="This answer did not help").click()
+    bad = thread.get_by_role("button", name="This answer did not help")
+    await bad.focus()
+    await page.keyboard.press("Space")  # the keyboard presses it too
     await expect(thread.locator(".message.ephemeral", has_text="Ask a follow-up")).to_have_count(1)
     await expect(good).to_have_attribute("aria-pressed", "false")
     assert votes(tmp_path) == [("U0DEMO", "bad")]
 
     assert not PLACEHOLDER.search(await page.locator("body").inner_text())
     await expect(bot_messages(thread).locator(".unsupported")).to_have_count(0)
-    await page.screenshot(path=tmp_path / "native.png", full_page=True)
+    ratios = await page.evaluate(CONTRAST, [".chart-title", ".chart-legend li", ".data-table caption",
+                                           ".data-table td", ".sort-button", ".table-status", ".pager-button"])
+    assert {s: r for s, r in ratios.items() if r is None or r < 4.5} == {}, ratios
+    for name, node in (("bar", bar), ("line", line), ("pie", pie), ("table", thread.locator(".block-table"))):
+        await node.screenshot(path=tmp_path / f"{name}.png")  # to look at after a change to the page
 
 
 def every_block_the_bot_builds() -> list[dict[str, Any]]:

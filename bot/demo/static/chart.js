@@ -6,8 +6,8 @@
 import { el } from "./mrkdwn.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-// Distinct for the common colour-vision deficiencies, each at least 3:1 against white (WCAG 1.4.11).
-export const PALETTE = ["#1264a3", "#d55e00", "#007a5a", "#8f3f97", "#a66a00", "#4d5966"];
+// Distinct for the common colour-vision deficiencies, each at least 4.5:1 against white (white labels on pie slices).
+export const PALETTE = ["#1264a3", "#c05300", "#007a5a", "#8f3f97", "#8a5a00", "#4d5966"];
 const WIDTH = 560;
 const HEIGHT = 270;
 const FONT = 12;
