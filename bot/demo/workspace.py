@@ -3,8 +3,8 @@
 :class:`DemoWorkspace` turns the page's actions into the emulator's state plus signed deliveries to the bot's
 Request URL: a message (``message``, ``file_share`` with ``file_shared``, ``app_mention`` when it mentions the
 bot), a slash command (form body; the acknowledgement and ``response_url`` posts become ephemeral messages), and
-a button click (a ``block_actions`` payload). Text is escaped as Slack's client escapes it (``&``, ``<``, ``>``)
-and ``@datastory`` becomes the ``<@U…>`` mention the bot sees in Slack.
+a button click (a ``block_actions`` payload, feedback buttons included). Text is escaped as Slack's client
+escapes it (``&``, ``<``, ``>``) and ``@datastory`` becomes the ``<@U…>`` mention the bot sees in Slack.
 """
 
 from __future__ import annotations
@@ -172,7 +172,8 @@ class DemoWorkspace:
         return await self.post("", thread_ts=thread_ts, uploads=(Upload(name=name, path=path),))
 
     async def click(self, key: str, *, action_id: str, value: str, block_id: str) -> None:
-        """Press a button of the message ``key`` (a ts, or an ephemeral's id): a ``block_actions`` payload."""
+        """Press a button of the message ``key`` (a ts, or an ephemeral's id): a ``block_actions`` payload whose
+        action says what was clicked as Slack does (:func:`clicked_action`: a button, or a feedback button's side)."""
         _ = self.sender
         response_url = self.slack.new_response_url()
         path = _path(response_url)
