@@ -147,7 +147,8 @@ class Intake:
         self._metrics.message_handled(outcome)
         if outcome != "ignored":
             logger.info("message handled channel=%s ts=%s outcome=%s", msg.channel, msg.ts, outcome)
-        if msg.event_id:  # handled (a failure above leaves it to be replayed): done, its words forgotten
+        if msg.event_id and outcome != "turn":  # handled (a failure above leaves it to be replayed): done, its
+            # words forgotten (a stored turn marked it done in the same transaction)
             try:
                 await self._store.finish_inbox(msg.event_id, now=self._clock.now())
             except Exception as exc:
@@ -155,7 +156,10 @@ class Intake:
                                msg.event_id, type(exc).__name__)
 
     async def on_message(self, msg: IncomingMessage) -> Outcome:
-        """Act on one message; returns what was done (for logs and tests)."""
+        """Act on one message; returns what was done (for logs and tests). A replayed message whose post was acted
+        on already (its dedupe key is stored) is a duplicate before any Slack call."""
+        if msg.replayed and await self._store.claimed(msg.dedupe_key):
+            return "duplicate"
         action = await self._action(msg)
         if action is None:
             return "ignored"
@@ -337,7 +341,8 @@ class Intake:
             id=uuid.uuid4().hex, key=key, message_ts=msg.ts, user=msg.user, question=msg.question,
             files=records, created_at=now,
         )
-        if not await self._worker.submit(turn, dedupe_keys=(msg.dedupe_key,), reacted=reacted):
+        if not await self._worker.submit(turn, dedupe_keys=(msg.dedupe_key,), reacted=reacted,
+                                         inbox_event=msg.event_id or None):
             return "duplicate"
         return "turn"
 

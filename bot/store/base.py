@@ -50,6 +50,10 @@ class DedupeStore(Protocol):
         """Insert a dedupe key; True for the first claimer, False when it was already there."""
         ...
 
+    async def claimed(self, key: str) -> bool:
+        """Whether the dedupe key is stored (the post it stands for was acted on)."""
+        ...
+
     async def prune_dedupe(self, before: float) -> int:
         """Delete dedupe keys claimed before ``before`` (Unix seconds); returns how many were deleted."""
         ...
@@ -123,11 +127,12 @@ class TurnStore(Protocol):
     """Turns: submitted by the intake, read and finished by the worker, summed for budgets."""
 
     async def submit_turn(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...], holder: str | None = None,
-                          hold_until: float | None = None) -> bool:
+                          hold_until: float | None = None, inbox_event: str | None = None) -> bool:
         """Atomically claim every dedupe key, create the thread row if new, add the files and the queued turn.
 
         Returns False (and writes nothing) when any key was already claimed: the work is a duplicate. With
         ``holder``, the turn is stored leased to that replica until ``hold_until`` (it greets the turn first).
+        With ``inbox_event``, that inbox event is marked done in the same transaction (the turn now stands for it).
         """
         ...
 

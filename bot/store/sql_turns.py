@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store import load
 from bot.store.base import FileRecord, NewTurn, Pending, ThreadKey, TurnOutcomeRecord, TurnRecord, TurnStatus
-from bot.store.schema import dedupe, digest_runs, files, threads, turns
+from bot.store.schema import dedupe, digest_runs, files, inbox, threads, turns
 from bot.store.sql_base import UNFINISHED, SqlParts
 from bot.store.sql_rows import file_row, thread_is, turn_record, turn_row, unique_files
 
@@ -32,19 +32,25 @@ class SqlTurns(SqlParts):
         async with self._write() as conn:
             return (await conn.execute(stmt)).rowcount == 1
 
+    async def claimed(self, key: str) -> bool:
+        """Whether the dedupe key is stored (the post was acted on)."""
+        async with self._read() as conn:
+            return (await conn.execute(select(dedupe.c.key).where(dedupe.c.key == key))).first() is not None
+
     async def prune_dedupe(self, before: float) -> int:
         """Delete dedupe keys created before ``before``; returns how many."""
         async with self._write() as conn:
             return (await conn.execute(delete(dedupe).where(dedupe.c.created_at < before))).rowcount
 
     async def submit_turn(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...], holder: str | None = None,
-                          hold_until: float | None = None) -> bool:
+                          hold_until: float | None = None, inbox_event: str | None = None) -> bool:
         """Claim every key, upsert the thread and the files, add the queued turn: all or nothing.
 
         The files are recorded under ``turn.key``. A file the thread already has (same Slack id) is updated
         (name, size, types, URL, message, user; facts when given) and keeps its upload state and ``created_at``.
         A duplicate key, or a turn id that exists already, returns False and writes nothing. With ``holder``, the
         turn is stored leased to it until ``hold_until`` (the accepting replica greets it before anyone runs it).
+        With ``inbox_event``, that inbox event is marked done (its words blanked) in the same transaction.
         """
         try:
             async with self._write() as conn:
@@ -58,6 +64,9 @@ class SqlTurns(SqlParts):
                 )
                 if added.rowcount != 1:
                     raise _Duplicate
+                if inbox_event:
+                    await conn.execute(update(inbox).where(inbox.c.event_id == inbox_event, inbox.c.done_at.is_(None))
+                                       .values(done_at=turn.created_at, text=None, claimed_by=None))
         except _Duplicate:
             logger.info("duplicate turn not stored turn=%s thread=%s", turn.id, turn.key)
             return False

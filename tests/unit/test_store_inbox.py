@@ -8,7 +8,7 @@ import asyncio
 from dataclasses import replace
 
 from bot.store import SqlStore
-from bot.store.base import InboxEntry, Removed
+from bot.store.base import InboxEntry, NewTurn, Removed, ThreadKey
 
 GRACE = 10.0
 LEASE = 30.0
@@ -103,3 +103,22 @@ async def test_a_workspace_purge_takes_its_events(store: SqlStore) -> None:
     assert await store.purge_team("T1") == Removed(inbox=1)
     assert await store.get_inbox("mine") is None and await store.get_inbox("theirs") is not None
 
+
+
+async def test_storing_the_turn_marks_its_event_done_in_the_same_transaction(store: SqlStore) -> None:
+    key = ThreadKey(team="T1", channel="C1", thread_ts="1700000000.000100")
+    await store.add_inbox(entry("Ev1"), owner="r1", hold_until=110.0)
+    await store.add_inbox(entry("Ev2"), owner="r1", hold_until=110.0)
+    turn = NewTurn(id="t1", key=key, message_ts="1700000000.000200", user="U1", question="q", files=(),
+                   created_at=101.0)
+    assert not await store.claimed("msg:T1:C1:1700000000.000200")
+    assert await store.submit_turn(turn, dedupe_keys=("msg:T1:C1:1700000000.000200",), inbox_event="Ev1")
+    assert await store.claimed("msg:T1:C1:1700000000.000200")
+    found = await store.get_inbox("Ev1")
+    assert found is not None and found[1] == 101.0 and found[0].text == ""
+    # the same post's other event: a duplicate turn, nothing written, so that event is not marked done
+    again = NewTurn(id="t2", key=key, message_ts="1700000000.000200", user="U1", question="q", files=(),
+                    created_at=102.0)
+    assert not await store.submit_turn(again, dedupe_keys=("msg:T1:C1:1700000000.000200",), inbox_event="Ev2")
+    found = await store.get_inbox("Ev2")
+    assert found is not None and found[1] is None and found[0].text == "which region grew?"
