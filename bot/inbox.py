@@ -8,10 +8,11 @@ message event the intake takes, and only then lets Bolt answer 200 (or ack over 
 * the event is written to the store's inbox (:class:`bot.store.base.InboxStore`) keyed by Slack's event id, so a
   retry, or the copy another replica receives, is recognised there and acknowledged without being handled again;
 * the intake handles it as before (:meth:`bot.intake.Intake.receive`) and marks it done, which blanks its words;
-* an event not done within ``DATASTORY_INBOX_GRACE_SECONDS`` (the replica that acknowledged it died, or stopped
-  before handling it) is claimed by one replica (:meth:`Inbox.replay_once`: every replica looks, at start and every
-  third of the grace) and handed to the same intake, as a retry. The per-post dedupe keys of the intake and the
-  store make the replay answer once, whatever the first replica managed to do before it died.
+* the replica handling an event renews its claim every third of ``DATASTORY_INBOX_GRACE_SECONDS`` (a burst can
+  keep the intake busy longer than that); an event whose claim ran out (the replica that acknowledged it died, or
+  stopped before handling it) is claimed by one replica (:meth:`Inbox.replay_once`: every replica looks, at start
+  and every third of the grace) and handed to the same intake, as a retry. The per-post dedupe keys of the intake
+  and the store make the replay answer once, whatever the first replica managed to do before it died.
 
 An event replayed :data:`MAX_REPLAYS` times without being done is given up (logged, marked done). What is stored
 is ids, the words and file ids (never file contents); the words are never logged.
@@ -90,11 +91,16 @@ class Inbox:
             replayed += 1
         return replayed
 
+    async def renew(self, now: float) -> int:
+        """Keep the claims on the events the intake is handling here; returns how many."""
+        return await self._store.renew_inbox(sorted(self._intake.handling), owner=self.owner, until=now + self.grace)
+
     async def poll_forever(self) -> None:
-        """Replay what is due at once (a start after a crash), then look every third of the grace, until
-        cancelled."""
+        """Every third of the grace until cancelled: renew the claims on what is being handled here, and replay what
+        is due (at once at start: a start after a crash)."""
         while True:
             try:
+                await self.renew(self._clock.now())
                 await self.replay_once(self._clock.now())
             except Exception as exc:  # the database is away: look again later
                 logger.warning("inbox replay failed error=%s", type(exc).__name__)

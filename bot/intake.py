@@ -129,12 +129,16 @@ class Intake:
         self._clock = clock
         self._max_file_bytes = max_file_bytes
         self._access = access
+        self.handling: set[str] = set()
+        """Inbox event ids this replica is handling now (:class:`bot.inbox.Inbox` renews their claims)."""
 
     def receive(self, msg: IncomingMessage) -> None:
         """Handle ``msg`` in a tracked background task (called right after Slack was acknowledged)."""
         received = self._metrics.mark_received()  # the task inherits the arrival time (first-feedback latency)
         try:
             self._tracker.spawn(self._handle(msg), name=f"intake-{msg.channel}-{msg.ts}", group=msg.team)
+            if msg.event_id:
+                self.handling.add(msg.event_id)
         except TrackerClosed:
             logger.warning("shutting down; message not handled (%s) channel=%s ts=%s",
                            "a replica replays it from the inbox" if msg.event_id else "lost", msg.channel, msg.ts)
@@ -142,6 +146,12 @@ class Intake:
             self._metrics.unmark(received)
 
     async def _handle(self, msg: IncomingMessage) -> None:
+        try:
+            await self._handle_once(msg)
+        finally:
+            self.handling.discard(msg.event_id)
+
+    async def _handle_once(self, msg: IncomingMessage) -> None:
         bind(team=msg.team, channel=msg.channel, thread_ts=msg.key.thread_ts)
         outcome = await self.on_message(msg)
         self._metrics.message_handled(outcome)

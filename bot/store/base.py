@@ -252,6 +252,11 @@ class InboxStore(Protocol):
         """Mark the event processed and blank its words; False when it was done already or is unknown."""
         ...
 
+    async def renew_inbox(self, event_ids: Sequence[str], *, owner: str, until: float) -> int:
+        """Extend ``owner``'s claim to ``until`` on those of ``event_ids`` it still holds and are not done (it is
+        still handling them); returns how many."""
+        ...
+
     async def claim_inbox(self, *, owner: str, now: float, lease_seconds: float, limit: int = 20) -> list[InboxEntry]:
         """Claim up to ``limit`` events that are not done and whose claim expired (oldest first) for ``owner`` for
         ``lease_seconds``, one more attempt each; two replicas never claim the same event at once."""

@@ -1,15 +1,17 @@
 """``SqlInbox``: the durable inbox of ``SqlStore`` (its mixin): Slack message events stored before Slack is
 acknowledged, each once by its event id, processed and marked done, replayed when not done in time.
 
-A row is written by the replica that received the event, claimed by it until ``claimed_until`` (the grace period);
-a row still not done after that is claimed by whichever replica asks first (``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises writers), for a lease, one more attempt counted. The words of
-the message (``text``) are blanked when the row is done; done rows go with retention.
+A row is written by the replica that received the event, claimed by it until ``claimed_until`` (the grace period,
+renewed while it is handling the event); a row still not done after its claim ran out is claimed by whichever
+replica asks first (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises writers),
+for a lease, one more attempt counted. The words of the message (``text``) are blanked when the row is done; done
+rows go with retention.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import RowMapping, func, select, update
@@ -54,6 +56,16 @@ class SqlInbox(SqlParts):
             done = await conn.execute(update(inbox).where(inbox.c.event_id == event_id, inbox.c.done_at.is_(None))
                                       .values(done_at=now, text=None, claimed_by=None))
             return done.rowcount == 1
+
+    async def renew_inbox(self, event_ids: Sequence[str], *, owner: str, until: float) -> int:
+        """Extend ``owner``'s claim on the events it is still handling; returns how many it still holds."""
+        if not event_ids:
+            return 0
+        async with self._write() as conn:
+            kept = await conn.execute(update(inbox).where(
+                inbox.c.event_id.in_(sorted(set(event_ids))), inbox.c.claimed_by == owner, inbox.c.done_at.is_(None),
+            ).values(claimed_until=until))
+            return int(kept.rowcount)
 
     async def claim_inbox(self, *, owner: str, now: float, lease_seconds: float, limit: int = 20) -> list[InboxEntry]:
         """Take up to ``limit`` events not done whose claim expired, oldest first, for ``lease_seconds``."""

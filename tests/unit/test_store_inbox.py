@@ -122,3 +122,16 @@ async def test_storing_the_turn_marks_its_event_done_in_the_same_transaction(sto
     assert not await store.submit_turn(again, dedupe_keys=("msg:T1:C1:1700000000.000200",), inbox_event="Ev2")
     found = await store.get_inbox("Ev2")
     assert found is not None and found[1] is None and found[0].text == "which region grew?"
+
+
+async def test_the_replica_handling_an_event_keeps_it_by_renewing_its_claim(store: SqlStore) -> None:
+    await store.add_inbox(entry("Ev1"), owner="r1", hold_until=110.0)
+    await store.add_inbox(entry("Ev2"), owner="r1", hold_until=110.0)
+    await store.finish_inbox("Ev2", now=105.0)
+    assert await store.renew_inbox(["Ev1", "Ev2", "unknown"], owner="r1", until=130.0) == 1  # Ev2 is done
+    assert await store.renew_inbox([], owner="r1", until=130.0) == 0
+    assert await store.claim_inbox(owner="r2", now=120.0, lease_seconds=LEASE) == []  # still handled by r1
+    assert await store.renew_inbox(["Ev1"], owner="r2", until=200.0) == 0  # not r2's
+    [taken] = await store.claim_inbox(owner="r2", now=131.0, lease_seconds=LEASE)  # r1 stopped renewing: it died
+    assert taken.event_id == "Ev1"
+    assert await store.renew_inbox(["Ev1"], owner="r1", until=170.0) == 0  # r1 lost it to r2
