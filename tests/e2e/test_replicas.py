@@ -34,7 +34,7 @@ THREADS = 40
 FOLLOW_UPS = 4
 LEASE = 2.0
 SWEEP = 3.0
-GRACE = 3.0
+GRACE = 5.0
 CSV = b"region,month,revenue\nNorth,2025-01,100\nSouth,2025-01,80\nNorth,2025-02,130\nSouth,2025-02,82\n"
 
 
