@@ -65,13 +65,35 @@ class Inbox:
         self.owner = owner
         self.grace = grace
         self._metrics = metrics or Metrics()
+        self._waiting: list[tuple[InboxEntry, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def admit(self, msg: IncomingMessage, *, event_id: str) -> bool:
         """Store the event before Slack is acknowledged; False when it was stored already (a retry or a copy: it
-        is acknowledged and not handled again). Raises when the store fails: then Slack must not be acknowledged."""
-        now = self._clock.now()
-        return await self._store.add_inbox(entry_of(msg, event_id=event_id, now=now), owner=self.owner,
-                                           hold_until=now + self.grace)
+        is acknowledged and not handled again). Raises when the store fails: then Slack must not be acknowledged.
+
+        Events that arrive while a write is in flight are stored together by the next one (a group commit: one
+        transaction for a burst, not one each behind every other write of the store)."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((entry_of(msg, event_id=event_id, now=self._clock.now()), done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_waiting(), name="inbox-writer")
+        return await done
+
+    async def _write_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                added = await self._store.add_inbox_batch([entry for entry, _ in batch], owner=self.owner,
+                                                          hold_until=self._clock.now() + self.grace)
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for (_, done), new in zip(batch, added, strict=True):
+                if not done.done():
+                    done.set_result(new)
 
     async def replay_once(self, now: float) -> int:
         """Claim the events whose grace (or whose last replay's) ran out and hand them to the intake; returns how

@@ -248,6 +248,11 @@ class InboxStore(Protocol):
         stored already (Slack's retry, or the copy another replica took)."""
         ...
 
+    async def add_inbox_batch(self, entries: Sequence[InboxEntry], *, owner: str, hold_until: float) -> list[bool]:
+        """:meth:`add_inbox` for several events in one statement: for each, whether it was new (an id twice in
+        ``entries`` is new once, the first time)."""
+        ...
+
     async def finish_inbox(self, event_id: str, *, now: float) -> bool:
         """Mark the event processed and blank its words; False when it was done already or is unknown."""
         ...

@@ -41,6 +41,7 @@ from bot.store.sql_queue import SqlQueue
 from bot.store.sql_sessions import SessionRows
 from bot.store.sql_threads import SqlThreads
 from bot.store.sql_turns import SqlTurns
+from bot.store.write_lock import WriteLock
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +97,7 @@ class SqlStore(SqlThreads, SqlTurns, SqlQueue, SqlDigests, SqlInbox, SessionRows
         self._sqlite = self._url.get_backend_name() == "sqlite"
         self._memory = _is_memory(self._url)
         self._engine: AsyncEngine | None = None
-        self._write_lock = asyncio.Lock()
+        self._write_lock = WriteLock()
 
     @property
     def dialect(self) -> str:
@@ -194,10 +195,11 @@ class SqlStore(SqlThreads, SqlTurns, SqlQueue, SqlDigests, SqlInbox, SessionRows
         return self._engine
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        """One write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success, rolled back on error."""
+    async def _write(self, *, urgent: bool = False) -> AsyncIterator[AsyncConnection]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on success, rolled back on error;
+        ``urgent`` (someone waits for it: Slack's acknowledgement) goes before the other writers waiting on SQLite."""
         engine = self._require()
-        async with self._write_lock if self._sqlite else nullcontext(), engine.connect() as conn:
+        async with self._write_lock.held(urgent=urgent) if self._sqlite else nullcontext(), engine.connect() as conn:
             if self._sqlite:
                 await conn.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
             async with conn.begin():
@@ -210,7 +212,7 @@ class SqlStore(SqlThreads, SqlTurns, SqlQueue, SqlDigests, SqlInbox, SessionRows
 
     @asynccontextmanager
     async def _serialised_read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._write_lock, self._require().connect() as conn:
+        async with self._write_lock.held(), self._require().connect() as conn:
             yield conn
 
     def _insert(self, table: Table) -> Insert:

@@ -23,7 +23,7 @@ class SqlParts:
 
     _sqlite: bool
 
-    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:  # pragma: no cover - SqlStore's
+    def _write(self, *, urgent: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:  # pragma: no cover
         raise NotImplementedError
 
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:  # pragma: no cover - SqlStore's

@@ -43,12 +43,28 @@ class SqlInbox(SqlParts):
 
     async def add_inbox(self, entry: InboxEntry, *, owner: str, hold_until: float) -> bool:
         """Store the event unless its id is stored already (Slack's retry, or a copy another replica took)."""
-        stmt = self._insert(inbox).values(
-            event_id=entry.event_id, team=entry.team, channel=entry.channel, ts=entry.ts, envelope=envelope(entry),
-            text=entry.text, received_at=entry.received_at, claimed_by=owner, claimed_until=hold_until, attempts=0,
-        ).on_conflict_do_nothing(index_elements=["event_id"])
-        async with self._write() as conn:
-            return (await conn.execute(stmt)).rowcount == 1
+        [added] = await self.add_inbox_batch([entry], owner=owner, hold_until=hold_until)
+        return added
+
+    async def add_inbox_batch(self, entries: Sequence[InboxEntry], *, owner: str, hold_until: float) -> list[bool]:
+        """Store several events in one statement (``INSERT ... ON CONFLICT DO NOTHING RETURNING``): for each, whether
+        it was new (an id twice in ``entries`` is new once, the first time)."""
+        if not entries:
+            return []
+        rows = {e.event_id: {
+            "event_id": e.event_id, "team": e.team, "channel": e.channel, "ts": e.ts, "envelope": envelope(e),
+            "text": e.text, "received_at": e.received_at, "claimed_by": owner, "claimed_until": hold_until,
+            "attempts": 0} for e in reversed(entries)}  # the first of an id wins
+        stmt = (self._insert(inbox).values(list(rows.values())).on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(inbox.c.event_id))
+        async with self._write(urgent=True) as conn:  # Slack's acknowledgement waits for it
+            added = {row.event_id for row in await conn.execute(stmt)}
+        first: set[str] = set()
+        result = []
+        for e in entries:
+            result.append(e.event_id in added and e.event_id not in first)
+            first.add(e.event_id)
+        return result
 
     async def finish_inbox(self, event_id: str, *, now: float) -> bool:
         """Mark the event processed and forget its words; False when it was done already (or is unknown)."""

@@ -135,3 +135,14 @@ async def test_the_replica_handling_an_event_keeps_it_by_renewing_its_claim(stor
     [taken] = await store.claim_inbox(owner="r2", now=131.0, lease_seconds=LEASE)  # r1 stopped renewing: it died
     assert taken.event_id == "Ev1"
     assert await store.renew_inbox(["Ev1"], owner="r1", until=170.0) == 0  # r1 lost it to r2
+
+
+async def test_a_batch_of_events_is_stored_in_one_statement_each_id_once(store: SqlStore) -> None:
+    await store.add_inbox(entry("Ev1"), owner="r1", hold_until=110.0)
+    added = await store.add_inbox_batch([entry("Ev1"), entry("Ev2", text="first"), entry("Ev3"),
+                                         entry("Ev2", text="second")], owner="r2", hold_until=120.0)
+    assert added == [False, True, True, False]
+    found = await store.get_inbox("Ev2")
+    assert found is not None and found[0].text == "first"
+    assert await store.add_inbox_batch([], owner="r2", hold_until=120.0) == []
+    assert await store.inbox_waiting() == 3
