@@ -50,7 +50,7 @@ async def purge_team(conn: AsyncConnection, team: str) -> Removed:
     events = await conn.execute(delete(inbox).where(inbox.c.team == team))
     return Removed(threads=gone_threads.rowcount, files=gone_files.rowcount, turns=gone_turns.rowcount,
                    digests=gone_digests.rowcount, digest_runs=runs.rowcount, dedupe_keys=keys.rowcount,
-                   inbox=events.rowcount)
+                   inbox_events=events.rowcount)
 
 
 async def prune(conn: AsyncConnection, before: float) -> Removed:
@@ -73,4 +73,4 @@ async def prune(conn: AsyncConnection, before: float) -> Removed:
     events = await conn.execute(delete(inbox).where(inbox.c.done_at < before))
     return Removed(threads=gone_threads.rowcount, files=gone_files.rowcount, turns=old_turns.rowcount,
                    digests=cancelled.rowcount, digest_runs=runs.rowcount, dedupe_keys=keys.rowcount,
-                   inbox=events.rowcount)
+                   inbox_events=events.rowcount)

@@ -201,7 +201,7 @@ class Removed:
     digests: int = 0
     digest_runs: int = 0
     dedupe_keys: int = 0
-    inbox: int = 0
+    inbox_events: int = 0
 
     def summary(self) -> str:
         """``2 threads, 5 turns, ...`` (kinds with none left out; ``nothing`` when empty)."""

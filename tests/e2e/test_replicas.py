@@ -3,6 +3,8 @@ loopback in this process): 200 events across 40 threads, duplicates delivered to
 SIGKILLed mid-turn, another SIGKILLed between posting a narrative and uploading its charts, then a rolling restart.
 Every question is answered exactly once (what FakeSlack received, per question), none is lost, no thread ever ran two
 turns at once (FakeOpenAI records overlapping responses per container), and the periodic sweep ran once per interval.
+And a replica SIGKILLed after acknowledging a message and before storing its turn: another replica replays it from
+the inbox and answers it once.
 """
 
 from __future__ import annotations

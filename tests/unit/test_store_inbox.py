@@ -92,7 +92,7 @@ async def test_retention_prunes_processed_events_and_keeps_the_rest(store: SqlSt
     await store.add_inbox(entry("waiting"), owner="r1", hold_until=110.0)
     await store.finish_inbox("old", now=500.0)
     await store.finish_inbox("recent", now=1500.0)
-    assert await store.prune(before=1000.0) == Removed(inbox=1)
+    assert await store.prune(before=1000.0) == Removed(inbox_events=1)
     assert await store.get_inbox("old") is None
     assert await store.get_inbox("recent") is not None and await store.get_inbox("waiting") is not None
 
@@ -100,7 +100,7 @@ async def test_retention_prunes_processed_events_and_keeps_the_rest(store: SqlSt
 async def test_a_workspace_purge_takes_its_events(store: SqlStore) -> None:
     await store.add_inbox(entry("mine"), owner="r1", hold_until=110.0)
     await store.add_inbox(entry("theirs", team="T2"), owner="r1", hold_until=110.0)
-    assert await store.purge_team("T1") == Removed(inbox=1)
+    assert await store.purge_team("T1") == Removed(inbox_events=1)
     assert await store.get_inbox("mine") is None and await store.get_inbox("theirs") is not None
 
 
