@@ -2,7 +2,8 @@
 
 :func:`open_app` checks the Slack settings, calls :func:`bot.bootstrap.bootstrap` (which builds and opens the store,
 the Slack client and poster, the backends, the worker and the jobs) and adds what only a running bot needs: the
-Bolt app with the handlers registered, the intake, and an aiohttp application serving ``POST /slack/events``,
+Bolt app with the handlers registered, the intake and its inbox (a message event is stored before Slack is
+acknowledged: :mod:`bot.inbox`), and an aiohttp application serving ``POST /slack/events``,
 ``GET /healthz`` and ``GET /metrics``. ``BotApp.start``/``stop`` run the periodic jobs and close the services.
 """
 
@@ -18,6 +19,9 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 
 from bot.admission import build_admission
 from bot.answers import Answers
@@ -31,6 +35,7 @@ from bot.config import Settings
 from bot.deps import Deps
 from bot.digests import Digests
 from bot.home import Home
+from bot.inbox import Inbox
 from bot.intake import Intake
 from bot.jobs.digests import DigestReport
 from bot.jobs.leader import Leader, Periodic
@@ -44,6 +49,7 @@ from bot.status import Status, StatusConfig
 from bot.store.base import Store
 from bot.turns import TurnWorker
 from handlers import register_handlers
+from handlers.events import INBOX_EVENT, goes_to_intake, to_incoming
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +65,7 @@ class BotApp:
     services: Services
     bolt: AsyncApp
     web: web.Application
+    inbox: Inbox
     ready: bool = field(default=False)
     jobs: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -94,6 +101,7 @@ class BotApp:
         await backends.start()
         resumed = await self.worker.resume_unfinished()
         self.jobs.append(asyncio.create_task(self.worker.poll_forever(), name="queue"))
+        self.jobs.append(asyncio.create_task(self.inbox.poll_forever(), name="inbox"))  # replays what a dead one acked
         sweeper = services.require_sweeper()
 
         async def sweep(now: float) -> SweepReport:
@@ -195,7 +203,10 @@ def build_app(services: Services, *, socket_mode: bool = False) -> BotApp:
                                      store=store, poster=poster, metrics=metrics, sandbox=sandbox, access=access,
                                      clock=clock),
                                  home=Home(store=store, poster=poster), status=status, metrics=metrics))
-    app = BotApp(services=services, bolt=bolt, web=web.Application())
+    inbox = Inbox(store=store, intake=intake, clock=clock, owner=worker.owner, grace=settings.inbox_grace_seconds,
+                  metrics=metrics)
+    bolt.use(_inbox_first(inbox, metrics))  # after Bolt's own checks (the signature first), before the listeners
+    app = BotApp(services=services, bolt=bolt, web=web.Application(), inbox=inbox)
     metrics.watch(ready=lambda: float(app.ready), running=lambda: worker.running, tasks=lambda: len(tracker))
     _mount_routes(app)
     if (api := services.api) is not None:  # API sessions run on the same worker (bootstrap routed its poster)
@@ -215,6 +226,34 @@ def _count_events(metrics: Metrics) -> Callable[..., Awaitable[None]]:
         await next()
 
     return count
+
+
+def _inbox_first(inbox: Inbox, metrics: Metrics) -> Callable[..., Awaitable[BoltResponse | None]]:
+    """Bolt middleware: a message event the intake takes is stored in the inbox before Bolt acknowledges it (the
+    200 over HTTP, the ack over Socket Mode, both sent once dispatching returns). An event stored already (Slack's
+    retry, a copy another replica took) is acknowledged and not handled again; one that could not be stored is
+    not acknowledged, so Slack sends it again."""
+
+    async def store_first(body: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest,
+                          next: Callable[[], Awaitable[None]]) -> BoltResponse | None:
+        event, event_id = body.get("event"), str(body.get("event_id") or "")
+        if not event_id or not isinstance(event, dict) or not goes_to_intake(event, context):
+            await next()
+            return None
+        try:
+            fresh = await inbox.admit(to_incoming(event, body, context, request), event_id=event_id)
+        except Exception as exc:
+            logger.warning("inbox write failed; Slack is not acknowledged and sends the event again event_id=%s "
+                           "error=%s", event_id, type(exc).__name__)
+            return BoltResponse(status=503, body="")
+        if not fresh:
+            metrics.event_ignored("delivered_before")
+            return BoltResponse(status=200, body="")
+        context[INBOX_EVENT] = event_id
+        await next()
+        return None
+
+    return store_first
 
 
 def _mount_routes(app: BotApp) -> None:

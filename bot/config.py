@@ -129,6 +129,10 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="How long a replica's hold on a turn (and the leader's on the periodic jobs) "
         "lasts unless renewed (every third of it); a replica that dies hands its work over within this time."
     )
+    inbox_grace_seconds: float = Field(
+        default=15.0, gt=0, description="How long the replica that acknowledged a Slack message has to process it "
+        "before another replica (or the next start) replays it from the inbox in the database."
+    )
     max_attempts: int = Field(
         default=2, ge=1, description="Runs a turn may take (a crash or a lost lease ends one); after that the "
         "thread gets one failure note instead of another run."

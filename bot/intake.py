@@ -6,6 +6,8 @@ A thread message that starts with ``digest`` schedules a digest (:class:`bot.dig
 asking a question.
 The same post can arrive as several events (``message`` and ``app_mention``; Slack retries): one dedupe key per
 ``(team, channel, ts)`` makes exactly one of them act, across restarts too, because the key is stored.
+A message event reaches the intake after it was stored in the inbox (:mod:`bot.inbox`); handling it marks it
+done there, and a replica that died before doing so has it replayed by another one.
 A message that would start something is first checked by :class:`bot.access.Access` (allowlists, other
 organisations); a refusal is told to its author alone, once per post.
 """
@@ -76,6 +78,10 @@ class IncomingMessage:
     user_team: str = ""
     """The author's own team as the event says it (``user_team``/``team``); another organisation's in a shared
     channel. Empty when the event does not say."""
+    event_id: str = ""
+    """Slack's id of the event when it is in the inbox (:mod:`bot.inbox`): handling it marks it done there."""
+    replayed: bool = False
+    """Replayed from the inbox: the replica that acknowledged it may have died anywhere in its handling."""
 
     @property
     def person(self) -> Person:
@@ -123,26 +129,47 @@ class Intake:
         self._clock = clock
         self._max_file_bytes = max_file_bytes
         self._access = access
+        self.handling: set[str] = set()
+        """Inbox event ids this replica is handling now (:class:`bot.inbox.Inbox` renews their claims)."""
 
     def receive(self, msg: IncomingMessage) -> None:
         """Handle ``msg`` in a tracked background task (called right after Slack was acknowledged)."""
         received = self._metrics.mark_received()  # the task inherits the arrival time (first-feedback latency)
         try:
             self._tracker.spawn(self._handle(msg), name=f"intake-{msg.channel}-{msg.ts}", group=msg.team)
+            if msg.event_id:
+                self.handling.add(msg.event_id)
         except TrackerClosed:
-            logger.warning("shutting down; message not handled channel=%s ts=%s", msg.channel, msg.ts)
+            logger.warning("shutting down; message not handled (%s) channel=%s ts=%s",
+                           "a replica replays it from the inbox" if msg.event_id else "lost", msg.channel, msg.ts)
         finally:
             self._metrics.unmark(received)
 
     async def _handle(self, msg: IncomingMessage) -> None:
+        try:
+            await self._handle_once(msg)
+        finally:
+            self.handling.discard(msg.event_id)
+
+    async def _handle_once(self, msg: IncomingMessage) -> None:
         bind(team=msg.team, channel=msg.channel, thread_ts=msg.key.thread_ts)
         outcome = await self.on_message(msg)
         self._metrics.message_handled(outcome)
         if outcome != "ignored":
             logger.info("message handled channel=%s ts=%s outcome=%s", msg.channel, msg.ts, outcome)
+        if msg.event_id and outcome != "turn":  # handled (a failure above leaves it to be replayed): done, its
+            # words forgotten (a stored turn marked it done in the same transaction)
+            try:
+                await self._store.finish_inbox(msg.event_id, now=self._clock.now())
+            except Exception as exc:
+                logger.warning("inbox event not marked done; it will be replayed event_id=%s error=%s",
+                               msg.event_id, type(exc).__name__)
 
     async def on_message(self, msg: IncomingMessage) -> Outcome:
-        """Act on one message; returns what was done (for logs and tests)."""
+        """Act on one message; returns what was done (for logs and tests). A replayed message whose post was acted
+        on already (its dedupe key is stored) is a duplicate before any Slack call."""
+        if msg.replayed and await self._store.claimed(msg.dedupe_key):
+            return "duplicate"
         action = await self._action(msg)
         if action is None:
             return "ignored"
@@ -254,8 +281,9 @@ class Intake:
         """A mention in a thread the bot has no data of (its file was shared before the bot was invited or
         running): read the thread once, take the tabular files people shared in it, and answer the mention's
         question about them; with none, say how to start. The post's two events (``message`` and
-        ``app_mention``) read the thread once between them."""
-        if not await self._store.claim(f"history:{msg.dedupe_key}", now=self._clock.now()):
+        ``app_mention``) read the thread once between them; a replay reads it again (the replica that claimed the
+        read may have died before storing the turn; the turn's own dedupe key keeps it to one answer)."""
+        if not await self._store.claim(f"history:{msg.dedupe_key}", now=self._clock.now()) and not msg.replayed:
             return "duplicate"
         try:
             shared = await self._poster.thread_files(channel=msg.channel, thread_ts=msg.key.thread_ts)
@@ -323,7 +351,8 @@ class Intake:
             id=uuid.uuid4().hex, key=key, message_ts=msg.ts, user=msg.user, question=msg.question,
             files=records, created_at=now,
         )
-        if not await self._worker.submit(turn, dedupe_keys=(msg.dedupe_key,), reacted=reacted):
+        if not await self._worker.submit(turn, dedupe_keys=(msg.dedupe_key,), reacted=reacted,
+                                         inbox_event=msg.event_id or None):
             return "duplicate"
         return "turn"
 

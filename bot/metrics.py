@@ -83,6 +83,8 @@ class Metrics:
                                     "could not be renewed (another replica took them over).", registry=r)
         self._resumed = Counter("datastory_turns_resumed", "Turns run again after a run that did not end (a crash, "
                                 "a lost lease, a shutdown).", registry=r)
+        self._replayed = Counter("datastory_inbox_replayed", "Slack events replayed from the inbox: acknowledged by a "
+                                 "replica that did not process them in time (it died, or was slow).", registry=r)
         self._exhausted = Counter("datastory_turn_attempts_exhausted", "Turns given a failure note after "
                                   "DATASTORY_MAX_ATTEMPTS runs that did not end.", registry=r)
         self._leader = Gauge("datastory_leader", "1 while this replica runs the periodic jobs (sweeper, digests, "
@@ -177,6 +179,10 @@ class Metrics:
     def turn_resumed(self) -> None:
         """A turn is run again after a run that did not end."""
         self._resumed.inc()
+
+    def inbox_replayed(self) -> None:
+        """An acknowledged event was replayed from the inbox."""
+        self._replayed.inc()
 
     def attempts_exhausted(self) -> None:
         """A turn got its failure note instead of one more run."""

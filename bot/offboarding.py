@@ -7,7 +7,7 @@ Nothing of that workspace may go on or stay behind, so :meth:`Offboarding.leave`
 2. deletes its containers (each thread's, through the sandbox; a failure is logged and the container, still named
    with our prefix but no longer owned by the store, is removed by the sweeper as an orphan);
 3. purges its stored data in one transaction (:meth:`bot.store.base.Store.purge_team`): threads, file records,
-   turns with their answers and code, digests and their runs, dedupe keys.
+   turns with their answers and code, digests and their runs, dedupe keys, inbox events.
 
 Other replicas learn nothing from this process; their turns of the team fail on Slack (the token is dead) and the
 rows they would touch are gone. A revoked token may also be only a user token (``tokens.oauth``); the bot uses

@@ -11,6 +11,9 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from bot.intake import IncomingMessage
 from bot.poster import SlackFile
 
+INBOX_EVENT = "inbox_event_id"
+"""The context key under which the app's inbox middleware leaves the id of an event it stored."""
+
 
 def is_retry(request: AsyncBoltRequest) -> bool:
     """Slack is redelivering: ``X-Slack-Retry-Num`` over HTTP; Bolt makes the same header from Socket Mode's
@@ -51,7 +54,19 @@ def to_incoming(
         bot_user_id=str(context.bot_user_id or ""),
         is_retry=is_retry(request),
         user_team=author_team(event),
+        event_id=str(context.get(INBOX_EVENT) or ""),
     )
+
+
+def goes_to_intake(event: dict[str, Any], context: AsyncBoltContext) -> bool:
+    """Whether a listener hands the event to the intake (what the inbox keeps): a person's message without a
+    subtype (``handlers.threads``) or with ``file_share`` (``handlers.files``), or a mention without files
+    (``handlers.mentions``; one with files is the ``file_share`` message's)."""
+    if is_from_a_bot(event, context):
+        return False
+    if event.get("type") == "message":
+        return "subtype" not in event or event.get("subtype") == "file_share"
+    return event.get("type") == "app_mention" and not event.get("files")
 
 
 def is_from_a_bot(event: dict[str, Any], context: AsyncBoltContext) -> bool:

@@ -13,7 +13,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.deps import Deps
-from handlers.events import is_from_a_bot, to_incoming
+from handlers.events import goes_to_intake, to_incoming
 
 
 class FileHandlers:
@@ -26,7 +26,7 @@ class FileHandlers:
         request: AsyncBoltRequest,
     ) -> None:
         """A message with files: hand it to the intake."""
-        if is_from_a_bot(event, context):
+        if not goes_to_intake(event, context):
             return
         self._deps.intake.receive(to_incoming(event, body, context, request))
 

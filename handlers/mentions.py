@@ -13,7 +13,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.deps import Deps
-from handlers.events import is_from_a_bot, to_incoming
+from handlers.events import goes_to_intake, to_incoming
 
 
 class MentionHandlers:
@@ -26,7 +26,7 @@ class MentionHandlers:
         request: AsyncBoltRequest,
     ) -> None:
         """Hand the mention to the intake unless the file_share message will."""
-        if is_from_a_bot(event, context) or event.get("files"):
+        if not goes_to_intake(event, context):
             return
         self._deps.intake.receive(to_incoming(event, body, context, request))
 

@@ -9,7 +9,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_request import AsyncBoltRequest
 
 from bot.deps import Deps
-from handlers.events import is_from_a_bot, to_incoming
+from handlers.events import goes_to_intake, to_incoming
 
 
 class ThreadHandlers:
@@ -22,7 +22,7 @@ class ThreadHandlers:
         request: AsyncBoltRequest,
     ) -> None:
         """Hand user messages to the intake (which ignores those outside threads with data)."""
-        if is_from_a_bot(event, context):
+        if not goes_to_intake(event, context):
             return
         self._deps.intake.receive(to_incoming(event, body, context, request))
 

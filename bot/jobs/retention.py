@@ -1,9 +1,9 @@
 """Retention: what the store keeps is deleted once older than ``DATASTORY_RETENTION_DAYS``.
 
 One pass (``run_once(now)``) asks the store to prune everything before ``now - days`` (:meth:`bot.store.base.Store.
-prune`: finished turns with their answers and code, digest runs, dedupe keys, cancelled digests, and threads that
-keep nothing alive, with their file records). ``datastory run`` runs it every :data:`INTERVAL_SECONDS`; deleting is
-idempotent, so replicas doing it too only repeat a no-op.
+prune`: finished turns with their answers and code, digest runs, dedupe keys, processed inbox events, cancelled
+digests, and threads that keep nothing alive, with their file records). ``datastory run`` runs it every
+:data:`INTERVAL_SECONDS`; deleting is idempotent, so replicas doing it too only repeat a no-op.
 """
 
 from __future__ import annotations

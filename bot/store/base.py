@@ -15,6 +15,7 @@ from bot.store.records import (
     DigestRecord,
     DigestStatus,
     FileRecord,
+    InboxEntry,
     NewTurn,
     Pending,
     Removed,
@@ -47,6 +48,10 @@ class DedupeStore(Protocol):
 
     async def claim(self, key: str, *, now: float) -> bool:
         """Insert a dedupe key; True for the first claimer, False when it was already there."""
+        ...
+
+    async def claimed(self, key: str) -> bool:
+        """Whether the dedupe key is stored (the post it stands for was acted on)."""
         ...
 
     async def prune_dedupe(self, before: float) -> int:
@@ -122,11 +127,12 @@ class TurnStore(Protocol):
     """Turns: submitted by the intake, read and finished by the worker, summed for budgets."""
 
     async def submit_turn(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...], holder: str | None = None,
-                          hold_until: float | None = None) -> bool:
+                          hold_until: float | None = None, inbox_event: str | None = None) -> bool:
         """Atomically claim every dedupe key, create the thread row if new, add the files and the queued turn.
 
         Returns False (and writes nothing) when any key was already claimed: the work is a duplicate. With
         ``holder``, the turn is stored leased to that replica until ``hold_until`` (it greets the turn first).
+        With ``inbox_event``, that inbox event is marked done in the same transaction (the turn now stands for it).
         """
         ...
 
@@ -233,6 +239,43 @@ class LedgerStore(Protocol):
         ...
 
 
+class InboxStore(Protocol):
+    """The durable inbox: Slack message events stored before Slack is acknowledged, processed once, replayed when
+    the replica that acknowledged one died before processing it."""
+
+    async def add_inbox(self, entry: InboxEntry, *, owner: str, hold_until: float) -> bool:
+        """Store the event, claimed by ``owner`` until ``hold_until``; False (nothing written) when its event id is
+        stored already (Slack's retry, or the copy another replica took)."""
+        ...
+
+    async def add_inbox_batch(self, entries: Sequence[InboxEntry], *, owner: str, hold_until: float) -> list[bool]:
+        """:meth:`add_inbox` for several events in one statement: for each, whether it was new (an id twice in
+        ``entries`` is new once, the first time)."""
+        ...
+
+    async def finish_inbox(self, event_id: str, *, now: float) -> bool:
+        """Mark the event processed and blank its words; False when it was done already or is unknown."""
+        ...
+
+    async def renew_inbox(self, event_ids: Sequence[str], *, owner: str, until: float) -> int:
+        """Extend ``owner``'s claim to ``until`` on those of ``event_ids`` it still holds and are not done (it is
+        still handling them); returns how many."""
+        ...
+
+    async def claim_inbox(self, *, owner: str, now: float, lease_seconds: float, limit: int = 20) -> list[InboxEntry]:
+        """Claim up to ``limit`` events that are not done and whose claim expired (oldest first) for ``owner`` for
+        ``lease_seconds``, one more attempt each; two replicas never claim the same event at once."""
+        ...
+
+    async def inbox_waiting(self) -> int:
+        """Events stored and not processed yet."""
+        ...
+
+    async def get_inbox(self, event_id: str) -> tuple[InboxEntry, float | None] | None:
+        """One event and when it was processed (None: not yet); None when unknown."""
+        ...
+
+
 class FeedbackStore(Protocol):
     """People's latest 👍/👎 on each answer."""
 
@@ -302,23 +345,23 @@ class HousekeepingStore(Protocol):
 
     async def purge_team(self, team: str) -> Removed:
         """Delete everything stored for a workspace (it uninstalled the app): threads, files, turns, digests and
-        their runs, dedupe keys. One transaction."""
+        their runs, dedupe keys, inbox events. One transaction."""
         ...
 
     async def prune(self, *, before: float) -> Removed:
         """Retention: delete what is older than ``before``: finished turns (their answers and code), digest runs,
-        dedupe keys, cancelled digests, and threads idle since then with no container, no unfinished turn and no
-        digest left (their file records with them). One transaction."""
+        dedupe keys, processed inbox events, cancelled digests, and threads idle since then with no container, no
+        unfinished turn and no digest left (their file records with them). One transaction."""
         ...
 
 class Store(Lifecycle, DedupeStore, ThreadStore, TurnStore, LoadStore, TurnQueue, LedgerStore, LeaseStore,
-            DigestStore, HousekeepingStore, FeedbackStore, Protocol):
+            DigestStore, HousekeepingStore, FeedbackStore, InboxStore, Protocol):
     """Every port: what the composition root builds and hands out. All times are Unix seconds (float)."""
 
 
 __all__ = [
     "DedupeStore", "DigestRecord", "DigestStatus", "DigestStore", "FeedbackStore", "FileRecord", "HousekeepingStore",
-    "LeaseStore", "LedgerStore", "Lifecycle", "LoadStore", "NewTurn", "Pending", "Removed", "Store", "ThreadKey",
-    "ThreadRecord", "ThreadStatus", "ThreadStore", "TurnOutcomeRecord", "TurnQueue", "TurnRecord", "TurnStatus",
-    "TurnStore",
+    "InboxEntry", "InboxStore", "LeaseStore", "LedgerStore", "Lifecycle", "LoadStore", "NewTurn", "Pending",
+    "Removed", "Store", "ThreadKey", "ThreadRecord", "ThreadStatus", "ThreadStore", "TurnOutcomeRecord", "TurnQueue",
+    "TurnRecord", "TurnStatus", "TurnStore",
 ]

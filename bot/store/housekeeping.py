@@ -6,7 +6,8 @@ from ``bot.store.sql`` so the rules of what is deleted read in one place:
 * :func:`purge_team`: a workspace uninstalled the app or revoked its token: everything of that team goes.
 * :func:`prune`: ``DATASTORY_RETENTION_DAYS``: finished turns (with their answers and code), digest runs, dedupe
   keys and cancelled digests older than the cut-off go, and so do threads idle since then that keep nothing alive
-  (no container, no unfinished turn, no digest), with their file records. Unfinished turns are never pruned.
+  (no container, no unfinished turn, no digest), with their file records. Unfinished turns are never pruned. So
+  do inbox events processed before the cut-off (an event not processed yet is kept: it is replayed).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import Select, delete, exists, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.base import Removed
-from bot.store.schema import dedupe, digest_runs, digests, files, threads, turns
+from bot.store.schema import dedupe, digest_runs, digests, files, inbox, threads, turns
 
 IN_CHUNK = 500
 """Container ids per ``IN (...)`` (SQLite caps the parameters of one statement)."""
@@ -46,8 +47,10 @@ async def purge_team(conn: AsyncConnection, team: str) -> Removed:
     gone_files = await conn.execute(delete(files).where(files.c.team == team))
     gone_threads = await conn.execute(delete(threads).where(threads.c.team == team))
     keys = await conn.execute(delete(dedupe).where(dedupe.c.key.startswith(f"msg:{team}:", autoescape=True)))
+    events = await conn.execute(delete(inbox).where(inbox.c.team == team))
     return Removed(threads=gone_threads.rowcount, files=gone_files.rowcount, turns=gone_turns.rowcount,
-                   digests=gone_digests.rowcount, digest_runs=runs.rowcount, dedupe_keys=keys.rowcount)
+                   digests=gone_digests.rowcount, digest_runs=runs.rowcount, dedupe_keys=keys.rowcount,
+                   inbox_events=events.rowcount)
 
 
 async def prune(conn: AsyncConnection, before: float) -> Removed:
@@ -67,5 +70,7 @@ async def prune(conn: AsyncConnection, before: float) -> Removed:
     gone_files = await conn.execute(delete(files).where(
         tuple_(files.c.team, files.c.channel, files.c.thread_ts).in_(doomed)))
     gone_threads = await conn.execute(delete(threads).where(*idle))
+    events = await conn.execute(delete(inbox).where(inbox.c.done_at < before))
     return Removed(threads=gone_threads.rowcount, files=gone_files.rowcount, turns=old_turns.rowcount,
-                   digests=cancelled.rowcount, digest_runs=runs.rowcount, dedupe_keys=keys.rowcount)
+                   digests=cancelled.rowcount, digest_runs=runs.rowcount, dedupe_keys=keys.rowcount,
+                   inbox_events=events.rowcount)

@@ -162,6 +162,27 @@ class NewTurn:
 
 
 @dataclass(frozen=True, slots=True)
+class InboxEntry:
+    """A Slack message event as the durable inbox keeps it until it is processed: ids, the words, file ids (never
+    the files' contents). ``event_id`` is Slack's, the same on every delivery of the event."""
+
+    event_id: str
+    team: str
+    channel: str
+    ts: str
+    user: str
+    text: str
+    """The message's words: kept only until the event is processed (then blanked)."""
+    thread_ts: str | None = None
+    file_ids: tuple[str, ...] = ()
+    user_team: str = ""
+    bot_user_id: str = ""
+    received_at: float = 0.0
+    attempts: int = 0
+    """Times the event was replayed (claimed from the inbox by a replica other than the receiver's first pass)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Pending:
     """Queued plus running turns: of one person, of one channel, and in all (what the fairness caps count)."""
 
@@ -180,6 +201,7 @@ class Removed:
     digests: int = 0
     digest_runs: int = 0
     dedupe_keys: int = 0
+    inbox_events: int = 0
 
     def summary(self) -> str:
         """``2 threads, 5 turns, ...`` (kinds with none left out; ``nothing`` when empty)."""

@@ -204,3 +204,21 @@ api_keys = Table(
     Column("revoked_at", Float, nullable=True),
     Column("last_used_at", Float, nullable=True),
 )
+
+inbox = Table(
+    "inbox",
+    METADATA,
+    # revision 0011: the durable inbox: each Slack message event stored before Slack is acknowledged, by event id
+    Column("event_id", Text, primary_key=True),
+    Column("team", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column("ts", Text, nullable=False),
+    Column("envelope", Text, nullable=False),  # JSON: thread_ts, user, user_team, bot_user_id, file_ids (ids only)
+    Column("text", Text, nullable=True),  # the message's words, until the event is processed (NULL then)
+    Column("received_at", Float, nullable=False),
+    Column("done_at", Float, nullable=True),  # processed (a turn stored, a reply posted, or nothing to do)
+    Column("claimed_by", Text, nullable=True),  # the replica processing it (the receiver first)
+    Column("claimed_until", Float, nullable=False),  # after this, another replica replays it
+    Column("attempts", Integer, nullable=False, default=0),  # replays
+    Index("ix_inbox_pending", "done_at", "claimed_until"),
+)

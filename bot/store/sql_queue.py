@@ -3,32 +3,17 @@ each call one transaction over the statements of :mod:`bot.store.queue`."""
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
-
-from sqlalchemy import Table, func, select, update
-from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import func, select, update
 
 from bot.store import queue
 from bot.store.base import ThreadKey, TurnRecord
 from bot.store.schema import feedback, leases, ledger, turns
+from bot.store.sql_base import SqlParts
 from bot.store.sql_rows import turn_record
 
 
-class SqlQueue:
+class SqlQueue(SqlParts):
     """The queue's half of ``SqlStore`` (see :mod:`bot.store.queue` for what is runnable)."""
-
-    _sqlite: bool
-
-    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        raise NotImplementedError
-
-    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        raise NotImplementedError
-
-    def _insert(self, table: Table) -> sqlite.Insert | pg.Insert:
-        raise NotImplementedError
 
     # -- turns ---------------------------------------------------------------------------------------------------
 

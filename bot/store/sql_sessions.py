@@ -4,30 +4,18 @@ main module stays about Slack threads)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
-from sqlalchemy.dialects import postgresql as pg
-from sqlalchemy.dialects import sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import delete, insert, select, update
 
 from bot.store.base import FileRecord, ThreadKey
 from bot.store.schema import api_keys, files, threads, turns
 from bot.store.sessions import ApiKeyRecord
+from bot.store.sql_base import SqlParts
 
 
-class SessionRows:
+class SessionRows(SqlParts):
     """API keys and sessions on the store's engine (``SqlStore`` provides ``_write`` and ``_read``)."""
-
-    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:  # pragma: no cover - SqlStore's
-        raise NotImplementedError
-
-    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:  # pragma: no cover - SqlStore's
-        raise NotImplementedError
-
-    def _insert(self, table: Table) -> sqlite.Insert | pg.Insert:  # pragma: no cover - SqlStore's
-        raise NotImplementedError
 
     async def add_api_key(self, record: ApiKeyRecord) -> None:
         """Store a new key."""

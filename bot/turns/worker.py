@@ -112,14 +112,16 @@ class TurnWorker:
         """The first visible feedback on a user's message: the "working" reaction."""
         await self._feedback.react(channel, ts, WORKING)
 
-    async def submit(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...], reacted: bool = False) -> bool:
+    async def submit(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...], reacted: bool = False,
+                     inbox_event: str | None = None) -> bool:
         """Store the turn (False when it is a duplicate), show feedback and give it to the queue, in the background.
 
-        ``reacted``: the caller already put the "working" reaction on the message.
+        ``reacted``: the caller already put the "working" reaction on the message. ``inbox_event``: the inbox event
+        the turn comes from, marked done with the turn's storing.
         """
         held_until = self._clock.now() + self._config.lease_seconds
         if not await self._store.submit_turn(turn, dedupe_keys=dedupe_keys, holder=self._greeter,
-                                             hold_until=held_until):
+                                             hold_until=held_until, inbox_event=inbox_event):
             logger.info("duplicate dropped key=%s", dedupe_keys[0] if dedupe_keys else "")
             return False
         record = TurnRecord(id=turn.id, key=turn.key, message_ts=turn.message_ts, user=turn.user,

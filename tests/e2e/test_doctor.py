@@ -32,7 +32,7 @@ async def test_a_healthy_deployment_passes(harness: Harness, capsys: pytest.Capt
     bot = await harness.start()
     await bot.shutdown()
     assert await cli.amain(["doctor"], settings=harness.settings()) == 0
-    assert "✓ Database: sqlite answers; schema at 0010 (head); 0 thread(s)" in capsys.readouterr().out
+    assert "✓ Database: sqlite answers; schema at 0011 (head); 0 thread(s)" in capsys.readouterr().out
 
 
 async def test_the_doctor_reports_a_schema_behind_and_migrates_nothing(
@@ -43,11 +43,11 @@ async def test_the_doctor_reports_a_schema_behind_and_migrates_nothing(
     old = SqlStore(url=f"sqlite:///{database}", migrate=False)
     settings = harness.settings(database_url=f"sqlite:///{database}")
     assert await cli.amain(["doctor"], settings=settings) == 0
-    assert ("✓ Database: sqlite answers; schema at 0005, behind head 0010: `datastory run` upgrades it at start "
+    assert ("✓ Database: sqlite answers; schema at 0005, behind head 0011: `datastory run` upgrades it at start "
             "(or run `datastory migrate`)") in capsys.readouterr().out
     assert await cli.amain(["doctor"], settings=harness.settings(database_url=f"sqlite:///{database}",
                                                                   migrate=False)) == 1
-    assert ("✗ Database: sqlite answers; schema at 0005, behind head 0010, and DATASTORY_MIGRATE=false: run "
+    assert ("✗ Database: sqlite answers; schema at 0005, behind head 0011, and DATASTORY_MIGRATE=false: run "
             "`datastory migrate`") in capsys.readouterr().out
     assert (await old.schema_state()).current == "0005"  # untouched
     await old.close()

@@ -3,6 +3,8 @@ loopback in this process): 200 events across 40 threads, duplicates delivered to
 SIGKILLed mid-turn, another SIGKILLed between posting a narrative and uploading its charts, then a rolling restart.
 Every question is answered exactly once (what FakeSlack received, per question), none is lost, no thread ever ran two
 turns at once (FakeOpenAI records overlapping responses per container), and the periodic sweep ran once per interval.
+And a replica SIGKILLed after acknowledging a message and before storing its turn: another replica replays it from
+the inbox and answers it once.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import itertools
 import random
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ THREADS = 40
 FOLLOW_UPS = 4
 LEASE = 2.0
 SWEEP = 3.0
+GRACE = 5.0
 CSV = b"region,month,revenue\nNorth,2025-01,100\nSouth,2025-01,80\nNorth,2025-02,130\nSouth,2025-02,82\n"
 
 
@@ -107,21 +111,29 @@ class Cluster:
             await replica.sender.close()
 
 
-@pytest.fixture
-async def cluster(postgres_url: str, tmp_path: Path) -> AsyncIterator[tuple[Cluster, FakeSlack, FakeOpenAI]]:
+@asynccontextmanager
+async def running_cluster(postgres_url: str, tmp_path: Path, *, lease: float = LEASE,
+                          ) -> AsyncIterator[tuple[Cluster, FakeSlack, FakeOpenAI]]:
     async with FakeSlack(bot_token=BOT_TOKEN) as slack, FakeOpenAI(api_key=OPENAI_KEY) as openai:
         openai.response_latency = 0.3
         env = replica_env(slack_api_url=slack.api_url, openai_base_url=openai.base_url, database_url=postgres_url,
                           signing_secret=SECRET, bot_token=BOT_TOKEN, openai_key=OPENAI_KEY,
-                          lease_seconds=LEASE, max_attempts=3, sweep_interval_seconds=SWEEP,
-                          shutdown_grace_seconds=1, max_concurrent_turns=6, max_turns_per_user=1000,
-                          max_turns_per_channel=1000, max_queued_turns=1000, log_level="INFO")
+                          lease_seconds=lease, max_attempts=3, sweep_interval_seconds=SWEEP,
+                          inbox_grace_seconds=GRACE, shutdown_grace_seconds=1, max_concurrent_turns=6,
+                          max_turns_per_user=1000, max_turns_per_channel=1000, max_queued_turns=1000,
+                          log_level="INFO")
         c = Cluster(env, tmp_path)
         try:
             await asyncio.gather(c.add(), c.add(), c.add())
             yield c, slack, openai
         finally:
             await c.close()
+
+
+@pytest.fixture
+async def cluster(postgres_url: str, tmp_path: Path) -> AsyncIterator[tuple[Cluster, FakeSlack, FakeOpenAI]]:
+    async with running_cluster(postgres_url, tmp_path) as running:
+        yield running
 
 
 async def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -234,3 +246,69 @@ async def wait_until_async(probe: Callable[[], Any], timeout: float) -> Any:
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.05)
     return value
+
+
+async def waiting_to_store_a_turn(db: str) -> bool:
+    """A replica's ``submit_turn`` waits for the dedupe table (the test holds a lock on it)."""
+    conn = await asyncpg.connect(db)
+    try:
+        return bool(await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
+            "AND query ILIKE 'INSERT INTO dedupe%'"))
+    finally:
+        await conn.close()
+
+
+async def test_a_message_acknowledged_by_a_replica_killed_before_it_stored_the_turn_is_answered_once(
+    postgres_url: str, tmp_path: Path,
+) -> None:
+    async with running_cluster(postgres_url, tmp_path, lease=6.0) as (c, slack, openai):
+        await acknowledged_then_killed(c, slack, openai, postgres_url)
+
+
+async def acknowledged_then_killed(c: Cluster, slack: FakeSlack, openai: FakeOpenAI, postgres_url: str) -> None:
+    """A replica acknowledges a follow-up question and is SIGKILLed while it waits to store the turn (the test
+    holds a lock on the dedupe table); Slack's retry reaches another replica; the question is answered once."""
+    f = slack.add_file(name="sales.csv", content=CSV, user="U1")
+    root = slack.post_as_user(channel=CHANNEL, user="U1", text="question root?", files=[f])
+    await c.send(root, duplicate=False)
+
+    def answered(n: int) -> bool:
+        return sum(m.is_bot and m.text.startswith(":white_check_mark:")
+                   for m in slack.thread(CHANNEL, root["ts"])) >= n
+
+    await wait_until(lambda: answered(1), 30, "the first question to be answered")
+    follow_up = slack.post_as_user(channel=CHANNEL, user="U1", text="question follow-up?", thread_ts=root["ts"])
+    body = envelope(follow_up)
+    victim, other = c.replicas[0], c.replicas[1]
+    lock = await asyncpg.connect(postgres_url)
+    held = lock.transaction()
+    await held.start()
+    await lock.execute("LOCK TABLE dedupe IN SHARE ROW EXCLUSIVE MODE")  # storing a turn waits; reads go on
+    try:
+        assert (await victim.sender.send_event(body)).status == 200  # acknowledged: Slack will not send it again
+        await wait_until_async(lambda: waiting_to_store_a_turn(postgres_url), 20)  # after the ack, before the turn
+        # Slack's retry of the same event (the same event id) reaching another replica: acknowledged, not handled
+        assert (await other.sender.send_event(body, retry_num=1)).status == 200
+        victim.kill()
+    finally:
+        await held.rollback()
+        await lock.close()
+    await wait_until(lambda: answered(2), 60, "the acknowledged question to be answered by another replica")
+    await asyncio.sleep(GRACE + 1)  # time for a second answer, were there one
+    thread = slack.thread(CHANNEL, root["ts"])
+    answers = [m for m in thread if m.is_bot and "Question: question follow-up?" in m.text]
+    assert len(answers) == 1, [a.text[:80] for a in answers]
+    statuses = [m.text[:18] for m in thread if m.is_bot and m.text.startswith((":white_check_mark:", ":warning:"))]
+    assert statuses == [":white_check_mark:"] * 2
+    conn = await asyncpg.connect(postgres_url)
+    try:
+        row = await conn.fetchrow("SELECT done_at, text, attempts FROM inbox WHERE event_id = $1", body["event_id"])
+        turns = await conn.fetchval("SELECT count(*) FROM turns WHERE message_ts = $1", follow_up["ts"])
+    finally:
+        await conn.close()
+    assert row is not None and row["done_at"] is not None and row["text"] is None and row["attempts"] >= 1
+    assert turns == 1
+    replayed = sum([await r.metric("datastory_inbox_replayed_total") for r in c.live()])
+    assert replayed >= 1
+    assert openai.overlaps == []

@@ -10,7 +10,7 @@ from bot.store import SqlStore
 from tests.unit import legacy_schema
 from tests.unit.test_cli import datastory
 
-BEHIND = ("datastory: the database schema is at 0005 and this code needs 0010 (head); run `datastory migrate` "
+BEHIND = ("datastory: the database schema is at 0005 and this code needs 0011 (head); run `datastory migrate` "
           "(or start with DATASTORY_MIGRATE=true)")
 
 
@@ -22,18 +22,18 @@ async def test_migrate_reports_upgrades_and_checks(db_url: str) -> None:
     await _old_database(db_url)
     env = {"DATASTORY_DATABASE_URL": db_url}
     check = datastory("migrate", "--check", env=env)
-    assert (check.returncode, check.stdout) == (1, "database at 0005, behind head 0010; run `datastory migrate`\n")
+    assert (check.returncode, check.stdout) == (1, "database at 0005, behind head 0011; run `datastory migrate`\n")
     upgrade = datastory("migrate", env=env)
-    assert (upgrade.returncode, upgrade.stdout) == (0, "upgraded 0005 -> 0010\n")
+    assert (upgrade.returncode, upgrade.stdout) == (0, "upgraded 0005 -> 0011\n")
     assert "schema revision applied revision=0006" in upgrade.stderr and "Traceback" not in upgrade.stderr
     again = datastory("migrate", env=env)
-    assert (again.returncode, again.stdout) == (0, "database at 0010 (head)\n")
+    assert (again.returncode, again.stdout) == (0, "database at 0011 (head)\n")
     assert datastory("migrate", "--check", env=env).returncode == 0
 
 
 async def test_migrate_creates_an_empty_database(db_url: str) -> None:
     result = datastory("migrate", env={"DATASTORY_DATABASE_URL": db_url})
-    assert (result.returncode, result.stdout) == (0, "upgraded base -> 0010\n")
+    assert (result.returncode, result.stdout) == (0, "upgraded base -> 0011\n")
     store = SqlStore(url=db_url, migrate=False)
     assert (await store.schema_state()).at_head
     await store.close()

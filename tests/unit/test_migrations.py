@@ -27,7 +27,7 @@ from tests.unit.test_store import KEY, a_file, a_turn
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "bot" / "store" / "migrations"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011"]
 
 
 def _differences(conn: Connection) -> list[Any]:
@@ -128,7 +128,7 @@ async def test_migrate_false_refuses_a_database_behind_head_and_leaves_it_alone(
     await legacy_schema.build_database(db_url, upto=5)
     with pytest.raises(SchemaNotAtHead) as refused:
         await store.open()
-    assert str(refused.value) == ("the database schema is at 0005 and this code needs 0010 (head); "
+    assert str(refused.value) == ("the database schema is at 0005 and this code needs 0011 (head); "
                                   "run `datastory migrate` (or start with DATASTORY_MIGRATE=true)")
     assert store._engine is None  # closed on the way out
     empty = SqlStore(url=db_url.replace("store.db", "empty.db") if "sqlite" in db_url else db_url, migrate=False)
@@ -137,7 +137,7 @@ async def test_migrate_false_refuses_a_database_behind_head_and_leaves_it_alone(
             await empty.open()
     before, after = await store.migrate()  # what `datastory migrate` does
     try:
-        assert (before.current, after) == ("0005", "0010")
+        assert (before.current, after) == ("0005", "0011")
         await store.open()  # now at head: migrate=False starts
         assert (await store.schema_state()).at_head
     finally:

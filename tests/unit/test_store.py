@@ -42,7 +42,7 @@ async def test_open_twice_is_idempotent(db_url: str) -> None:
         engine = first._require()
         async with engine.connect() as conn:
             revisions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
-        assert revisions == ["0010"]
+        assert revisions == ["0011"]
         assert await first.claim("k", now=1.0)
         assert not await second.claim("k", now=1.0)
     finally:
