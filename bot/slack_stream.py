@@ -1,4 +1,4 @@
-"""Slack's text streaming over ``slack_sdk``: :class:`bot.poster.StreamPoster` for :class:`bot.slack_gateway.SlackGateway`.
+"""Slack's text streaming over ``slack_sdk``: :class:`bot.poster.StreamPoster` for the Slack gateway.
 
 ``chat.startStream`` / ``chat.appendStream`` / ``chat.stopStream`` (docs.slack.dev/reference/methods/chat.startStream
 and its siblings): the reply goes into the thread, to the person who asked and their team (Slack requires both
@@ -6,8 +6,9 @@ outside a DM, ``missing_recipient_user_id`` / ``missing_recipient_team_id`` othe
 ``markdown_text`` chunk (at most :data:`MARKDOWN_CHARS` per call), with the task and plan updates the caller gives;
 ``stopStream`` carries the blocks rendered at the bottom of the message (the answer's buttons) and the part tag
 as message metadata. Every call takes the gateway's rate-aware path and every text goes through
-:func:`bot.slack_text.finalise` (Slack decodes the same three entities in markdown). Failures are :class:`bot.poster.SlackError` with Slack's code, for the
-caller to fall back on ``chat.postMessage`` + ``chat.update``.
+:func:`bot.slack_text.finalise` (Slack decodes the same three entities in markdown). Failures are
+:class:`bot.poster.SlackError` with Slack's code, for the caller to fall back on ``chat.postMessage`` +
+``chat.update``.
 
 This is the one other core module, besides the gateway, that imports ``slack_sdk``.
 """

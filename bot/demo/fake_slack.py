@@ -9,7 +9,8 @@ from the same application (:mod:`bot.demo.page`). It needs neither slack_bolt no
 
 The parts live in their own modules: :mod:`~bot.demo.slack_state` (shared state and values),
 :mod:`~bot.demo.slack_messages` (``chat.*``, reactions, replies, users), :mod:`~bot.demo.slack_streams`
-(``chat.startStream``/``appendStream``/``stopStream``), :mod:`~bot.demo.slack_files` (hosting and uploads) and :mod:`~bot.demo.slack_socket` (Socket Mode).
+(``chat.startStream``/``appendStream``/``stopStream``), :mod:`~bot.demo.slack_files` (hosting and uploads) and
+:mod:`~bot.demo.slack_socket` (Socket Mode).
 
 Usage::
 
@@ -35,7 +36,6 @@ from bot.demo.slack_events import message as message_event
 from bot.demo.slack_files import FileHosting
 from bot.demo.slack_messages import MessagesApi
 from bot.demo.slack_socket import SocketMode
-from bot.demo.slack_streams import StreamsApi
 from bot.demo.slack_state import (
     DEFAULT_SCOPES,
     ApiError,
@@ -47,6 +47,7 @@ from bot.demo.slack_state import (
     UploadedFile,
     ts_key,
 )
+from bot.demo.slack_streams import StreamsApi
 
 __all__ = ["Download", "FakeMessage", "FakeSlack", "ThreadItem", "UploadedFile"]
 

@@ -122,7 +122,8 @@ class MessagesApi(SlackState):
             raise ApiError("message_not_found")
         if msg.user != self.bot_user_id:
             raise ApiError("cant_update_message")
-        if msg.stream is not None and msg.stream.open and time.monotonic() - msg.stream.started_at < self.stream_lifetime:
+        stream = msg.stream
+        if stream is not None and stream.open and time.monotonic() - stream.started_at < self.stream_lifetime:
             raise ApiError("streaming_state_conflict")  # still the streaming API's (secondary source)
         text, blocks = self._check_text(p)
         msg.history.append(msg.text)

@@ -17,8 +17,9 @@ people who called them report (secondary sources, marked so):
   else is ``invalid_chunks``.
 - ``chat.update`` of a message that is still streaming answers ``streaming_state_conflict`` (secondary).
 
-``refuse_streaming`` (:class:`bot.demo.slack_state.SlackState`) makes ``chat.startStream`` answer an error (a workspace or surface where the
-app may not stream), so the bot's fallback (``chat.postMessage`` then ``chat.update``) can be tested.
+``refuse_streaming`` (:class:`bot.demo.slack_state.SlackState`) makes ``chat.startStream`` answer an error (a
+workspace or surface where the app may not stream), so the bot's fallback (``chat.postMessage`` then
+``chat.update``) can be tested.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from bot.analysts.base import AnalysisRequest, AnalysisResult, Analyst
+from bot.analysts.base import AnalysisRequest, AnalysisResult, Analyst, Progress, TextSink
 from bot.formatting import names_list, narrative, split_message
 from bot.outputs import OutputLimits, OutputReader, Outputs
 from bot.poster import Upload
@@ -54,13 +54,22 @@ class Collector:
         """The uploads of an earlier run, read again from the container (a resumed turn delivering its plan)."""
         return await self._outputs.reread(container_id, files)
 
-    async def analyse(self, request: AnalysisRequest, status: StatusMessage) -> tuple[AnalysisResult, Outputs]:
-        """Run the analyst in the request's container; returns its result and the outputs it wrote."""
+    async def analyse(self, request: AnalysisRequest, status: StatusMessage, *, progress: Progress | None = None,
+                      on_text: TextSink | None = None) -> tuple[AnalysisResult, Outputs]:
+        """Run the analyst in the request's container (its progress to ``progress``, else the status reply; its
+        text as it comes to ``on_text``); returns its result and the outputs it wrote."""
         container_id = request.container_id
         before = {f.id for f in await self._sandbox.list_files(container_id)}
-        result = await self._analyst.run(request, progress=status.progress)
+        result = await self._analyst.run(request, progress=progress or status.progress, on_text=on_text)
         created = [f for f in await self._sandbox.list_files(container_id) if f.id not in before and f.source != "user"]
         return result, await self._outputs.read(container_id, created, result.cited_file_ids)
+
+
+def answer_tail(outcome: TurnOutcome, footer: str) -> str:
+    """What follows a streamed narrative: the note on files not attached, the reload note, the footer."""
+    reloaded = f"_The workspace had expired; I reloaded {names_list(list(outcome.reloaded))}._" \
+        if outcome.reloaded else ""
+    return "\n\n".join(p for p in (outcome.not_attached, reloaded, footer) if p)
 
 
 async def answer_parts(outcome: TurnOutcome, tail: str) -> list[str]:

@@ -27,11 +27,11 @@ from bot.files import FileRejected
 from bot.formatting import names_list, seconds
 from bot.logs import bind, turn_summary
 from bot.metrics import Metrics
-from bot.poster import Poster, SlackError, Upload
+from bot.poster import Poster, SlackError, StreamTarget, Upload
 from bot.sandbox.base import ContainerExpired, ContainerNotFound, SandboxBackend, SandboxError
 from bot.store.base import NewTurn, Store, ThreadKey, TurnOutcomeRecord, TurnRecord
 from bot.tasks import TaskTracker, TrackerClosed
-from bot.turns.collect import Collector, TurnOutcome, answer_parts
+from bot.turns.collect import Collector, TurnOutcome, answer_parts, answer_tail
 from bot.turns.config import ANSWER_KEPT, CODE_KEPT, HISTORY_TURNS, WorkerConfig, thread_summary
 from bot.turns.feedback import DONE, FAILED, WORKING, Feedback, StatusMessage
 from bot.turns.ledger import AnswerLedger, Plan
@@ -39,6 +39,7 @@ from bot.turns.loading import FileLoader, data_file, newest_versions
 from bot.turns.native import native_messages, post_last_part, post_native
 from bot.turns.queue import POLL_SECONDS, Dispatcher, Lease, replica_id
 from bot.turns.slots import Slots
+from bot.turns.streaming import AnswerStream
 from bot.turns.workspace import Containers, Workspace
 
 logger = logging.getLogger("bot.turns")
@@ -94,6 +95,8 @@ class TurnWorker:
         """The turns analysing now on this replica (what ``stop`` can interrupt)."""
         self._stops: dict[str, str] = {}
         """Turn id → who stopped it."""
+        self._streams: dict[str, AnswerStream] = {}
+        """Turn id → its streamed reply, while the turn runs on this replica."""
         self.owner = owner or replica_id()
         self._greeter = f"{self.owner}/greeting"
         self.queue = Dispatcher(store=store, clock=clock, slots=slots, tracker=tracker, metrics=metrics,
@@ -255,6 +258,8 @@ class TurnWorker:
             if by is not None and not lease.lost and task is not None and task.uncancel() == 0:
                 await self._fail(turn, status, ledger, TurnStopped(by), self._clock.now() - started)
                 return
+            if (stream := self._streams.pop(turn.id, None)) is not None:
+                stream.abandon()  # the stream stays as it is: the turn's next run takes it over
             if lease.lost:
                 self._finished("lease_lost", self._clock.now() - started)
             else:
@@ -288,9 +293,11 @@ class TurnWorker:
             task = asyncio.current_task()
             assert task is not None
             self._analysing[turn.key] = (turn, task)
+            stream = self._stream(turn, ledger) if self._config.stream_answers else None
             try:
                 async with asyncio.timeout(self._config.turn_timeout):
-                    outcome = await self._answer(turn, status, workspace, ledger)
+                    outcome = await self._answer(turn, status, workspace, ledger, stream)
+                    streamed = await stream.drain(outcome.result.text) if stream is not None else []
             except TimeoutError:
                 await self._fail(turn, status, ledger, TurnTimeout(self._config.turn_timeout),
                                  self._clock.now() - started)
@@ -300,7 +307,7 @@ class TurnWorker:
                 return
             finally:
                 self._analysing.pop(turn.key, None)
-            plan = await self._plan(outcome, workspace.sessions.count, self._clock.now() - started)
+            plan = await self._plan(outcome, workspace.sessions.count, self._clock.now() - started, streamed)
             if self._results is not None:
                 cost = plan.outcome.get("cost_usd")
                 await self._results(turn, outcome, cost if isinstance(cost, float) else None)
@@ -316,12 +323,14 @@ class TurnWorker:
                 uploads = ()
         await self._deliver(turn, status, ledger, plan, uploads)
 
-    async def _plan(self, outcome: TurnOutcome, sessions: int, elapsed: float) -> Plan:
-        """The answer, ready to post, and what the store keeps of the turn."""
+    async def _plan(self, outcome: TurnOutcome, sessions: int, elapsed: float, streamed: list[str]) -> Plan:
+        """The answer, ready to post (or, ``streamed``, the Markdown of its streamed messages), and what the store
+        keeps of the turn."""
         usage = outcome.result.usage
         cost = turn_cost(model=outcome.result.model, usage=usage, prices=self._config.prices, sessions=sessions,
                          session_usd=self._config.session_usd)
-        texts = await answer_parts(outcome, footer(elapsed, cost) if self._config.cost_footer else "")
+        tail = footer(elapsed, cost) if self._config.cost_footer else ""
+        texts = [] if streamed else await answer_parts(outcome, tail)
         charts = len(outcome.uploads)
         what = f"analysed {names_list(list(outcome.loaded))}" if outcome.loaded else "answered"
         extra = f" ({charts} file{'s' * (charts != 1)} attached)" if charts else ""
@@ -336,21 +345,28 @@ class TurnWorker:
                     done_line=f":white_check_mark: Done: {what} in {seconds(elapsed)}{extra}.",
                     outcome={k: getattr(record, k) for k in record.__dataclass_fields__}, elapsed=elapsed,
                     specs=[(name, data.decode("utf-8", "replace")) for name, data in outcome.specs],
-                    has_code=bool(outcome.result.code))
+                    has_code=bool(outcome.result.code), streamed=streamed,
+                    tail=answer_tail(outcome, tail) if streamed else "")
 
     async def _deliver(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, plan: Plan,
                        uploads: Sequence[Upload]) -> None:
         """Post what the ledger has not seen posted: the narrative's messages, the files, the reaction, the
         final status; then finish the turn (while this replica still holds it)."""
         key = turn.key
-        last = len(plan.texts) - 1
-        for i, text in enumerate(plan.texts[:-1]):
-            await ledger.post(f"answer:{i}", text)
-        await post_last_part(ledger.post, f"answer:{last}", plan.texts[-1], turn_id=turn.id, has_code=plan.has_code)
         specs = [(name, text.encode()) for name, text in plan.specs]
-        for j, message in enumerate(native_messages(specs, pngs=[name for _, name in plan.files])):
+        natives = native_messages(specs, pngs=[name for _, name in plan.files])
+        if plan.streamed:
+            stream = self._streams.pop(turn.id, None) or self._stream(turn, ledger, texts=plan.streamed)
+            await stream.finish(plan.tail, has_code=plan.has_code, natives=natives)
+        else:
+            last = len(plan.texts) - 1
+            for i, text in enumerate(plan.texts[:-1]):
+                await ledger.post(f"answer:{i}", text)
+            await post_last_part(ledger.post, f"answer:{last}", plan.texts[-1], turn_id=turn.id,
+                                 has_code=plan.has_code)
+        for j, message in enumerate(natives):
             await post_native(ledger.post, f"native:{j}", message)
-        await ledger.upload("files", uploads, after=ledger.posted.get("answer:0"))
+        await ledger.upload("files", uploads, after=ledger.posted.get("answer:0") or ledger.posted.get("stream:0"))
         await ledger.once("reaction", lambda: self._feedback.swap(key.channel, turn.message_ts, DONE))
         await status.set(plan.done_line)
         record = plan.outcome_record()
@@ -368,12 +384,25 @@ class TurnWorker:
         turn_summary(logger, outcome=outcome, seconds=elapsed, input_tokens=input_tokens,
                      output_tokens=output_tokens, cost_usd=cost_usd, files=files)
 
-    async def _answer(self, turn: TurnRecord, status: StatusMessage, workspace: Workspace,
-                      ledger: AnswerLedger) -> TurnOutcome:
+    def _stream(self, turn: TurnRecord, ledger: AnswerLedger, texts: list[str] | None = None) -> AnswerStream:
+        """The turn's streamed reply, to the asker (:mod:`bot.turns.streaming`)."""
         key = turn.key
+        stream = AnswerStream(poster=self._poster, ledger=ledger, turn_id=turn.id, texts=texts,
+                              target=StreamTarget(channel=key.channel, thread_ts=key.thread_ts,
+                                                  recipient_user=turn.user, recipient_team=key.team))
+        self._streams[turn.id] = stream
+        return stream
+
+    async def _answer(self, turn: TurnRecord, status: StatusMessage, workspace: Workspace,
+                      ledger: AnswerLedger, stream: AnswerStream | None) -> TurnOutcome:
+        key = turn.key
+        if stream is not None:
+            await stream.open("Analysing your data" if turn.file_ids else "Answering your question")
         for attempt in (1, 2):
             await workspace.refresh()
             try:
+                if stream is not None:
+                    stream.step("load", "in_progress")
                 container_id, loaded = await self.parts.loader.load_turn(
                     turn, workspace.container_id, status, create=workspace.create,
                     say=lambda text: ledger.post("refusals", text))
@@ -390,7 +419,9 @@ class TurnWorker:
                 )
                 await status.set(f":hourglass_flowing_sand: Analysing {names_list(own)}…" if own
                                  else ":hourglass_flowing_sand: Thinking…")
-                result, outputs = await self.parts.collector.analyse(request, status)
+                result, outputs = await self.parts.collector.analyse(
+                    request, status, progress=stream.follow(status.progress) if stream else None,
+                    on_text=stream.text if stream else None)
                 await self._store.set_last_response(key, result.response_id, now=self._clock.now())
                 reloaded = tuple(name for name in loaded if name not in own)
                 return TurnOutcome(result=result, uploads=outputs.uploads, loaded=tuple(own), reloaded=reloaded,
@@ -409,6 +440,8 @@ class TurnWorker:
 
     async def _fail(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, exc: BaseException,
                     elapsed: float) -> None:
+        if (stream := self._streams.pop(turn.id, None)) is not None:
+            await stream.close()
         ref = new_ref()
         expected = is_expected(exc)  # explained in the thread: no stack trace unless at DEBUG
         what = "turn refused its files" if isinstance(exc, FileRejected) else "turn failed"

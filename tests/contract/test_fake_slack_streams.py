@@ -38,8 +38,8 @@ async def test_the_sdk_chat_stream_helper_streams_a_reply_with_tasks_and_buttons
     await streamer.append(markdown_text=" in March.\n\n")
     buttons = [{"type": "actions", "elements": [{"type": "button", "action_id": "show_code", "value": "t1",
                                                   "text": {"type": "plain_text", "text": "Show code"}}]}]
-    stopped = await streamer.stop(markdown_text="Done.", blocks=buttons,
-                                  metadata={"event_type": "datastory_part", "event_payload": {"turn": "t", "part": "p"}})
+    metadata = {"event_type": "datastory_part", "event_payload": {"turn": "t", "part": "p"}}
+    stopped = await streamer.stop(markdown_text="Done.", blocks=buttons, metadata=metadata)
     assert stopped["ok"] and streamer.ts
     [msg] = slack.streamed_messages()
     assert msg.ts == streamer.ts and msg.thread_ts == root and msg.channel == "C1"
