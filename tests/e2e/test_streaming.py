@@ -5,6 +5,7 @@ at paragraph breaks and never inside a table, and a resumed turn that never stre
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -155,3 +156,51 @@ async def test_a_long_answer_is_split_at_paragraph_breaks_and_never_inside_a_tab
     assert messages[-1].blocks is not None and messages[-1].blocks[0]["type"] == "context_actions"
     assert all(m.blocks is None for m in messages[:-1])
     await bot.shutdown()
+
+
+async def test_a_turn_resumed_after_its_stream_was_stopped_does_not_stream_or_post_it_again(harness: Harness) -> None:
+    harness.openai.token_interval = 0.01
+    first = await harness.start(stream_answers=True, shutdown_grace_seconds=0.5)
+    held = harness.slack.hold("chat.stopStream")
+    event = harness.file_event()
+    await first.send(event)
+    await asyncio.wait_for(held.arrived.wait(), 20)
+    await first.shutdown()  # the replica goes while Slack has its stopStream: Slack applies it, the ledger never knew
+    held.release()
+    await harness.wait_for(lambda: not any(m.stream and m.stream.open for m in harness.slack.streamed_messages()))
+
+    second = await harness.start(stream_answers=True)
+    thread = await harness.wait_done(event["ts"])
+    assert len(calls(harness, "chat.startStream")) == 1
+    [msg] = harness.slack.streamed_messages()
+    answers = [m for m in thread if m.is_bot and "Summary of sales.csv" in m.text]
+    assert [m.ts for m in answers] == [msg.ts]
+    assert msg.blocks is not None and any(b["type"] == "context_actions" for b in msg.blocks)
+    assert sum(len(m.files) for m in thread if m.is_bot) == 1  # the chart, once
+    assert not [r for r in calls(harness, "chat.postMessage") if "stream:" in str(r.params.get("metadata"))]
+    await second.shutdown()
+
+
+async def test_a_turn_resumed_in_the_middle_of_its_stream_rewrites_that_message_instead_of_a_second(
+        harness: Harness) -> None:
+    harness.openai.token_interval = 0.01
+    first = await harness.start(stream_answers=True, shutdown_grace_seconds=0.5)
+    held = harness.slack.hold("chat.appendStream")
+    event = harness.file_event()
+    await first.send(event)
+    await asyncio.wait_for(held.arrived.wait(), 20)
+    await first.shutdown()  # mid-stream: no plan yet, the turn runs again
+    held.release()
+
+    second = await harness.start(stream_answers=True)
+    thread = await harness.wait_done(event["ts"])
+    assert len(calls(harness, "chat.startStream")) == 1
+    [msg] = harness.slack.streamed_messages()
+    assert msg.stream is not None and not msg.stream.open
+    rewrites = [r for r in calls(harness, "chat.update") if r.params.get("ts") == msg.ts]
+    assert rewrites and "Summary of sales.csv" in msg.text and "⏱" in msg.text
+    assert msg.blocks is not None and msg.blocks[-1]["type"] == "actions"
+    answers = [m for m in thread if m.is_bot and "Summary of sales.csv" in m.text]
+    assert [m.ts for m in answers] == [msg.ts]
+    assert not [r for r in calls(harness, "chat.postMessage") if "stream:" in str(r.params.get("metadata"))]
+    await second.shutdown()
