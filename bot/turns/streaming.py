@@ -200,6 +200,8 @@ class AnswerStream:
                 await self._flush(final=False)
             except SlackError as exc:
                 logger.warning("streamed reply not updated channel=%s error=%s", self._target.channel, exc.code)
+            if self.first_text_at is None:
+                continue  # the first text goes out as soon as it comes
             with contextlib.suppress(TimeoutError):  # the pace of the calls; the end does not wait for it
                 await asyncio.wait_for(self._ending.wait(),
                                        self._interval if self._streaming else self._fallback_interval)
