@@ -94,8 +94,9 @@ async def run_mode(mode: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
         async def one() -> None:
             n = next(numbers)
             marker = f"Q{n}x"
-            f = slack.add_file(name="sales.csv", content=CSV, user="U1")
-            event = slack.post_as_user(channel="C1", user="U1", text=f"{marker} what changed?", files=[f])
+            user = f"U{n + 100}"  # one person per thread: the bot's per-person limits do not queue them
+            f = slack.add_file(name="sales.csv", content=CSV, user=user)
+            event = slack.post_as_user(channel="C1", user=user, text=f"{marker} what changed?", files=[f])
             markers[marker] = event["ts"]
             await sender.send_event(envelope(event))
 
@@ -103,7 +104,11 @@ async def run_mode(mode: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
                 return any(m.is_bot and m.text.startswith((":white_check_mark:", ":warning:"))
                            for m in slack.thread("C1", event["ts"]))
 
-            await slack.recorder.wait_for(done, timeout=120)
+            try:
+                await slack.recorder.wait_for(done, timeout=120)
+            except TimeoutError:
+                shown = [(m.text[:60], m.stream is not None) for m in slack.thread("C1", event["ts"]) if m.is_bot]
+                print(f"{mode}: {marker} not answered in 120 s: {shown}", file=sys.stderr)
 
         for start in range(0, args.turns, args.concurrency):
             await asyncio.gather(*(one() for _ in range(min(args.concurrency, args.turns - start))))

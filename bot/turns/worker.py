@@ -6,7 +6,9 @@ runs it before the reply exists), then gives the turn to the queue. Whichever re
 it has a free slot) runs it under a lease: one turn per thread at a time, in message order. A run makes sure the
 thread's container exists (:mod:`bot.turns.workspace`), streams the files it lacks from Slack into it
 (:mod:`bot.turns.loading`), runs the analyst and collects what the code wrote (:mod:`bot.turns.collect`), records
-the answer as a plan and delivers it part by part through the ledger (:mod:`bot.turns.ledger`), so a turn resumed
+the answer as a plan (:func:`bot.turns.collect.plan_of`) and delivers it part by part through the ledger
+(:mod:`bot.turns.ledger`); with ``DATASTORY_STREAM_ANSWERS`` the narrative is streamed while the model writes it
+(:mod:`bot.turns.streaming`) and the plan records the streamed messages instead. So a turn resumed
 after a crash continues where it stopped and never posts a part twice. After ``DATASTORY_MAX_ATTEMPTS`` runs that
 did not end, a turn gets one failure note instead. New and resumed turns take one path: :meth:`TurnWorker.start`.
 """
@@ -21,18 +23,17 @@ from typing import Any
 
 from bot.analysts.base import DEFAULT_QUESTION, AnalysisRequest, Analyst
 from bot.clock import Clock
-from bot.costs import footer, turn_cost
 from bot.errors import AttemptsExhausted, TurnStopped, TurnTimeout, failure_text, is_expected, new_ref, outcome_of
 from bot.files import FileRejected
-from bot.formatting import names_list, seconds
+from bot.formatting import names_list
 from bot.logs import bind, turn_summary
 from bot.metrics import Metrics
 from bot.poster import Poster, SlackError, StreamTarget, Upload
 from bot.sandbox.base import ContainerExpired, ContainerNotFound, SandboxBackend, SandboxError
 from bot.store.base import NewTurn, Store, ThreadKey, TurnOutcomeRecord, TurnRecord
 from bot.tasks import TaskTracker, TrackerClosed
-from bot.turns.collect import Collector, TurnOutcome, answer_parts, answer_tail
-from bot.turns.config import ANSWER_KEPT, CODE_KEPT, HISTORY_TURNS, WorkerConfig, thread_summary
+from bot.turns.collect import Collector, TurnOutcome, plan_of
+from bot.turns.config import HISTORY_TURNS, WorkerConfig, thread_summary
 from bot.turns.feedback import DONE, FAILED, WORKING, Feedback, StatusMessage
 from bot.turns.ledger import AnswerLedger, Plan
 from bot.turns.loading import FileLoader, data_file, newest_versions
@@ -307,7 +308,8 @@ class TurnWorker:
                 return
             finally:
                 self._analysing.pop(turn.key, None)
-            plan = await self._plan(outcome, workspace.sessions.count, self._clock.now() - started, streamed)
+            plan = await plan_of(outcome, config=self._config, sessions=workspace.sessions.count,
+                                 elapsed=self._clock.now() - started, streamed=streamed)
             if self._results is not None:
                 cost = plan.outcome.get("cost_usd")
                 await self._results(turn, outcome, cost if isinstance(cost, float) else None)
@@ -322,31 +324,6 @@ class TurnWorker:
                 logger.warning("outputs of the earlier run are gone turn=%s error=%s", turn.id, type(exc).__name__)
                 uploads = ()
         await self._deliver(turn, status, ledger, plan, uploads)
-
-    async def _plan(self, outcome: TurnOutcome, sessions: int, elapsed: float, streamed: list[str]) -> Plan:
-        """The answer, ready to post (or, ``streamed``, the Markdown of its streamed messages), and what the store
-        keeps of the turn."""
-        usage = outcome.result.usage
-        cost = turn_cost(model=outcome.result.model, usage=usage, prices=self._config.prices, sessions=sessions,
-                         session_usd=self._config.session_usd)
-        tail = footer(elapsed, cost) if self._config.cost_footer else ""
-        texts = [] if streamed else await answer_parts(outcome, tail)
-        charts = len(outcome.uploads)
-        what = f"analysed {names_list(list(outcome.loaded))}" if outcome.loaded else "answered"
-        extra = f" ({charts} file{'s' * (charts != 1)} attached)" if charts else ""
-        record = TurnOutcomeRecord(
-            response_id=outcome.result.response_id, input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens, answer=outcome.result.text[:ANSWER_KEPT] or None,
-            code="\n\n".join(outcome.result.code)[-CODE_KEPT:] or None, model=outcome.result.model or None,
-            cost_usd=cost or 0.0,
-        )
-        return Plan(texts=texts, container_id=outcome.container_id,
-                    files=[(fid, u.filename) for fid, u in zip(outcome.attached, outcome.uploads, strict=True)],
-                    done_line=f":white_check_mark: Done: {what} in {seconds(elapsed)}{extra}.",
-                    outcome={k: getattr(record, k) for k in record.__dataclass_fields__}, elapsed=elapsed,
-                    specs=[(name, data.decode("utf-8", "replace")) for name, data in outcome.specs],
-                    has_code=bool(outcome.result.code), streamed=streamed,
-                    tail=answer_tail(outcome, tail) if streamed else "")
 
     async def _deliver(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, plan: Plan,
                        uploads: Sequence[Upload]) -> None:
