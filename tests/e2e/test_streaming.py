@@ -15,6 +15,7 @@ import pytest
 
 from bot.demo.recorder import RecordedRequest
 from tests.e2e.conftest import CHANNEL, USER, Harness
+from tests.e2e.test_native import with_helper_outputs
 from tests.emulators.fake_openai import ResponseContext, ScriptedTurn, default_script
 
 pytestmark = pytest.mark.e2e
@@ -203,4 +204,38 @@ async def test_a_turn_resumed_in_the_middle_of_its_stream_rewrites_that_message_
     answers = [m for m in thread if m.is_bot and "Summary of sales.csv" in m.text]
     assert [m.ts for m in answers] == [msg.ts]
     assert not [r for r in calls(harness, "chat.postMessage") if "stream:" in str(r.params.get("metadata"))]
+    await second.shutdown()
+
+
+async def test_native_charts_and_buttons_are_attached_when_the_stream_stops_and_a_refused_chart_leaves_the_buttons(
+        harness: Harness) -> None:
+    with_helper_outputs(harness)  # the charting helper's real outputs
+    bot = await harness.start(stream_answers=True)
+    event = harness.file_event("sales.csv")
+    await bot.send(event)
+    thread = await harness.wait_done(event["ts"])
+    [stop] = calls(harness, "chat.stopStream")
+    blocks = stop.params["blocks"]
+    kinds = [b["type"] for b in (json.loads(blocks) if isinstance(blocks, str) else blocks)]
+    assert kinds == ["data_visualization", "context_actions", "actions"]  # the chart, 👍 / 👎, Show code
+    posted = [json.dumps(r.params.get("blocks")) for r in calls(harness, "chat.postMessage")]
+    assert not [p for p in posted if "data_visualization" in p]  # not posted again on its own
+    assert any("data_table" in p for p in posted)  # the table follows as its own message
+    [msg] = harness.slack.streamed_messages()
+    assert msg.text.startswith("**Revenue** is highest in the North.")
+    pngs = [f["name"] for m in thread if m.is_bot for f in m.files if f["name"].endswith(".png")]
+    assert len(pngs) == 2  # the PNGs are uploaded in every case
+    await bot.shutdown()
+
+    harness.slack.refused_blocks = frozenset({"data_visualization"})
+    second = await harness.start(stream_answers=True)
+    event = harness.file_event("sales.csv")
+    await second.send(event)
+    await harness.wait_done(event["ts"])
+    stops = [r for r in calls(harness, "chat.stopStream") if r is not stop]
+    kinds = [[b["type"] for b in (json.loads(r.params["blocks"]) if isinstance(r.params["blocks"], str)
+                                  else r.params["blocks"])] for r in stops]
+    assert kinds == [["data_visualization", "context_actions", "actions"], ["context_actions", "actions"]]
+    [again] = [m for m in harness.slack.streamed_messages() if m.thread_ts == event["ts"]]
+    assert again.blocks is not None and [b["type"] for b in again.blocks] == ["context_actions", "actions"]
     await second.shutdown()
