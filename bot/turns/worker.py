@@ -294,7 +294,8 @@ class TurnWorker:
             task = asyncio.current_task()
             assert task is not None
             self._analysing[turn.key] = (turn, task)
-            stream = self._stream(turn, ledger) if self._config.stream_answers else None
+            streams = self._config.stream_answers and turn.user and self._poster.streams(turn.key.channel)
+            stream = self._stream(turn, ledger) if streams else None  # not where the poster cannot stream
             try:
                 async with asyncio.timeout(self._config.turn_timeout):
                     outcome = await self._answer(turn, status, workspace, ledger, stream)
