@@ -10,7 +10,8 @@ people who called them report (secondary sources, marked so):
 - ``chat.appendStream`` / ``chat.stopStream`` take ``channel`` and ``ts``; a message that is not streaming (never
   was, already stopped, or older than the stream's lifetime, about five minutes: secondary) answers
   ``message_not_in_streaming_state``; another app's message ``message_not_owned_by_app``. ``stopStream`` also takes
-  ``blocks`` (rendered at the bottom of the message) and ``metadata``.
+  ``blocks`` (rendered at the bottom of the message) and ``metadata``; the stopped message's ``blocks`` are then its
+  text as a block (a ``markdown`` block here; people report a ``rich_text`` block from Slack) and those blocks.
 - ``markdown_text`` is limited to 12,000 characters per call (``msg_too_long``; per chunk, not cumulative:
   secondary). Chunks are ``markdown_text`` (``text``), ``task_update`` (``id``, ``title``, ``status`` one of
   ``pending``, ``in_progress``, ``complete``, ``error``), ``plan_update`` (``title``) and ``blocks``; anything
@@ -164,7 +165,7 @@ class StreamsApi(SlackState):
         self._apply(msg, chunks, "chat.stopStream")
         assert msg.stream is not None
         msg.stream.open = False
-        if blocks:
-            msg.blocks = list(blocks)
+        body = [{"type": "markdown", "text": msg.text}] if msg.text else []
+        msg.blocks = [*body, *(blocks or [])] or None  # the streamed text, then the blocks "at the bottom"
         return {"channel": msg.channel, "ts": msg.ts,
                 "message": msg.to_api(team_id=self.team_id, app_id=self.app_id)}

@@ -44,8 +44,7 @@ async def test_the_sdk_chat_stream_helper_streams_a_reply_with_tasks_and_buttons
     [msg] = slack.streamed_messages()
     assert msg.ts == streamer.ts and msg.thread_ts == root and msg.channel == "C1"
     assert msg.text == "**Revenue** rose 12% in March.\n\nDone."
-    assert msg.blocks == buttons and msg.metadata == {"event_type": "datastory_part",
-                                                      "event_payload": {"turn": "t", "part": "p"}}
+    assert msg.blocks == [{"type": "markdown", "text": msg.text}, *buttons] and msg.metadata == metadata
     assert msg.stream is not None and not msg.stream.open
     assert (msg.stream.recipient_user_id, msg.stream.recipient_team_id, msg.stream.task_display_mode) == \
         ("U1", "T1", "plan")

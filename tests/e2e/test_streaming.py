@@ -154,8 +154,9 @@ async def test_a_long_answer_is_split_at_paragraph_breaks_and_never_inside_a_tab
     assert [json.loads(s.params["metadata"])["event_payload"]["part"] if isinstance(s.params["metadata"], str)
             else s.params["metadata"]["event_payload"]["part"] for s in stops] == \
         [f"stream:{i}" for i in range(len(messages))]
-    assert messages[-1].blocks is not None and messages[-1].blocks[0]["type"] == "context_actions"
-    assert all(m.blocks is None for m in messages[:-1])
+    assert messages[-1].blocks is not None and [b["type"] for b in messages[-1].blocks] == \
+        ["markdown", "context_actions", "actions"]
+    assert all(m.blocks is not None and [b["type"] for b in m.blocks] == ["markdown"] for m in messages[:-1])
     await bot.shutdown()
 
 
@@ -237,5 +238,5 @@ async def test_native_charts_and_buttons_are_attached_when_the_stream_stops_and_
                                   else r.params["blocks"])] for r in stops]
     assert kinds == [["data_visualization", "context_actions", "actions"], ["context_actions", "actions"]]
     [again] = [m for m in harness.slack.streamed_messages() if m.thread_ts == event["ts"]]
-    assert again.blocks is not None and [b["type"] for b in again.blocks] == ["context_actions", "actions"]
+    assert again.blocks is not None and [b["type"] for b in again.blocks] == ["markdown", "context_actions", "actions"]
     await second.shutdown()
