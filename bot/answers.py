@@ -25,7 +25,7 @@ from bot.poster import Poster, SlackError, Upload
 from bot.sandbox.base import SandboxBackend, SandboxError
 from bot.slack_text import mention
 from bot.store.base import Store
-from bot.turns.ledger import PLAN, Plan
+from bot.turns.ledger import PLAN, STREAM_PART, Plan
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class Answers:
         if not await self._store.record_part(turn.id, REMOVED, user, now=self._clock.now()):
             return False  # another 🗑️ got there first
         for part, ref in parts.items():
-            if part.startswith(("answer:", "native:")):
+            if part.startswith(("answer:", "native:")) or STREAM_PART.fullmatch(part):
                 await self._poster.delete_message(channel=channel, ts=ref)
             elif part.endswith(":ids"):
                 for file_id in ref.split(","):

@@ -202,6 +202,10 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="First wait when the provider refuses a new container (then doubles)."
     )
     cost_footer: bool = Field(default=True, description="End each answer with a footer: time taken and cost.")
+    stream_answers: bool = Field(
+        default=True, description="Show answers while the model writes them (Slack's chat.startStream; "
+        "chat.postMessage + chat.update where Slack refuses to stream).",
+    )
     daily_budget_usd: float | None = Field(
         default=None, gt=0,
         description="Daily spending limit per user and per channel (UTC days; digest runs count); empty = none.",

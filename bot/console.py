@@ -175,5 +175,9 @@ class ConsolePoster:
         self._out.flush()
         return answer
 
+    def streams(self, channel: str) -> None:
+        """The console does not stream (the answer is written whole)."""
+        return None
+
     async def close(self) -> None:
         """Nothing to close."""

@@ -36,7 +36,8 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 _LT = "\ue000"  # a private-use character stands in for "<" while the converter runs
 
 
-def _unlink_sandbox(markdown: str) -> str:
+def unlink_sandbox(markdown: str) -> str:
+    """``sandbox:`` links (files in the container, attached to the thread instead) as the file's name in code."""
     def label(match: re.Match[str]) -> str:
         text = match.group(1).strip()
         return f"`{text}`" if text else "the attached file"
@@ -112,7 +113,7 @@ def to_mrkdwn(markdown: str) -> str:
     """Convert the model's Markdown into Slack mrkdwn (escaped, links shown, tables fenced, sandbox links unlinked)."""
     if not markdown.strip():
         return ""
-    prepared = _fence_tables(_unlink_sandbox(markdown)).replace(_LT, "").replace("<", _LT)
+    prepared = _fence_tables(unlink_sandbox(markdown)).replace(_LT, "").replace("<", _LT)
     converted: str = _SafeRenderer(prepared).slackify()
     return _BULLET.sub(r"\1• ", converted.replace(_LT, "&lt;")).strip()
 

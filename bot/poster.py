@@ -128,6 +128,41 @@ class ForeignFileHost(SlackError):
     """A file URL points outside Slack's hosts; the bot token is never sent there."""
 
 
+@dataclass(frozen=True, slots=True)
+class StreamTarget:
+    """Where a streamed answer goes: the thread, and the person and team it streams to (Slack requires both
+    outside a DM)."""
+
+    channel: str
+    thread_ts: str
+    recipient_user: str
+    recipient_team: str
+
+
+Chunk = dict[str, object]
+"""A streaming chunk: ``{"type": "task_update", "id", "title", "status"}``, ``{"type": "plan_update", "title"}``
+(the ``markdown_text`` chunk is built from the text given)."""
+
+
+class StreamPoster(Protocol):
+    """Slack's text streaming (``chat.startStream`` / ``appendStream`` / ``stopStream``)."""
+
+    async def start_stream(self, target: StreamTarget, *, markdown_text: str = "",
+                           chunks: Sequence[Chunk] = ()) -> str:
+        """Start a streamed reply in the thread; returns its ``ts``."""
+        ...
+
+    async def append_stream(self, *, channel: str, ts: str, markdown_text: str = "",
+                            chunks: Sequence[Chunk] = ()) -> None:
+        """Append text (and task or plan updates) to a stream."""
+        ...
+
+    async def stop_stream(self, *, channel: str, ts: str, markdown_text: str = "", chunks: Sequence[Chunk] = (),
+                          blocks: list[dict[str, object]] | None = None, tag: PartTag | None = None) -> None:
+        """Stop the stream: the last text, ``blocks`` at the bottom of the message, ``tag`` as its metadata."""
+        ...
+
+
 class Poster(Protocol):
     """Posting into Slack threads and reading Slack files."""
 
@@ -207,6 +242,10 @@ class Poster(Protocol):
         Raises :class:`ForeignFileHost` before any request when ``url`` is not on a Slack host, and
         :class:`FileAccessDenied` when Slack answers with its HTML sign-in page.
         """
+        ...
+
+    def streams(self, channel: str) -> StreamPoster | None:
+        """Slack's text streaming for ``channel``, or None where the poster cannot stream (the console, the API)."""
         ...
 
     async def close(self) -> None:

@@ -1,6 +1,7 @@
 """The Slack gateway: :class:`bot.poster.Poster` over ``slack_sdk``'s ``AsyncWebClient`` and an aiohttp session.
 
-This is the only core module that imports ``slack_sdk``. Every text it sends (messages, updates, ephemerals, the
+This and :mod:`bot.slack_stream` (its streaming calls, a mixin) are the only core modules that import
+``slack_sdk``. Every text it sends (messages, updates, ephemerals, the
 ``mrkdwn`` of blocks, upload comments) goes through :func:`bot.slack_text.finalise` here, the last step before
 Slack, with ``link_names`` off; file names and titles of uploads are made one clean line without angle brackets. Web
 API failures become :class:`bot.poster.SlackError` (with Slack's error code). File downloads stream chunk by chunk
@@ -33,6 +34,7 @@ from bot.poster import (
     UserInfo,
 )
 from bot.slack_pace import SlackPace, retry_handlers
+from bot.slack_stream import StreamCalls
 from bot.slack_text import finalise, finalise_blocks, one_line
 
 logger = logging.getLogger(__name__)
@@ -101,7 +103,7 @@ def _file_title(name: str) -> str:
     return one_line(name, limit=200).translate(_ANGLES)
 
 
-class SlackGateway:
+class SlackGateway(StreamCalls):
     """Posts into threads and reads files, over a ``slack_sdk`` client built by the composition root."""
 
     def __init__(

@@ -30,7 +30,8 @@ from slack_sdk.http_retry.state import RetryState
 IN_FLIGHT = 8
 """Calls of one method family in flight at once."""
 FAMILIES = {"reactions.add": "reactions", "reactions.remove": "reactions", "chat.postMessage": "chat.post",
-            "chat.postEphemeral": "chat.post", "chat.update": "chat.update"}
+            "chat.postEphemeral": "chat.post", "chat.update": "chat.update", "chat.startStream": "chat.stream",
+            "chat.appendStream": "chat.stream", "chat.stopStream": "chat.stream"}
 """Methods that share a slot pool (the rest each have their own)."""
 DEFAULT_RETRY_AFTER = 1.0
 

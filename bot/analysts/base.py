@@ -19,6 +19,9 @@ logger = logging.getLogger(__name__)
 Progress = Callable[[str], Awaitable[None]]
 """A callback the engine may call with a short status line (\"running code\", \"writing the answer\")."""
 
+TextSink = Callable[[str], Awaitable[None]]
+"""A callback an engine that streams calls with each piece of the answer's text as the model writes it."""
+
 
 DEFAULT_QUESTION = (
     "Give me a first look at this data: what it contains, the main patterns, trends and anything unusual, "
@@ -98,12 +101,25 @@ class AnalysisFailed(Exception):
 class Analyst(Protocol):
     """Answers a question with code that runs in the thread's container."""
 
-    async def run(self, request: AnalysisRequest, *, progress: Progress | None = None) -> AnalysisResult:
+    async def run(self, request: AnalysisRequest, *, progress: Progress | None = None,
+                  on_text: TextSink | None = None) -> AnalysisResult:
         """Answer ``request``; raise ``bot.sandbox.base.SandboxError`` subclasses for container trouble.
 
-        ``progress`` (optional) is awaited with short status lines while the engine works.
+        ``progress`` (optional) is awaited with short status lines while the engine works; ``on_text`` (optional)
+        with the answer's text as the model writes it (an engine may also leave it unused: the caller then
+        shows the result's text whole).
         """
         ...
+
+
+async def report_text(on_text: TextSink | None, delta: str) -> None:
+    """Call ``on_text``; a failing callback never breaks the analysis."""
+    if on_text is None:
+        return
+    try:
+        await on_text(delta)
+    except Exception:
+        logger.warning("text callback failed", exc_info=True)
 
 
 async def report_progress(progress: Progress | None, line: str) -> None:

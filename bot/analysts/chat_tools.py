@@ -26,7 +26,15 @@ import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, ChatCompletionToolParam
 
-from bot.analysts.base import AnalysisFailed, AnalysisRequest, AnalysisResult, Progress, Usage, report_progress
+from bot.analysts.base import (
+    AnalysisFailed,
+    AnalysisRequest,
+    AnalysisResult,
+    Progress,
+    TextSink,
+    Usage,
+    report_progress,
+)
 from bot.analysts.prompts import CHART_HELPER, CHART_STYLE, READ_RULE, describe_files
 from bot.sandbox.base import CodeRunner, ExecResult
 
@@ -238,7 +246,8 @@ class ChatToolsAnalyst:
         self._max_tool_calls = max(0, max_tool_calls)
         self._conversations = ConversationStore(capacity=max_conversations)
 
-    async def run(self, request: AnalysisRequest, *, progress: Progress | None = None) -> AnalysisResult:
+    async def run(self, request: AnalysisRequest, *, progress: Progress | None = None,
+                  on_text: TextSink | None = None) -> AnalysisResult:
         """Answer ``request``; see the module docstring for the loop, state and errors."""
         previous = self._conversations.get(request.previous_response_id)
         if request.previous_response_id and previous is None:

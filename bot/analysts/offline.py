@@ -32,6 +32,7 @@ from bot.analysts.base import (
     AnalysisResult,
     DataFile,
     Progress,
+    TextSink,
     Usage,
     report_progress,
 )
@@ -117,7 +118,8 @@ class OfflineAnalyst:
         self._runner = runner
         self._timeout = timeout
 
-    async def run(self, request: AnalysisRequest, *, progress: Progress | None = None) -> AnalysisResult:
+    async def run(self, request: AnalysisRequest, *, progress: Progress | None = None,
+                  on_text: TextSink | None = None) -> AnalysisResult:
         """Profile the files on a first look (or for angles); answer anything else with how to configure a model."""
         if is_angles_request(request.question) and request.files:
             return await self._angles(request, progress)

@@ -3,7 +3,8 @@
 One turn is one streamed ``POST /v1/responses``: the tool is bound to ``request.container_id``, follow-ups chain
 with ``previous_response_id``, and the instructions are sent every turn (a chain does not carry them over). While
 the stream runs, ``progress`` hears "running code…" when a code_interpreter call starts and "writing the
-answer…" when text starts. A ``response.failed``/``response.incomplete`` end, or an ``error`` event, raises
+answer…" when text starts, and ``on_text`` each piece of the answer's text. A
+``response.failed``/``response.incomplete`` end, or an ``error`` event, raises
 :class:`~bot.analysts.base.AnalysisFailed` with a reason a user can read; container trouble is raised as the
 :mod:`bot.sandbox.base` error that :func:`bot.sandbox.openai.translate_error` gives.
 """
@@ -16,7 +17,16 @@ import openai
 from openai import AsyncOpenAI, AsyncStream, omit
 from openai.types.responses import Response, ResponseStreamEvent
 
-from bot.analysts.base import AnalysisFailed, AnalysisRequest, AnalysisResult, Progress, Usage, report_progress
+from bot.analysts.base import (
+    AnalysisFailed,
+    AnalysisRequest,
+    AnalysisResult,
+    Progress,
+    TextSink,
+    Usage,
+    report_progress,
+    report_text,
+)
 from bot.analysts.prompts import INSTRUCTIONS, turn_input
 from bot.sandbox.base import ContainerExpired, ContainerNotFound
 from bot.sandbox.openai import translate_error
@@ -77,7 +87,8 @@ class ResponsesAnalyst:
         self._model = model
         self._max_output_tokens = max_output_tokens
 
-    async def run(self, request: AnalysisRequest, *, progress: Progress | None = None) -> AnalysisResult:
+    async def run(self, request: AnalysisRequest, *, progress: Progress | None = None,
+                  on_text: TextSink | None = None) -> AnalysisResult:
         """Answer ``request`` in its container; see the module docstring for errors and progress."""
         try:
             stream = await self._client.responses.create(
@@ -91,7 +102,7 @@ class ResponsesAnalyst:
                 stream=True,
             )
             async with stream:
-                final = await self._consume(stream, request, progress)
+                final = await self._consume(stream, request, progress, on_text)
         except openai.OpenAIError as exc:
             translated = translate_error(exc)
             if translated is not None:
@@ -107,7 +118,7 @@ class ResponsesAnalyst:
         return result
 
     async def _consume(self, stream: AsyncStream[ResponseStreamEvent], request: AnalysisRequest,
-                       progress: Progress | None) -> Response:
+                       progress: Progress | None, on_text: TextSink | None = None) -> Response:
         started_code: set[str] = set()
         writing = False
         async for event in stream:
@@ -119,6 +130,7 @@ class ResponsesAnalyst:
                 if not writing:
                     writing = True
                     await report_progress(progress, WRITING_ANSWER)
+                await report_text(on_text, event.delta)
             elif event.type == "response.completed":
                 return event.response
             elif event.type == "response.failed":

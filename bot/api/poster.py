@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 
 from bot.api.storage import URL_SCHEME, SessionFiles
-from bot.poster import ForeignFileHost, PartTag, Poster, SlackFile, ThreadMessage, Upload, UserInfo
+from bot.poster import ForeignFileHost, PartTag, Poster, SlackFile, StreamPoster, ThreadMessage, Upload, UserInfo
 
 API_CHANNEL_PREFIX = "api-"
 KEPT_STATUSES = 10_000
@@ -120,6 +120,10 @@ class ApiPoster:
         async for chunk in self._files.read(path):
             yield chunk
 
+    def streams(self, channel: str) -> None:
+        """API sessions do not stream (a turn's answer is read whole)."""
+        return None
+
     async def close(self) -> None:
         """Nothing to close."""
 
@@ -205,6 +209,10 @@ class RoutingPoster:
     def download(self, url: str) -> AsyncIterator[bytes]:
         """A session's file from the API's storage, anything else from Slack."""
         return self._api.download(url) if url.startswith(URL_SCHEME) else self._slack.download(url)
+
+    def streams(self, channel: str) -> StreamPoster | None:
+        """Slack's streaming for Slack channels; none for API sessions."""
+        return None if channel.startswith(API_CHANNEL_PREFIX) else self._slack.streams(channel)
 
     async def close(self) -> None:
         """Both."""

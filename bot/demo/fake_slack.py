@@ -8,8 +8,9 @@ with :class:`bot.demo.recorder.Recorder`. The tests drive the bot through it, an
 from the same application (:mod:`bot.demo.page`). It needs neither slack_bolt nor slack_sdk.
 
 The parts live in their own modules: :mod:`~bot.demo.slack_state` (shared state and values),
-:mod:`~bot.demo.slack_messages` (``chat.*``, reactions, replies, users), :mod:`~bot.demo.slack_files` (hosting and
-uploads) and :mod:`~bot.demo.slack_socket` (Socket Mode).
+:mod:`~bot.demo.slack_messages` (``chat.*``, reactions, replies, users), :mod:`~bot.demo.slack_streams`
+(``chat.startStream``/``appendStream``/``stopStream``), :mod:`~bot.demo.slack_files` (hosting and uploads) and
+:mod:`~bot.demo.slack_socket` (Socket Mode).
 
 Usage::
 
@@ -46,11 +47,12 @@ from bot.demo.slack_state import (
     UploadedFile,
     ts_key,
 )
+from bot.demo.slack_streams import StreamsApi
 
 __all__ = ["Download", "FakeMessage", "FakeSlack", "ThreadItem", "UploadedFile"]
 
 
-class FakeSlack(MessagesApi, FileHosting, SocketMode):
+class FakeSlack(MessagesApi, StreamsApi, FileHosting, SocketMode):
     """An emulated Slack workspace on ``127.0.0.1:<random port>``: ``async with FakeSlack(...) as slack``."""
 
     def __init__(
@@ -67,6 +69,9 @@ class FakeSlack(MessagesApi, FileHosting, SocketMode):
             "auth.test": self._auth_test,
             "chat.postMessage": self._chat_post_message,
             "chat.update": self._chat_update,
+            "chat.startStream": self._chat_start_stream,
+            "chat.appendStream": self._chat_append_stream,
+            "chat.stopStream": self._chat_stop_stream,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
             "views.publish": self._views_publish,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 from bot.demo.block_rules import block_errors
 from bot.demo.recorder import RecordedRequest
@@ -121,6 +122,9 @@ class MessagesApi(SlackState):
             raise ApiError("message_not_found")
         if msg.user != self.bot_user_id:
             raise ApiError("cant_update_message")
+        stream = msg.stream
+        if stream is not None and stream.open and time.monotonic() - stream.started_at < self.stream_lifetime:
+            raise ApiError("streaming_state_conflict")  # still the streaming API's (secondary source)
         text, blocks = self._check_text(p)
         msg.history.append(msg.text)
         msg.text = text

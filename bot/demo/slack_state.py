@@ -46,6 +46,22 @@ class ApiError(Exception):
         self.extra = extra
 
 
+@dataclass(slots=True)
+class StreamState:
+    """A message streamed with ``chat.startStream``: who it streams to, its chunks, and whether it still streams."""
+
+    started_at: float
+    """``time.monotonic()`` of ``chat.startStream`` (a stream ends by itself after a few minutes)."""
+    recipient_user_id: str | None
+    recipient_team_id: str | None
+    task_display_mode: str
+    open: bool = True
+    chunks: list[Json] = field(default_factory=list)
+    """Every chunk received, in order (``markdown_text`` arguments as ``markdown_text`` chunks)."""
+    calls: list[tuple[str, float]] = field(default_factory=list)
+    """``(method, time.perf_counter())`` of each start, append and stop."""
+
+
 @dataclass(frozen=True, slots=True)
 class ThreadItem:
     """One message as a user sees it in a thread (latest text after ``chat.update``)."""
@@ -81,6 +97,8 @@ class FakeMessage:
     metadata: Json | None = None
     """``{"event_type": ..., "event_payload": {...}}`` given to ``chat.postMessage``; ``conversations.replies``
     returns it with ``include_all_metadata``."""
+    stream: StreamState | None = None
+    """How the message was streamed (``chat.startStream``), when it was."""
 
     @property
     def is_bot(self) -> bool:
@@ -218,6 +236,10 @@ class SlackState:
         self.refused_blocks: frozenset[str] = frozenset()
         """Block types this workspace answers ``invalid_blocks`` for (a Slack that does not know them yet)."""
         self.replies_page_size = replies_page_size
+        self.refuse_streaming: str | None = None
+        """When set, ``chat.startStream`` answers this error code (streaming not available here)."""
+        self.stream_lifetime = 300.0
+        """Seconds a stream stays open after ``chat.startStream`` (secondary sources measured about 306)."""
         self.recorder = Recorder()
         self.messages: list[FakeMessage] = []
         self.ephemerals: list[Json] = []

@@ -36,6 +36,8 @@ class WorkerConfig:
     session_usd: float = 0.0
     """Price of one hosted container session (0 for the local sandbox)."""
     cost_footer: bool = True
+    stream_answers: bool = False
+    """Stream each answer into its thread (``DATASTORY_STREAM_ANSWERS``; :mod:`bot.turns.streaming`)."""
     capacity_retry_seconds: float = 5.0
     """First wait when the provider refuses a new container (doubles, with jitter, up to a minute)."""
     max_output_bytes: int = 100 * MB
@@ -57,6 +59,7 @@ def worker_config(settings: Settings, sandbox_kind: str, **overrides: Any) -> Wo
         "session_usd": settings.container_session_usd.get(settings.container_memory, 0.0)
         if sandbox_kind == "openai" else 0.0,
         "cost_footer": settings.cost_footer,
+        "stream_answers": settings.stream_answers,
         "capacity_retry_seconds": settings.capacity_retry_seconds,
         "max_output_bytes": settings.max_output_mb * MB,
         "lease_seconds": settings.lease_seconds,

@@ -1,7 +1,8 @@
 """Exactly once, visible to users: every part of a turn's answer is recorded in the store's ledger when posted.
 
-A part is a narrative message (``answer:0``, ``answer:1``...), the files (``files``), the status reply
-(``status``), a line about refused files (``refusals``) and the reaction swap (``reaction``). Before posting a part
+A part is a narrative message (``answer:0``, ``answer:1``... or, streamed, ``stream:0``, ``stream:1``...), the
+files (``files``), the status reply (``status``), a line about refused files (``refusals``) and the reaction swap
+(``reaction``). Before posting a part
 the ledger is asked; a part it knows is skipped. Between Slack accepting a post and the ledger's write a replica
 may die: every message is posted with its :class:`bot.poster.PartTag` as Slack message metadata, so a turn that may
 have posted before (it is resumed) reads the thread back once and records what it finds instead of posting again.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -26,6 +28,8 @@ from bot.store.base import LedgerStore, TurnOutcomeRecord, TurnRecord
 logger = logging.getLogger("bot.turns")
 
 PLAN = "plan"
+STREAM_PART = re.compile(r"stream:\d+")
+"""The parts that are streamed messages (``stream:0``, ``stream:1``...: :mod:`bot.turns.streaming`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,10 @@ class Plan:
     """``(name, JSON text)`` of each chart and table spec the charting helper wrote (:mod:`bot.turns.native`)."""
     has_code: bool = False
     """Code ran for the answer ("Show code" is offered)."""
+    streamed: list[str] = field(default_factory=list)
+    """The Markdown of each streamed message (``stream:N``) when the narrative was streamed; empty otherwise."""
+    tail: str = ""
+    """What a streamed narrative ends with: notes and footer (in ``texts`` already for a posted one)."""
 
     def to_json(self) -> str:
         """The ledger's text of the plan."""
@@ -57,7 +65,8 @@ class Plan:
                    files=[(str(i), str(n)) for i, n in raw["files"]], done_line=str(raw["done_line"]),
                    outcome=dict(raw.get("outcome") or {}), elapsed=float(raw.get("elapsed") or 0.0),
                    specs=[(str(n), str(t)) for n, t in raw.get("specs") or []],
-                   has_code=bool(raw.get("has_code")))
+                   has_code=bool(raw.get("has_code")), streamed=[str(t) for t in raw.get("streamed") or []],
+                   tail=str(raw.get("tail") or ""))
 
     def outcome_record(self) -> TurnOutcomeRecord:
         """What the store keeps of the finished turn."""
@@ -93,6 +102,10 @@ class AnswerLedger:
     async def keep_plan(self, plan: Plan) -> None:
         """Record the answer before posting any of it."""
         await self._record(PLAN, plan.to_json())
+
+    async def record(self, part: str, ref: str) -> None:
+        """Record ``part`` as posted (a streamed message, recorded as soon as Slack gave its ``ts``)."""
+        await self._record(part, ref)
 
     async def _record(self, part: str, ref: str) -> None:
         await self._store.record_part(self._turn.id, part, ref, now=self._clock.now())

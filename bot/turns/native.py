@@ -55,9 +55,9 @@ def _sections(text: str) -> list[dict[str, Any]]:
             for part in split_message(text, limit=SECTION_CHARS)]
 
 
-def answer_blocks(text: str, *, turn_id: str, has_code: bool) -> list[dict[str, Any]]:
-    """The last narrative message as blocks: its text in sections, Slack's feedback buttons in a context actions
-    block (https://docs.slack.dev/reference/block-kit/blocks/context-actions-block; values ``good:<turn>`` and
+def answer_actions(*, turn_id: str, has_code: bool) -> list[dict[str, Any]]:
+    """The answer's buttons: Slack's feedback buttons in a context actions block
+    (https://docs.slack.dev/reference/block-kit/blocks/context-actions-block; values ``good:<turn>`` and
     ``bad:<turn>``), then "Show code"."""
     feedback = {"type": "context_actions", "block_id": f"feedback-{turn_id}"[:255], "elements": [{
         "type": "feedback_buttons", "action_id": FEEDBACK_ACTION,
@@ -65,7 +65,7 @@ def answer_blocks(text: str, *, turn_id: str, has_code: bool) -> list[dict[str, 
                             "accessibility_label": "This answer helped"},
         "negative_button": {"text": {"type": "plain_text", "text": "👎"}, "value": f"bad:{turn_id}",
                             "accessibility_label": "This answer did not help"}}]}
-    blocks = [*_sections(text), feedback]
+    blocks: list[dict[str, Any]] = [feedback]
     if has_code:
         blocks.append({"type": "actions", "block_id": f"answer-{turn_id}"[:255], "elements": [
             {"type": "button", "action_id": SHOW_CODE_ACTION, "value": turn_id,
@@ -73,7 +73,7 @@ def answer_blocks(text: str, *, turn_id: str, has_code: bool) -> list[dict[str, 
     return blocks
 
 
-def classic_answer_blocks(text: str, *, turn_id: str, has_code: bool) -> list[dict[str, Any]]:
+def classic_actions(*, turn_id: str, has_code: bool) -> list[dict[str, Any]]:
     """The same with plain buttons only (a Slack that refuses the context actions block)."""
     buttons: list[dict[str, Any]] = []
     if has_code:
@@ -85,7 +85,17 @@ def classic_answer_blocks(text: str, *, turn_id: str, has_code: bool) -> list[di
         {"type": "button", "action_id": BAD_ACTION, "value": turn_id,
          "text": {"type": "plain_text", "text": "👎", "emoji": True}},
     ]
-    return [*_sections(text), {"type": "actions", "block_id": f"answer-{turn_id}"[:255], "elements": buttons}]
+    return [{"type": "actions", "block_id": f"answer-{turn_id}"[:255], "elements": buttons}]
+
+
+def answer_blocks(text: str, *, turn_id: str, has_code: bool) -> list[dict[str, Any]]:
+    """The last narrative message as blocks: its text in sections, then :func:`answer_actions`."""
+    return [*_sections(text), *answer_actions(turn_id=turn_id, has_code=has_code)]
+
+
+def classic_answer_blocks(text: str, *, turn_id: str, has_code: bool) -> list[dict[str, Any]]:
+    """The same with plain buttons only (:func:`classic_actions`)."""
+    return [*_sections(text), *classic_actions(turn_id=turn_id, has_code=has_code)]
 
 
 @dataclass(frozen=True, slots=True)

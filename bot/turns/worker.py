@@ -6,7 +6,9 @@ runs it before the reply exists), then gives the turn to the queue. Whichever re
 it has a free slot) runs it under a lease: one turn per thread at a time, in message order. A run makes sure the
 thread's container exists (:mod:`bot.turns.workspace`), streams the files it lacks from Slack into it
 (:mod:`bot.turns.loading`), runs the analyst and collects what the code wrote (:mod:`bot.turns.collect`), records
-the answer as a plan and delivers it part by part through the ledger (:mod:`bot.turns.ledger`), so a turn resumed
+the answer as a plan (:func:`bot.turns.collect.plan_of`) and delivers it part by part through the ledger
+(:mod:`bot.turns.ledger`); with ``DATASTORY_STREAM_ANSWERS`` the narrative is streamed while the model writes it
+(:mod:`bot.turns.streaming`) and the plan records the streamed messages instead. So a turn resumed
 after a crash continues where it stopped and never posts a part twice. After ``DATASTORY_MAX_ATTEMPTS`` runs that
 did not end, a turn gets one failure note instead. New and resumed turns take one path: :meth:`TurnWorker.start`.
 """
@@ -21,24 +23,24 @@ from typing import Any
 
 from bot.analysts.base import DEFAULT_QUESTION, AnalysisRequest, Analyst
 from bot.clock import Clock
-from bot.costs import footer, turn_cost
 from bot.errors import AttemptsExhausted, TurnStopped, TurnTimeout, failure_text, is_expected, new_ref, outcome_of
 from bot.files import FileRejected
-from bot.formatting import names_list, seconds
+from bot.formatting import names_list
 from bot.logs import bind, turn_summary
 from bot.metrics import Metrics
-from bot.poster import Poster, SlackError, Upload
+from bot.poster import Poster, SlackError, StreamTarget, Upload
 from bot.sandbox.base import ContainerExpired, ContainerNotFound, SandboxBackend, SandboxError
 from bot.store.base import NewTurn, Store, ThreadKey, TurnOutcomeRecord, TurnRecord
 from bot.tasks import TaskTracker, TrackerClosed
-from bot.turns.collect import Collector, TurnOutcome, answer_parts
-from bot.turns.config import ANSWER_KEPT, CODE_KEPT, HISTORY_TURNS, WorkerConfig, thread_summary
+from bot.turns.collect import Collector, TurnOutcome, plan_of
+from bot.turns.config import HISTORY_TURNS, WorkerConfig, thread_summary
 from bot.turns.feedback import DONE, FAILED, WORKING, Feedback, StatusMessage
 from bot.turns.ledger import AnswerLedger, Plan
 from bot.turns.loading import FileLoader, data_file, newest_versions
 from bot.turns.native import native_messages, post_last_part, post_native
 from bot.turns.queue import POLL_SECONDS, Dispatcher, Lease, replica_id
 from bot.turns.slots import Slots
+from bot.turns.streaming import AnswerStream
 from bot.turns.workspace import Containers, Workspace
 
 logger = logging.getLogger("bot.turns")
@@ -94,6 +96,8 @@ class TurnWorker:
         """The turns analysing now on this replica (what ``stop`` can interrupt)."""
         self._stops: dict[str, str] = {}
         """Turn id → who stopped it."""
+        self._streams: dict[str, AnswerStream] = {}
+        """Turn id → its streamed reply, while the turn runs on this replica."""
         self.owner = owner or replica_id()
         self._greeter = f"{self.owner}/greeting"
         self.queue = Dispatcher(store=store, clock=clock, slots=slots, tracker=tracker, metrics=metrics,
@@ -257,6 +261,8 @@ class TurnWorker:
             if by is not None and not lease.lost and task is not None and task.uncancel() == 0:
                 await self._fail(turn, status, ledger, TurnStopped(by), self._clock.now() - started)
                 return
+            if (stream := self._streams.pop(turn.id, None)) is not None:
+                stream.abandon()  # the stream stays as it is: the turn's next run takes it over
             if lease.lost:
                 self._finished("lease_lost", self._clock.now() - started)
             else:
@@ -290,9 +296,12 @@ class TurnWorker:
             task = asyncio.current_task()
             assert task is not None
             self._analysing[turn.key] = (turn, task)
+            streams = self._config.stream_answers and turn.user and self._poster.streams(turn.key.channel)
+            stream = self._stream(turn, ledger) if streams else None  # not where the poster cannot stream
             try:
                 async with asyncio.timeout(self._config.turn_timeout):
-                    outcome = await self._answer(turn, status, workspace, ledger)
+                    outcome = await self._answer(turn, status, workspace, ledger, stream)
+                    streamed = await stream.drain(outcome.result.text) if stream is not None else []
             except TimeoutError:
                 await self._fail(turn, status, ledger, TurnTimeout(self._config.turn_timeout),
                                  self._clock.now() - started)
@@ -302,7 +311,8 @@ class TurnWorker:
                 return
             finally:
                 self._analysing.pop(turn.key, None)
-            plan = await self._plan(outcome, workspace.sessions.count, self._clock.now() - started)
+            plan = await plan_of(outcome, config=self._config, sessions=workspace.sessions.count,
+                                 elapsed=self._clock.now() - started, streamed=streamed)
             if self._results is not None:
                 cost = plan.outcome.get("cost_usd")
                 await self._results(turn, outcome, cost if isinstance(cost, float) else None)
@@ -318,41 +328,25 @@ class TurnWorker:
                 uploads = ()
         await self._deliver(turn, status, ledger, plan, uploads)
 
-    async def _plan(self, outcome: TurnOutcome, sessions: int, elapsed: float) -> Plan:
-        """The answer, ready to post, and what the store keeps of the turn."""
-        usage = outcome.result.usage
-        cost = turn_cost(model=outcome.result.model, usage=usage, prices=self._config.prices, sessions=sessions,
-                         session_usd=self._config.session_usd)
-        texts = await answer_parts(outcome, footer(elapsed, cost) if self._config.cost_footer else "")
-        charts = len(outcome.uploads)
-        what = f"analysed {names_list(list(outcome.loaded))}" if outcome.loaded else "answered"
-        extra = f" ({charts} file{'s' * (charts != 1)} attached)" if charts else ""
-        record = TurnOutcomeRecord(
-            response_id=outcome.result.response_id, input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens, answer=outcome.result.text[:ANSWER_KEPT] or None,
-            code="\n\n".join(outcome.result.code)[-CODE_KEPT:] or None, model=outcome.result.model or None,
-            cost_usd=cost or 0.0,
-        )
-        return Plan(texts=texts, container_id=outcome.container_id,
-                    files=[(fid, u.filename) for fid, u in zip(outcome.attached, outcome.uploads, strict=True)],
-                    done_line=f":white_check_mark: Done: {what} in {seconds(elapsed)}{extra}.",
-                    outcome={k: getattr(record, k) for k in record.__dataclass_fields__}, elapsed=elapsed,
-                    specs=[(name, data.decode("utf-8", "replace")) for name, data in outcome.specs],
-                    has_code=bool(outcome.result.code))
-
     async def _deliver(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, plan: Plan,
                        uploads: Sequence[Upload]) -> None:
         """Post what the ledger has not seen posted: the narrative's messages, the files, the reaction, the
         final status; then finish the turn (while this replica still holds it)."""
         key = turn.key
-        last = len(plan.texts) - 1
-        for i, text in enumerate(plan.texts[:-1]):
-            await ledger.post(f"answer:{i}", text)
-        await post_last_part(ledger.post, f"answer:{last}", plan.texts[-1], turn_id=turn.id, has_code=plan.has_code)
         specs = [(name, text.encode()) for name, text in plan.specs]
-        for j, message in enumerate(native_messages(specs, pngs=[name for _, name in plan.files])):
+        natives = native_messages(specs, pngs=[name for _, name in plan.files])
+        if plan.streamed:
+            stream = self._streams.pop(turn.id, None) or self._stream(turn, ledger, texts=plan.streamed)
+            await stream.finish(plan.tail, has_code=plan.has_code, natives=natives)
+        else:
+            last = len(plan.texts) - 1
+            for i, text in enumerate(plan.texts[:-1]):
+                await ledger.post(f"answer:{i}", text)
+            await post_last_part(ledger.post, f"answer:{last}", plan.texts[-1], turn_id=turn.id,
+                                 has_code=plan.has_code)
+        for j, message in enumerate(natives):
             await post_native(ledger.post, f"native:{j}", message)
-        await ledger.upload("files", uploads, after=ledger.posted.get("answer:0"))
+        await ledger.upload("files", uploads, after=ledger.posted.get("answer:0") or ledger.posted.get("stream:0"))
         await ledger.once("reaction", lambda: self._feedback.swap(key.channel, turn.message_ts, DONE))
         await status.set(plan.done_line)
         record = plan.outcome_record()
@@ -370,12 +364,25 @@ class TurnWorker:
         turn_summary(logger, outcome=outcome, seconds=elapsed, input_tokens=input_tokens,
                      output_tokens=output_tokens, cost_usd=cost_usd, files=files)
 
-    async def _answer(self, turn: TurnRecord, status: StatusMessage, workspace: Workspace,
-                      ledger: AnswerLedger) -> TurnOutcome:
+    def _stream(self, turn: TurnRecord, ledger: AnswerLedger, texts: list[str] | None = None) -> AnswerStream:
+        """The turn's streamed reply, to the asker (:mod:`bot.turns.streaming`)."""
         key = turn.key
+        stream = AnswerStream(poster=self._poster, ledger=ledger, turn_id=turn.id, texts=texts,
+                              target=StreamTarget(channel=key.channel, thread_ts=key.thread_ts,
+                                                  recipient_user=turn.user, recipient_team=key.team))
+        self._streams[turn.id] = stream
+        return stream
+
+    async def _answer(self, turn: TurnRecord, status: StatusMessage, workspace: Workspace,
+                      ledger: AnswerLedger, stream: AnswerStream | None) -> TurnOutcome:
+        key = turn.key
+        if stream is not None:
+            await stream.open("Analysing your data" if turn.file_ids else "Answering your question")
         for attempt in (1, 2):
             await workspace.refresh()
             try:
+                if stream is not None:
+                    stream.step("load", "in_progress")
                 container_id, loaded = await self.parts.loader.load_turn(
                     turn, workspace.container_id, status, create=workspace.create,
                     say=lambda text: ledger.post("refusals", text))
@@ -392,7 +399,9 @@ class TurnWorker:
                 )
                 await status.set(f":hourglass_flowing_sand: Analysing {names_list(own)}…" if own
                                  else ":hourglass_flowing_sand: Thinking…")
-                result, outputs = await self.parts.collector.analyse(request, status)
+                result, outputs = await self.parts.collector.analyse(
+                    request, status, progress=stream.follow(status.progress) if stream else None,
+                    on_text=stream.text if stream else None)
                 await self._store.set_last_response(key, result.response_id, now=self._clock.now())
                 reloaded = tuple(name for name in loaded if name not in own)
                 return TurnOutcome(result=result, uploads=outputs.uploads, loaded=tuple(own), reloaded=reloaded,
@@ -411,6 +420,8 @@ class TurnWorker:
 
     async def _fail(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, exc: BaseException,
                     elapsed: float) -> None:
+        if (stream := self._streams.pop(turn.id, None)) is not None:
+            await stream.close()
         ref = new_ref()
         expected = is_expected(exc)  # explained in the thread: no stack trace unless at DEBUG
         what = "turn refused its files" if isinstance(exc, FileRejected) else "turn failed"

@@ -68,6 +68,7 @@ class Harness:
             "slack_api_url": self.slack.api_url, "openai_api_key": OPENAI_KEY,
             "openai_base_url": self.openai.base_url, "database_url": f"sqlite:///{self.tmp / 'bot.db'}",
             "shutdown_grace_seconds": 5.0,
+            "stream_answers": False,  # the suites that stream say so (test_streaming.py)
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -145,12 +145,13 @@ async def wait_until(condition: Callable[[], Any], timeout: float, what: str) ->
 
 
 async def interrupted_upload_owner(db: str) -> str | None:
-    """The replica that posted a narrative and has not uploaded its files yet (it is uploading now)."""
+    """The replica that posted a narrative (or ended its streamed one) and has not uploaded its files yet (it is
+    uploading now)."""
     conn = await asyncpg.connect(db)
     try:
         return await conn.fetchval(
             "SELECT t.lease_owner FROM turns t WHERE t.status = 'running' "
-            "AND EXISTS (SELECT 1 FROM ledger l WHERE l.turn_id = t.id AND l.part = 'answer:0') "
+            "AND EXISTS (SELECT 1 FROM ledger l WHERE l.turn_id = t.id AND l.part IN ('answer:0', 'streamed')) "
             "AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.turn_id = t.id AND l.part = 'files') LIMIT 1")
     finally:
         await conn.close()

@@ -661,6 +661,12 @@ class FakeOpenAI:
         """When set, container-file uploads are read at this many bytes per second (a network link)."""
         self.response_latency: float = 0.0
         """Seconds each ``POST /v1/responses`` takes before it answers (an emulated model's thinking time)."""
+        self.token_interval: float = 0.0
+        """When set, a streamed answer's text comes at a fixed pace: one ``response.output_text.delta`` of
+        :attr:`token_chars` characters every this many seconds (a model writing)."""
+        self.token_chars: int = 24
+        self.first_text_at: dict[str, float] = {}
+        """Response id → ``time.perf_counter()`` when its first text delta was written to the stream."""
         self.overlaps: list[tuple[str, float]] = []
         """``(container id, time)`` of every response that started while another one was running in the same
         container: two turns of one thread at once."""
@@ -1209,7 +1215,7 @@ class FakeOpenAI:
                 if item["type"] == "code_interpreter_call":
                     await self._stream_code_call(send, index, item)
                 elif item["type"] == "message":
-                    await self._stream_message(send, index, item)
+                    await self._stream_message(send, index, item, final["id"])
             terminal = {"completed": "response.completed", "failed": "response.failed",
                         "incomplete": "response.incomplete"}[rendered["status"]]
             await send({"type": terminal, "response": rendered})
@@ -1235,9 +1241,8 @@ class FakeOpenAI:
         await send({"type": "response.code_interpreter_call.completed", "item_id": iid, "output_index": index})
         await send({"type": "response.output_item.done", "output_index": index, "item": item})
 
-    @staticmethod
-    async def _stream_message(send: Callable[[dict[str, Any]], Awaitable[None]], index: int,
-                              item: dict[str, Any]) -> None:
+    async def _stream_message(self, send: Callable[[dict[str, Any]], Awaitable[None]], index: int,
+                              item: dict[str, Any], response_id: str) -> None:
         iid = item["id"]
         part = item["content"][0]
         await send({"type": "response.output_item.added", "output_index": index,
@@ -1245,9 +1250,12 @@ class FakeOpenAI:
         await send({"type": "response.content_part.added", "item_id": iid, "output_index": index,
                     "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": [],
                                                  "logprobs": []}})
-        for piece in _chunks(part["text"]):
+        for n, piece in enumerate(_chunks(part["text"], self.token_chars)):
+            if n and self.token_interval:
+                await asyncio.sleep(self.token_interval)
             await send({"type": "response.output_text.delta", "item_id": iid, "output_index": index,
                         "content_index": 0, "delta": piece, "logprobs": []})
+            self.first_text_at.setdefault(response_id, time.perf_counter())
         for a_index, annotation in enumerate(part["annotations"]):
             await send({"type": "response.output_text.annotation.added", "item_id": iid, "output_index": index,
                         "content_index": 0, "annotation_index": a_index, "annotation": annotation})
