@@ -89,14 +89,15 @@ class Runs:
         backoff, says when a turn another replica runs has finished."""
         queue = self._worker.queue
         delay = FIRST_POLL_SECONDS
+        ended = queue.watch(turn_id)
         try:
-            while True:
+            while True:  # no read first: the turn was just submitted, held by this replica's greeting
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), delay)
                 ended = queue.watch(turn_id)  # before the read: a run ending in between still wakes the wait
                 turn = await self._store.get_turn(turn_id)
                 if turn is None or turn.status not in ("queued", "running"):
                     return turn
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ended.wait(), delay)
                 delay = min(delay * 2, POLL_SECONDS)
         finally:
             queue.unwatch(turn_id)
