@@ -17,6 +17,11 @@ Same machine, same run, the local sandbox with a warm pool and the offline analy
    a warm one (no container to create: the pure per-call overhead; goal < 20 ms median).
 4. Calls without sandbox work: ``POST /v1/sessions`` (streaming inspection to disk) and ``GET /v1/sessions/{id}``,
    against a bare aiohttp handler on the same server machinery as the floor of an HTTP round trip.
+5. Where the warm analyze's overhead goes: the part before the analyst's run starts (HTTP, key, session, the
+   stored turn, its greeting and claim, the workspace and files) and after it ends (the result kept, the ledger,
+   the turn finished, the waiting request woken, HTTP), from the same calls as 2; then, in a separate pass with
+   every store method counted (so the numbers above are not measured through the counting), the store round
+   trips one warm analyze makes and the time spent in them.
 
 Run: ``python bench/api.py [--flows 20] [--pool-size 2]``.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import logging
 import statistics
 import sys
@@ -42,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.analysts.angles import ANGLES_QUESTION  # noqa: E402
 from bot.analysts.base import AnalysisRequest, DataFile  # noqa: E402
-from bot.api.app import open_api_app  # noqa: E402
+from bot.api.app import ApiApp, open_api_app  # noqa: E402
 from bot.backends import build_backends  # noqa: E402
 from bot.files import ReadOptions  # noqa: E402
 from tests.e2e.api_harness import SALES_CSV, RunningApi, create_key, local_settings  # noqa: E402
@@ -129,16 +135,41 @@ class TimedAnalyst:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.spent: list[float] = []
+        self.windows: list[tuple[float, float]] = []
+        """``perf_counter`` at the start and the end of each run."""
 
     async def run(self, request: AnalysisRequest, *, progress: Any = None) -> Any:
         started = time.perf_counter()
         try:
             return await self.inner.run(request, progress=progress)
         finally:
-            self.spent.append(time.perf_counter() - started)
+            ended = time.perf_counter()
+            self.spent.append(ended - started)
+            self.windows.append((started, ended))
 
 
-async def serve(settings: Any) -> tuple[RunningApi, TimedAnalyst, web.AppRunner]:
+class StoreTally:
+    """Every coroutine method of the store counted and timed (the round trips of one call)."""
+
+    def __init__(self, store: Any) -> None:
+        self.calls: list[tuple[str, float]] = []
+        for name in dir(store):
+            method = getattr(store, name)
+            if not name.startswith("_") and inspect.iscoroutinefunction(method):
+                setattr(store, name, self._counted(name, method))
+
+    def _counted(self, name: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                self.calls.append((name, time.perf_counter() - started))
+
+        return counted
+
+
+async def serve(settings: Any) -> tuple[RunningApi, TimedAnalyst, web.AppRunner, ApiApp]:
     """``datastory api``'s graph (:func:`bot.api.app.open_api_app`) with the timed analyst, on loopback."""
     backends = build_backends(settings, sandbox="local", isolation="relaxed")
     timed_analyst = TimedAnalyst(backends.analyst)
@@ -149,7 +180,24 @@ async def serve(settings: Any) -> tuple[RunningApi, TimedAnalyst, web.AppRunner]
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     host, port = runner.addresses[0][:2]
     return (RunningApi(url=f"http://{host}:{port}", settings=settings, stop=asyncio.Event(),
-                       task=asyncio.create_task(asyncio.sleep(0))), timed_analyst, runner)
+                       task=asyncio.create_task(asyncio.sleep(0))), timed_analyst, runner, app)
+
+
+async def store_round_trips(api: RunningApi, app: ApiApp, key: str, n: int) -> tuple[list[int], list[float]]:
+    """Warm analyzes of one session with the store counted: round trips and the time in them, per call."""
+    _, session = await api.upload(key, ("sales.csv", SALES_CSV))
+    sid = session["session_id"]
+    assert (await api.call("POST", f"/v1/sessions/{sid}/analyze", key))[0] == 200
+    tally = StoreTally(app.store)
+    counts: list[int] = []
+    spent: list[float] = []
+    for _ in range(n):
+        tally.calls.clear()
+        status, out, _ = await api.call("POST", f"/v1/sessions/{sid}/analyze", key)
+        assert status == 200, out
+        counts.append(len(tally.calls))
+        spent.append(sum(took for _, took in tally.calls))
+    return counts, spent
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -157,10 +205,12 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="datastory-bench-api-") as tmp:
         settings = local_settings(Path(tmp), local_pool_size=args.pool_size, api_rate_per_minute=100_000)
         key = await create_key(settings)
-        api, analyst, runner = await serve(settings)
+        api, analyst, runner, app = await serve(settings)
         auth = api.auth(key)
         overheads: list[float] = []
         overheads_warm: list[float] = []
+        before_warm: list[float] = []
+        after_warm: list[float] = []
         try:
             await api.upload(key, ("warm.csv", SALES_CSV))  # first-call costs out of the numbers
             uploads: list[float] = []
@@ -175,12 +225,16 @@ async def main(args: argparse.Namespace) -> None:
                 took_an, (status, out, _) = await timed(lambda: api.call("POST", f"/v1/sessions/{sid}/analyze", key))
                 assert status == 200, out
                 first_overhead = took_an - analyst.spent[-1]
+                sent = time.perf_counter()
                 took_again, (status, out, _) = await timed(
                     lambda: api.call("POST", f"/v1/sessions/{sid}/analyze", key))
                 assert status == 200, out
                 if record:
                     overheads.append(first_overhead)
                     overheads_warm.append(took_again - analyst.spent[-1])
+                    run_started, run_ended = analyst.windows[-1]
+                    before_warm.append(run_started - sent)
+                    after_warm.append(sent + took_again - run_ended)
                 took_get, _ = await timed(lambda: _get(api.http, f"{api.url}/v1/sessions/{sid}", auth))
                 status, _, _ = await api.call("DELETE", f"/v1/sessions/{sid}", key)
                 assert status == 204
@@ -200,6 +254,7 @@ async def main(args: argparse.Namespace) -> None:
             concurrent_wall = time.perf_counter() - started  # gather starts them all; the pool and slots bound it
             baseline, baseline_again = await direct_sandbox(settings, args.flows)
             bare = await bare_round_trips(api.http, args.flows * 3)
+            trips, in_store = await store_round_trips(api, app, key, args.flows)
         finally:
             await api.http.close()
             await runner.cleanup()
@@ -224,6 +279,13 @@ async def main(args: argparse.Namespace) -> None:
     print(f"    first analyze (creates the workspace, loads the file) {ms(overheads)}")
     print(f"    analyze again (warm workspace)                       {ms(overheads_warm)}   (goal < "
           f"{GOAL_MS:.0f} ms median: {'met' if statistics.median(overheads_warm) * 1000 < GOAL_MS else 'NOT met'})")
+    print("    where the warm analyze's overhead goes:")
+    print(f"      before the analyst's run (HTTP, key, session, stored turn, greeting, claim, workspace, files) "
+          f"{ms(before_warm)}")
+    print(f"      after it (result kept, ledger, turn finished, request woken, HTTP)                          "
+          f"{ms(after_warm)}")
+    print(f"      store round trips per call: median {statistics.median(trips):.0f} "
+          f"(min {min(trips)}, max {max(trips)}), time in them {ms(in_store)}   (separate, counted pass)")
     print(f"  upload (no sandbox work)   {ms(uploads)}")
     print(f"  GET session                {ms(gets)}")
     print(f"  baseline: bare aiohttp     {ms(bare)}")

@@ -3,9 +3,14 @@ desktop assistants, Slack's own assistant) can use datastory.
 
 The tools (``upload_dataset``, ``analyze``, ``refine``, ``ask``, ``get_file``) call the same
 :class:`~bot.api.service.SessionService` as the HTTP routes: same keys, sessions and limits. Over streamable HTTP
-(at ``/mcp``, served by uvicorn beside the HTTP API of the same process) each request carries
-``Authorization: Bearer <key>``; over stdio the server acts as ``DATASTORY_API_KEY``. A refused call is a tool
-error whose text carries the HTTP status and the problem's code (``404 not_found: …``).
+(at ``/mcp``, served by uvicorn beside the HTTP API of the same process) every HTTP request needs
+``Authorization: Bearer <key>`` at the transport: the SDK's bearer-auth middleware asks :class:`ApiKeyVerifier`
+(the API's own key check), and a request without a live key gets 401 with ``WWW-Authenticate: Bearer
+error="invalid_token"`` before any MCP message is read; a tool acts as the key its request was verified as. The
+SDK binds each MCP session to the key that opened it. Over stdio the local user is trusted with the process, but a
+key still names whose sessions and limits apply: ``DATASTORY_API_KEY``, checked at start-up (no live key: the
+server does not start) and again on each call (a revoked key stops working at once). A refused call is a tool error
+whose text carries the HTTP status and the problem's code (``404 not_found: …``).
 """
 
 from __future__ import annotations
@@ -16,20 +21,24 @@ import binascii
 import contextlib
 import logging
 import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
 import uvicorn
 from aiohttp import web
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.utilities.types import Image
-from pydantic import BaseModel, Field
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
 from bot import __version__
 from bot.api.app import ApiApp, open_api_app
 from bot.api.models import RefineIn
-from bot.api.problems import INVALID_REQUEST, ApiProblem
+from bot.api.problems import INVALID_REQUEST, UNAUTHORIZED, ApiProblem
 from bot.api.routes import PREFIX
 from bot.api.runs import IMAGE_SUFFIXES
 from bot.api.service import Incoming, SessionService
@@ -51,6 +60,39 @@ class Dataset(BaseModel):
     name: str = Field(description="The file name, with its extension (sales.csv, data.xlsx).")
     content: str = Field(description="The file's content: text as it is, or base64 for binary files.")
     encoding: Literal["text", "base64"] = Field(default="text", description="How `content` is given.")
+
+
+class KeyToken(AccessToken):
+    """A verified API key, as the SDK's auth middleware keeps it for the request (``client_id`` is the key id)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    record: ApiKeyRecord
+
+
+class ApiKeyVerifier:
+    """The SDK's :class:`~mcp.server.auth.provider.TokenVerifier` over the API's keys: the same check (and
+    ``last_used_at``) as an HTTP API request."""
+
+    def __init__(self, service: SessionService) -> None:
+        self._service = service
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        """The key ``token`` is, or None (malformed, unknown, revoked): the middleware answers 401."""
+        try:
+            record = await self._service.authenticate(token)
+        except ApiProblem:
+            return None
+        return KeyToken(token=token, client_id=record.id, scopes=[], record=record)
+
+
+def _verified(ctx: Context) -> ApiKeyRecord | None:
+    """The key the transport verified this request as (streamable HTTP), or None (stdio has no request)."""
+    request = ctx.request_context.request
+    scope = getattr(request, "scope", None)
+    user = scope.get("user") if isinstance(scope, dict) else None
+    if isinstance(user, AuthenticatedUser) and isinstance(user.access_token, KeyToken):
+        return user.access_token.record
+    return None
 
 
 def _tool_error(exc: ApiProblem) -> ToolError:
@@ -75,16 +117,25 @@ async def _chunks(data: bytes) -> AsyncIterator[bytes]:
         yield data[start:start + CHUNK]
 
 
-def build_mcp(service: SessionService, *, stdio_key: str | None = None) -> MCPServer:
-    """The MCP server over ``service``; ``stdio_key`` is the key of a stdio connection (which has no headers)."""
-    server: MCPServer = MCPServer(name="datastory", version=__version__, instructions=INSTRUCTIONS)
+def build_mcp(service: SessionService, *, stdio_key: str | None = None,
+              issuer_url: str = "http://127.0.0.1") -> MCPServer:
+    """The MCP server over ``service``. Its streamable HTTP app needs a live key on every request (checked by
+    :class:`ApiKeyVerifier` in the SDK's middleware; ``issuer_url``, the server's own URL, is what the SDK's auth
+    settings require; no OAuth routes are served). ``stdio_key`` is the key of a stdio connection (no headers)."""
+    server: MCPServer = MCPServer(
+        name="datastory", version=__version__, instructions=INSTRUCTIONS, token_verifier=ApiKeyVerifier(service),
+        auth=AuthSettings(issuer_url=AnyHttpUrl(issuer_url), resource_server_url=None, required_scopes=[]))
 
     async def call(ctx: Context, op: Callable[[ApiKeyRecord], Awaitable[T]]) -> T:
-        """Run ``op`` as the caller's key; a problem becomes a tool error."""
-        headers = ctx.headers
-        presented = headers.get("authorization") if headers is not None else stdio_key
+        """Run ``op`` as the caller's key (the one its HTTP request was verified as; over stdio ``stdio_key``,
+        checked again); a problem becomes a tool error."""
         try:
-            return await op(await service.authenticate(presented))
+            owner = _verified(ctx)
+            if owner is None:
+                if ctx.headers is not None:  # an HTTP request the middleware did not verify: never served
+                    raise ApiProblem(401, UNAUTHORIZED, "Send a live API key as `Authorization: Bearer ds_…`.")
+                owner = await service.authenticate(stdio_key)
+            return await op(owner)
         except ApiProblem as exc:
             raise _tool_error(exc) from None
 
@@ -140,10 +191,16 @@ async def serve_mcp(settings: Settings, *, stdio: bool, host: str, port: int, ap
     """Serve MCP over stdio, or over streamable HTTP at ``/mcp`` beside the HTTP API, until ``stop``."""
     app = await open_api_app(settings)
     key = settings.api_key.get_secret_value() if settings.api_key else None
-    server = build_mcp(app.service, stdio_key=key)
     if stdio:
+        server = build_mcp(app.service, stdio_key=key)
         await app.start()
         try:
+            try:
+                await app.service.authenticate(key)  # the trusted local user still names a live key
+            except ApiProblem:
+                print("datastory mcp --stdio: DATASTORY_API_KEY must be a live API key (`datastory api-key create "
+                      "NAME` makes one); it names whose sessions, budget and limits apply.", file=sys.stderr)
+                return 2
             work = asyncio.create_task(server.run_stdio_async())
             if ready:
                 ready("stdio")
@@ -158,12 +215,14 @@ async def serve_mcp(settings: Settings, *, stdio: bool, host: str, port: int, ap
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    bound = f"http://{f'[{host}]' if ':' in host else host}:{sock.getsockname()[1]}"
+    server = build_mcp(app.service, issuer_url=bound)
     http = uvicorn.Server(uvicorn.Config(server.streamable_http_app(host=host), log_level="warning",
                                          lifespan="on", access_log=False))
     serving = asyncio.create_task(http.serve(sockets=[sock]))
     while not http.started and not serving.done():
         await asyncio.sleep(0.01)
-    url = f"http://{host}:{sock.getsockname()[1]}/mcp"
+    url = f"{bound}/mcp"
     logger.info("mcp serving %s beside the API at %s%s/", url, api_url, PREFIX)
     if ready:
         ready(url)

@@ -32,9 +32,10 @@ logger = logging.getLogger(__name__)
 API_TEAM = "api"
 """The ``team`` of every API session's thread key."""
 CANCELLED = "cancelled"
-FIRST_POLL_SECONDS = 0.01
+FIRST_POLL_SECONDS = 0.05
 POLL_SECONDS = 0.2
-"""How often the store is asked about a running turn at most (from 10 ms, doubling: a short turn is seen at once)."""
+"""How often the store is asked about a turn another replica runs (from 50 ms, doubling); a run here wakes the
+wait at once."""
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"})
 
 
@@ -75,7 +76,6 @@ class Runs:
             if any(t.status in ("queued", "running") for t in await self._store.list_turns(key)):
                 raise _busy()
             turn_id = uuid.uuid4().hex
-            self.results.expect(turn_id)
             await self._worker.submit(NewTurn(id=turn_id, key=key, message_ts=self._next_ts(), user=user,
                                               question=question, files=(), created_at=now),
                                       dedupe_keys=(f"api:{turn_id}",))
@@ -84,21 +84,23 @@ class Runs:
         return turn_id
 
     async def wait(self, turn_id: str) -> TurnRecord | None:
-        """Until the turn ended (the caller going away does not cancel it); its record. The answer's hook wakes
-        the wait at once; the store says when the turn is finished (here or on another replica)."""
-        answered = self.results.answered(turn_id)
+        """Until the turn ended (the caller going away does not cancel it); its record. The worker wakes the wait
+        as soon as the turn's run here ended (:meth:`bot.turns.queue.Dispatcher.watch`); the store, read with a
+        backoff, says when a turn another replica runs has finished."""
+        queue = self._worker.queue
         delay = FIRST_POLL_SECONDS
+        ended = queue.watch(turn_id)
         try:
-            while (turn := await self._store.get_turn(turn_id)) is not None and turn.status in ("queued", "running"):
-                if answered is not None and not answered.is_set():
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(answered.wait(), delay)
-                else:
-                    await asyncio.sleep(delay if answered is None else FIRST_POLL_SECONDS)
+            while True:  # no read first: the turn was just submitted, held by this replica's greeting
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), delay)
+                ended = queue.watch(turn_id)  # before the read: a run ending in between still wakes the wait
+                turn = await self._store.get_turn(turn_id)
+                if turn is None or turn.status not in ("queued", "running"):
+                    return turn
                 delay = min(delay * 2, POLL_SECONDS)
-            return turn
         finally:
-            self.results.forget(turn_id)
+            queue.unwatch(turn_id)
 
     async def cancel(self, key: ThreadKey, turn: TurnRecord, *, now: float) -> None:
         """End a queued or running turn as failed with the error ``cancelled``, in the store: it is never started,
@@ -127,19 +129,6 @@ class TurnResults:
 
     def __init__(self, *, files: SessionFiles) -> None:
         self._files = files
-        self._answered: dict[str, asyncio.Event] = {}
-
-    def expect(self, turn_id: str) -> None:
-        """A caller here will wait for this turn: :meth:`on_result` wakes it."""
-        self._answered[turn_id] = asyncio.Event()
-
-    def answered(self, turn_id: str) -> asyncio.Event | None:
-        """What :meth:`on_result` sets for an expected turn."""
-        return self._answered.get(turn_id)
-
-    def forget(self, turn_id: str) -> None:
-        """Nobody waits any more."""
-        self._answered.pop(turn_id, None)
 
     def result(self, key: ThreadKey, turn_id: str) -> dict[str, Any] | None:
         """What the turn produced (or its failure), once it ended."""
@@ -182,8 +171,6 @@ class TurnResults:
                 self._files.write_json(session, "angles", {"turn_id": turn.id, "angles": doc["angles"]})
         self._files.write_json(session, "outputs", index)
         self._files.write_json(session, f"turn-{turn.id}", doc)
-        if (event := self._answered.get(turn.id)) is not None:
-            event.set()
 
 
 def _shutting_down() -> ApiProblem:

@@ -34,9 +34,14 @@ def _free(now: float, owner: str | None = None) -> Any:
     return or_(*conditions)
 
 
-def runnable(now: float) -> Any:
-    """The condition of a runnable turn (see the module docstring)."""
-    e = turns.alias("other")
+_OTHER = turns.alias("other")
+"""Another turn of the same thread (made once: an alias copies every column of the table)."""
+_ME = turns.alias("me")
+
+
+def runnable(now: float, holder: str | None = None) -> Any:
+    """The condition of a runnable turn (see the module docstring); a lease ``holder`` has counts as free."""
+    e = _OTHER
     same_thread = and_(e.c.team == turns.c.team, e.c.channel == turns.c.channel, e.c.thread_ts == turns.c.thread_ts,
                        e.c.id != turns.c.id, e.c.status.in_(UNFINISHED))
     earlier = or_(e.c.message_ts < turns.c.message_ts,
@@ -44,15 +49,17 @@ def runnable(now: float) -> Any:
                        or_(e.c.created_at < turns.c.created_at,
                            and_(e.c.created_at == turns.c.created_at, e.c.id < turns.c.id))))
     running = and_(e.c.status == "running", e.c.lease_expires_at >= now)
-    return and_(turns.c.status.in_(UNFINISHED), _free(now), ~exists().where(same_thread, or_(earlier, running)))
+    return and_(turns.c.status.in_(UNFINISHED), _free(now, holder),
+                ~exists().where(same_thread, or_(earlier, running)))
 
 
 async def claim(conn: AsyncConnection, *, owner: str, now: float, until: float, turn_id: str | None,
-                postgres: bool) -> str | None:
+                postgres: bool, holder: str | None = None) -> str | None:
     """Take the next runnable turn (``turn_id`` alone when given) for ``owner`` until ``until``: status running,
-    one more attempt. Returns its id, or None when nothing is runnable."""
+    one more attempt. A lease ``holder`` has counts as free (handed over). Returns its id, or None when nothing
+    is runnable."""
     query: Select[Any] = select(turns.c.id, turns.c.team, turns.c.channel, turns.c.thread_ts).where(
-        runnable(now))
+        runnable(now, holder))
     if turn_id is not None:
         query = query.where(turns.c.id == turn_id)
     rows = (await conn.execute(query.order_by(turns.c.created_at, turns.c.id).limit(CANDIDATES))).all()
@@ -63,7 +70,7 @@ async def claim(conn: AsyncConnection, *, owner: str, now: float, until: float, 
             ).with_for_update(skip_locked=True))
             if locked.first() is None:
                 continue  # another replica is claiming in this thread right now
-            again = await conn.execute(select(turns.c.id).where(turns.c.id == row.id, runnable(now))
+            again = await conn.execute(select(turns.c.id).where(turns.c.id == row.id, runnable(now, holder))
                                        .with_for_update(of=turns, skip_locked=True))
             if again.first() is None:
                 continue
@@ -96,7 +103,7 @@ async def release(conn: AsyncConnection, turn_id: str, *, owner: str, refund: bo
 
 def ahead(turn_id: str) -> Select[Any]:
     """How many unfinished turns of the turn's thread go before it."""
-    me = turns.alias("me")
+    me = _ME
     return select(func.count()).select_from(turns).join(me, and_(
         me.c.id == turn_id, me.c.team == turns.c.team, me.c.channel == turns.c.channel,
         me.c.thread_ts == turns.c.thread_ts)).where(

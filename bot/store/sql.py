@@ -31,7 +31,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from bot.store import housekeeping, revisions
+from bot.store import housekeeping, revisions, sqlite_driver
 from bot.store.base import Removed
 from bot.store.revisions import SchemaNotAtHead, SchemaState
 from bot.store.sql_base import Insert
@@ -151,7 +151,7 @@ class SqlStore(SqlThreads, SqlTurns, SqlQueue, SqlDigests, SqlInbox, SessionRows
         if not self._sqlite:
             return create_async_engine(url, echo=self._echo, pool_pre_ping=True)
         if self._memory:
-            engine = create_async_engine(url.set(database=":memory:"), echo=self._echo, poolclass=StaticPool)
+            url = url.set(database=":memory:")
         else:
             database = url.database or ""
             if not database.startswith("file:"):
@@ -160,7 +160,12 @@ class SqlStore(SqlThreads, SqlTurns, SqlQueue, SqlDigests, SqlInbox, SessionRows
                 # The bot's own file: 0600 whatever the umask (SQLite gives its -wal and -shm the same mode).
                 os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
                 url = url.set(database=str(path))
-            engine = create_async_engine(url, echo=self._echo)
+        # sqlite3.connect's arguments as the aiosqlite dialect makes them, for a driver taking one trip to the
+        # connection's thread per statement (bot.store.sqlite_driver); creating an engine connects nothing
+        args, kwargs = create_async_engine(url).dialect.create_connect_args(url)
+        pool = {"poolclass": StaticPool} if self._memory else {}
+        engine = create_async_engine(url, echo=self._echo, async_creator=sqlite_driver.connector(args, kwargs),
+                                     **pool)
         _configure_sqlite(engine)
         return engine
 

@@ -18,11 +18,12 @@ class SqlQueue(SqlParts):
     # -- turns ---------------------------------------------------------------------------------------------------
 
     async def claim_turn(self, *, owner: str, now: float, lease_seconds: float,
-                         turn_id: str | None = None) -> TurnRecord | None:
-        """Take the next runnable turn (or ``turn_id`` when it is runnable) under ``owner``'s lease."""
+                         turn_id: str | None = None, holder: str | None = None) -> TurnRecord | None:
+        """Take the next runnable turn (or ``turn_id`` when it is runnable) under ``owner``'s lease (a lease
+        ``holder`` has is handed over)."""
         async with self._write() as conn:
             taken = await queue.claim(conn, owner=owner, now=now, until=now + lease_seconds, turn_id=turn_id,
-                                      postgres=not self._sqlite)
+                                      postgres=not self._sqlite, holder=holder)
             if taken is None:
                 return None
             row = (await conn.execute(select(turns).where(turns.c.id == taken))).mappings().one()

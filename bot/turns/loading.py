@@ -120,7 +120,8 @@ class FileLoader:
                     refused.append((f.name, refusal))
                 else:
                     loaded.append(f.name)
-        files = await self._store.list_files(key)
+        if loaded or refused:  # what the loads recorded (paths, refusals); nothing else changes a thread's files
+            files = await self._store.list_files(key)
         own = [f for f in files if f.message_ts == turn.message_ts]
         if own and not any(f.sandbox_path for f in own):
             raise FilesRefused(refused or [(f.name, f.refused_reason) for f in own if f.refused_reason])

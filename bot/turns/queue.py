@@ -95,6 +95,21 @@ class Dispatcher:
         self.lease_seconds = lease_seconds
         self._work = work
         self._pumping = asyncio.Lock()
+        self._watchers: dict[str, asyncio.Event] = {}
+        """Turn id → what :meth:`watch` handed out, set when a run of the turn here ends."""
+
+    def watch(self, turn_id: str) -> asyncio.Event:
+        """An event set as soon as a run of ``turn_id`` on this replica ends (finished, failed or given back),
+        after the store says so: a caller waiting for the turn is woken at once instead of polling. Watch before
+        reading the turn's state, so an end in between is not missed; another replica's run sets nothing."""
+        event = self._watchers.get(turn_id)
+        if event is None or event.is_set():
+            event = self._watchers[turn_id] = asyncio.Event()
+        return event
+
+    def unwatch(self, turn_id: str) -> None:
+        """Nobody waits for the turn here any more."""
+        self._watchers.pop(turn_id, None)
 
     async def pump(self, *, first: str | None = None) -> int:
         """Claim runnable turns (``first`` before any other) while a slot is free, and start each; returns how
@@ -113,21 +128,43 @@ class Dispatcher:
                     logger.warning("claiming a turn failed error=%s", type(exc).__name__)
                     break
                 first = None
-                if turn is None:
-                    break
-                if not self._slots.take_now():  # a batch run took the last slot meanwhile
-                    await self._store.release_turn(turn.id, owner=self.owner, refund=True)
-                    break
-                lease = Lease(store=self._store, clock=self._clock, turn_id=turn.id, owner=self.owner,
-                              seconds=self.lease_seconds, metrics=self._metrics)
-                try:
-                    self._tracker.spawn(self._run(turn, lease), name=f"turn-{turn.id}", group=turn.key.team)
-                except TrackerClosed:
-                    self._slots.give()
-                    await self._store.release_turn(turn.id, owner=self.owner, refund=True)
+                if turn is None or not await self._launch(turn):
                     break
                 started += 1
         return started
+
+    async def take(self, turn_id: str, *, holder: str) -> bool:
+        """Claim ``turn_id`` alone while a slot is free, taking over the lease ``holder`` has on it (a greeting's
+        hold: handed to the run in the claim's transaction, no release and claim in between), and start it.
+        False when it was not claimed (no free slot, or not runnable): ``holder`` still holds it."""
+        async with self._pumping:
+            if self._tracker.closing or self._slots.full():
+                return False
+            try:
+                turn = await self._store.claim_turn(owner=self.owner, now=self._clock.now(),
+                                                    lease_seconds=self.lease_seconds, turn_id=turn_id, holder=holder)
+            except Exception as exc:
+                logger.warning("claiming a turn failed error=%s", type(exc).__name__)
+                return False
+            if turn is None:
+                return False
+            await self._launch(turn)  # not started: it went back to the queue (the next pump or poll takes it)
+            return True
+
+    async def _launch(self, turn: TurnRecord) -> bool:
+        """Start a claimed turn in a slot, under a renewed lease; False (the turn given back) when none is left."""
+        if not self._slots.take_now():  # a batch run took the last slot meanwhile
+            await self._store.release_turn(turn.id, owner=self.owner, refund=True)
+            return False
+        lease = Lease(store=self._store, clock=self._clock, turn_id=turn.id, owner=self.owner,
+                      seconds=self.lease_seconds, metrics=self._metrics)
+        try:
+            self._tracker.spawn(self._run(turn, lease), name=f"turn-{turn.id}", group=turn.key.team)
+        except TrackerClosed:
+            self._slots.give()
+            await self._store.release_turn(turn.id, owner=self.owner, refund=True)
+            return False
+        return True
 
     async def _run(self, turn: TurnRecord, lease: Lease) -> None:
         lease.keep()
@@ -136,6 +173,8 @@ class Dispatcher:
         finally:
             await lease.stop()
             self._slots.give()
+            if (watcher := self._watchers.pop(turn.id, None)) is not None:
+                watcher.set()
         await self.pump()
         await self._gauge()
 

@@ -140,25 +140,36 @@ class TurnWorker:
         return True
 
     async def _accept(self, turn: TurnRecord, files: list[str], *, reacted: bool) -> None:
-        """Show feedback at once (no store read first), then give the turn to the queue and pump it."""
+        """Show feedback at once (no store read first), then hand the turn from the greeting's hold straight to a
+        run here when a slot is free (one claim, nothing to release); otherwise say why it waits, give it to the
+        queue and pump it."""
         key = turn.key
         bind(team=key.team, channel=key.channel, thread_ts=key.thread_ts, turn=turn.id)
         hold = Lease(store=self._store, clock=self._clock, turn_id=turn.id, owner=self._greeter,
                      seconds=self._config.lease_seconds, metrics=self._metrics)
         hold.keep()  # renewed while the feedback is posted: nobody runs the turn before its status reply exists
+        handed = False
         try:
-            await self._greet(turn, files, reacted=reacted)
+            reply = await self._greet(turn, files, reacted=reacted)
+            if reply is not None:
+                await hold.stop()  # not renewed past this point: the claim below may take the hold over
+                handed = await self.queue.take(turn.id, holder=self._greeter)
+                if not handed:
+                    hold.keep()
+                    await self._waiting(turn, reply)
         except asyncio.CancelledError:
             if not hold.lost:
                 raise
             return  # another replica holds the turn now (it finds the status reply in the thread)
         finally:
             await hold.stop()
-            if not hold.lost:
+            if not hold.lost and not handed:
                 await asyncio.shield(self._store.release_turn(turn.id, owner=self._greeter))
-        await self.start(turn.id)
+        if not handed:
+            await self.start(turn.id)
 
-    async def _greet(self, turn: TurnRecord, files: list[str], *, reacted: bool) -> None:
+    async def _greet(self, turn: TurnRecord, files: list[str], *, reacted: bool) -> StatusMessage | None:
+        """The reaction and the status reply (None when Slack refused it)."""
         key = turn.key
         ledger = AnswerLedger(store=self._store, poster=self._poster, clock=self._clock, turn=turn, posted={},
                               resumed=False)
@@ -176,9 +187,11 @@ class TurnWorker:
             ts = await status()
         else:
             _, ts = await asyncio.gather(self.acknowledge(key.channel, turn.message_ts), status())
-        if ts is None:
-            return
-        reply = StatusMessage(poster=self._poster, channel=key.channel, thread_ts=key.thread_ts, ts=ts)
+        return None if ts is None else StatusMessage(poster=self._poster, channel=key.channel,
+                                                     thread_ts=key.thread_ts, ts=ts)
+
+    async def _waiting(self, turn: TurnRecord, reply: StatusMessage) -> None:
+        """Why a turn that could not start at once waits: earlier questions of its thread, or no free slot."""
         if ahead := await self._store.turns_ahead(turn.id):
             await reply.set(f":hourglass: Queued behind {ahead} earlier question{'s' * (ahead > 1)} "
                             "in this thread; I'll answer in order.")

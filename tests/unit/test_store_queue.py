@@ -88,6 +88,20 @@ async def test_a_turn_held_while_greeted_is_not_claimed_until_released(store: Sq
     assert await store.hold_turn("t", owner="x", now=100.0, lease_seconds=LEASE) is False  # running: not held
 
 
+async def test_a_greeting_hands_its_hold_to_the_run_in_one_claim(store: SqlStore) -> None:
+    await submit(store, turn("before", ts="1700000000.000050", at=5.0))
+    assert await store.submit_turn(turn("t"), dedupe_keys=("k",), holder="r1/greeting", hold_until=100.0 + LEASE)
+    take = {"owner": "r1", "now": 100.0, "lease_seconds": LEASE, "turn_id": "t"}
+    assert await store.claim_turn(**take, holder="r1/greeting") is None  # an earlier turn of the thread is unfinished
+    assert await store.finish_turn("before", status="done", now=100.0)
+    assert await store.claim_turn(**take, holder="r2/greeting") is None  # someone else's hold is not handed over
+    assert await store.claim_turn(**take) is None  # nor is it free without the holder's name
+    record = await store.claim_turn(**take, holder="r1/greeting")
+    assert record is not None and (record.status, record.lease_owner, record.attempts) == ("running", "r1", 1)
+    assert await store.release_turn("t", owner="r1/greeting") is False  # the hold is gone: nothing to release
+    assert await store.renew_turn("t", owner="r1", now=101.0, lease_seconds=LEASE)
+
+
 async def test_claims_racing_from_replicas_take_each_turn_once_and_one_per_thread(db_url: str) -> None:
     stores = [SqlStore(url=db_url) for _ in range(4)]
     for s in stores:
