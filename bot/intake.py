@@ -200,13 +200,13 @@ class Intake:
         nothing running, only the person who asked is told."""
         if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):
             return "duplicate"
-        if not self._worker.stop(msg.key, by=msg.user):
+        if not await self._worker.stop(msg.key, by=msg.user):
             await self._tell_author(msg, NOTHING_TO_STOP)
         return "stop"
 
-    def stop_channel(self, team: str, channel: str, *, by: str, everyone: bool) -> int:
+    async def stop_channel(self, team: str, channel: str, *, by: str, everyone: bool) -> int:
         """``/datastory stop``: the analyses stopped in the channel (``by``'s own, or everyone's for an admin)."""
-        return self._worker.stop_in_channel(team, channel, by=by, everyone=everyone)
+        return await self._worker.stop_in_channel(team, channel, by=by, everyone=everyone)
 
     async def _reset(self, msg: IncomingMessage) -> Outcome:
         if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):

@@ -1,4 +1,5 @@
-"""Output collection and posting: what the code wrote, read within limits, and the answer put in the thread.
+"""Output collection and posting: what the code wrote, read within limits, and the answer put in the thread
+(:func:`answer_plan`: the parts to post and what the store keeps of the turn).
 
 The files an analysis wrote are what the container's file list gained (not the uploads), read within limits and
 with CSV formulas defused (:class:`bot.outputs.OutputReader`).
@@ -10,12 +11,15 @@ import asyncio
 from dataclasses import dataclass
 
 from bot.analysts.base import AnalysisRequest, AnalysisResult, Analyst
-from bot.formatting import names_list, narrative, split_message
+from bot.costs import footer, turn_cost
+from bot.formatting import names_list, narrative, seconds, split_message
 from bot.outputs import OutputLimits, OutputReader, Outputs
 from bot.poster import Upload
 from bot.sandbox.base import SandboxBackend
-from bot.turns.config import MAX_POSTED_FILE_BYTES, MAX_POSTED_FILES, WorkerConfig
+from bot.store.base import TurnOutcomeRecord
+from bot.turns.config import ANSWER_KEPT, CODE_KEPT, MAX_POSTED_FILE_BYTES, MAX_POSTED_FILES, WorkerConfig
 from bot.turns.feedback import StatusMessage
+from bot.turns.ledger import Plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +77,26 @@ async def answer_parts(outcome: TurnOutcome, tail: str) -> list[str]:
     if outcome.reloaded:
         text = f"_The workspace had expired; I reloaded {names_list(list(outcome.reloaded))}._\n\n" + text
     return split_message(text)
+
+
+async def answer_plan(outcome: TurnOutcome, *, config: WorkerConfig, sessions: int, elapsed: float) -> Plan:
+    """The answer, ready to post, and what the store keeps of the turn."""
+    usage = outcome.result.usage
+    cost = turn_cost(model=outcome.result.model, usage=usage, prices=config.prices, sessions=sessions,
+                     session_usd=config.session_usd)
+    texts = await answer_parts(outcome, footer(elapsed, cost) if config.cost_footer else "")
+    charts = len(outcome.uploads)
+    what = f"analysed {names_list(list(outcome.loaded))}" if outcome.loaded else "answered"
+    extra = f" ({charts} file{'s' * (charts != 1)} attached)" if charts else ""
+    record = TurnOutcomeRecord(
+        response_id=outcome.result.response_id, input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens, answer=outcome.result.text[:ANSWER_KEPT] or None,
+        code="\n\n".join(outcome.result.code)[-CODE_KEPT:] or None, model=outcome.result.model or None,
+        cost_usd=cost or 0.0,
+    )
+    return Plan(texts=texts, container_id=outcome.container_id,
+                files=[(fid, u.filename) for fid, u in zip(outcome.attached, outcome.uploads, strict=True)],
+                done_line=f":white_check_mark: Done: {what} in {seconds(elapsed)}{extra}.",
+                outcome={k: getattr(record, k) for k in record.__dataclass_fields__}, elapsed=elapsed,
+                specs=[(name, data.decode("utf-8", "replace")) for name, data in outcome.specs],
+                has_code=bool(outcome.result.code))

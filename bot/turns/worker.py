@@ -9,6 +9,7 @@ thread's container exists (:mod:`bot.turns.workspace`), streams the files it lac
 the answer as a plan and delivers it part by part through the ledger (:mod:`bot.turns.ledger`), so a turn resumed
 after a crash continues where it stopped and never posts a part twice. After ``DATASTORY_MAX_ATTEMPTS`` runs that
 did not end, a turn gets one failure note instead. New and resumed turns take one path: :meth:`TurnWorker.start`.
+A turn analysing can be stopped from any replica (:mod:`bot.turns.stopping`).
 """
 
 from __future__ import annotations
@@ -17,28 +18,27 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from bot.analysts.base import DEFAULT_QUESTION, AnalysisRequest, Analyst
 from bot.clock import Clock
-from bot.costs import footer, turn_cost
 from bot.errors import AttemptsExhausted, TurnStopped, TurnTimeout, failure_text, is_expected, new_ref, outcome_of
 from bot.files import FileRejected
-from bot.formatting import names_list, seconds
+from bot.formatting import names_list
 from bot.logs import bind, turn_summary
 from bot.metrics import Metrics
 from bot.poster import Poster, SlackError, Upload
 from bot.sandbox.base import ContainerExpired, ContainerNotFound, SandboxBackend, SandboxError
 from bot.store.base import NewTurn, Store, ThreadKey, TurnOutcomeRecord, TurnRecord
 from bot.tasks import TaskTracker, TrackerClosed
-from bot.turns.collect import Collector, TurnOutcome, answer_parts
-from bot.turns.config import ANSWER_KEPT, CODE_KEPT, HISTORY_TURNS, WorkerConfig, thread_summary
+from bot.turns.collect import Collector, TurnOutcome, answer_plan
+from bot.turns.config import HISTORY_TURNS, WorkerConfig, thread_summary
 from bot.turns.feedback import DONE, FAILED, WORKING, Feedback, StatusMessage
 from bot.turns.ledger import AnswerLedger, Plan
 from bot.turns.loading import FileLoader, data_file, newest_versions
 from bot.turns.native import native_messages, post_last_part, post_native
 from bot.turns.queue import POLL_SECONDS, Dispatcher, Lease, replica_id
 from bot.turns.slots import Slots
+from bot.turns.stopping import Stopper
 from bot.turns.workspace import Containers, Workspace
 
 logger = logging.getLogger("bot.turns")
@@ -90,10 +90,8 @@ class TurnWorker:
         self._tracker = tracker
         self._config = config
         self._feedback = Feedback(poster)
-        self._analysing: dict[ThreadKey, tuple[TurnRecord, asyncio.Task[Any]]] = {}
-        """The turns analysing now on this replica (what ``stop`` can interrupt)."""
-        self._stops: dict[str, str] = {}
-        """Turn id → who stopped it."""
+        self.stopping = Stopper(store=store, clock=clock, lease_seconds=config.lease_seconds)
+        """The turns analysing here, and the stops asked for them (:mod:`bot.turns.stopping`)."""
         self.owner = owner or replica_id()
         self._greeter = f"{self.owner}/greeting"
         self.queue = Dispatcher(store=store, clock=clock, slots=slots, tracker=tracker, metrics=metrics,
@@ -210,23 +208,15 @@ class TurnWorker:
         logger.info("thread reset thread=%s", key)
         return True
 
-    def stop(self, key: ThreadKey, *, by: str) -> bool:
-        """Interrupt the thread's turn while it analyses on this replica (the running code is interrupted, the
-        container and its variables kept); the thread is told who stopped it. False when nothing is analysing."""
-        entry = self._analysing.get(key)
-        if entry is None:
-            return False
-        turn, task = entry
-        self._stops[turn.id] = by
-        task.cancel("stopped")
-        logger.info("turn stopped turn=%s by=%s", turn.id, by)
-        return True
+    async def stop(self, key: ThreadKey, *, by: str) -> bool:
+        """Interrupt the thread's analysing turn, on this replica or the one running it (the running code is
+        interrupted, the container and its variables kept); the thread is told who stopped it. False when
+        nothing runs in the thread."""
+        return await self.stopping.stop(key, by=by)
 
-    def stop_in_channel(self, team: str, channel: str, *, by: str, everyone: bool) -> int:
-        """``/datastory stop``: stop the turns analysing in the channel (``by``'s own, or all for an admin)."""
-        keys = [key for key, (turn, _) in self._analysing.items()
-                if key.team == team and key.channel == channel and (everyone or turn.user == by)]
-        return sum(self.stop(key, by=by) for key in keys)
+    async def stop_in_channel(self, team: str, channel: str, *, by: str, everyone: bool) -> int:
+        """``/datastory stop``: stop the turns running in the channel (``by``'s own, or all for an admin)."""
+        return await self.stopping.stop_in_channel(team, channel, by=by, everyone=everyone)
 
     async def _work(self, turn: TurnRecord, lease: Lease) -> None:
         """Run one claimed turn to its end (done or failed), or give it back when interrupted."""
@@ -250,7 +240,7 @@ class TurnWorker:
                 return
             await self._execute(turn, status, ledger, started)
         except asyncio.CancelledError:
-            by = self._stops.pop(turn.id, None)
+            by = self.stopping.stopped_by(turn.id)
             task = asyncio.current_task()
             if by is not None and not lease.lost and task is not None and task.uncancel() == 0:
                 await self._fail(turn, status, ledger, TurnStopped(by), self._clock.now() - started)
@@ -285,11 +275,8 @@ class TurnWorker:
         if plan is None:
             workspace = Workspace(key=turn.key, store=self._store, containers=self.parts.containers,
                                   clock=self._clock, config=self._config, metrics=self._metrics, status=status)
-            task = asyncio.current_task()
-            assert task is not None
-            self._analysing[turn.key] = (turn, task)
             try:
-                async with asyncio.timeout(self._config.turn_timeout):
+                async with self.stopping.analysing(turn), asyncio.timeout(self._config.turn_timeout):
                     outcome = await self._answer(turn, status, workspace, ledger)
             except TimeoutError:
                 await self._fail(turn, status, ledger, TurnTimeout(self._config.turn_timeout),
@@ -298,9 +285,8 @@ class TurnWorker:
             except Exception as exc:
                 await self._fail(turn, status, ledger, exc, self._clock.now() - started)
                 return
-            finally:
-                self._analysing.pop(turn.key, None)
-            plan = await self._plan(outcome, workspace.sessions.count, self._clock.now() - started)
+            plan = await answer_plan(outcome, config=self._config, sessions=workspace.sessions.count,
+                                     elapsed=self._clock.now() - started)
             if self._results is not None:
                 cost = plan.outcome.get("cost_usd")
                 await self._results(turn, outcome, cost if isinstance(cost, float) else None)
@@ -315,28 +301,6 @@ class TurnWorker:
                 logger.warning("outputs of the earlier run are gone turn=%s error=%s", turn.id, type(exc).__name__)
                 uploads = ()
         await self._deliver(turn, status, ledger, plan, uploads)
-
-    async def _plan(self, outcome: TurnOutcome, sessions: int, elapsed: float) -> Plan:
-        """The answer, ready to post, and what the store keeps of the turn."""
-        usage = outcome.result.usage
-        cost = turn_cost(model=outcome.result.model, usage=usage, prices=self._config.prices, sessions=sessions,
-                         session_usd=self._config.session_usd)
-        texts = await answer_parts(outcome, footer(elapsed, cost) if self._config.cost_footer else "")
-        charts = len(outcome.uploads)
-        what = f"analysed {names_list(list(outcome.loaded))}" if outcome.loaded else "answered"
-        extra = f" ({charts} file{'s' * (charts != 1)} attached)" if charts else ""
-        record = TurnOutcomeRecord(
-            response_id=outcome.result.response_id, input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens, answer=outcome.result.text[:ANSWER_KEPT] or None,
-            code="\n\n".join(outcome.result.code)[-CODE_KEPT:] or None, model=outcome.result.model or None,
-            cost_usd=cost or 0.0,
-        )
-        return Plan(texts=texts, container_id=outcome.container_id,
-                    files=[(fid, u.filename) for fid, u in zip(outcome.attached, outcome.uploads, strict=True)],
-                    done_line=f":white_check_mark: Done: {what} in {seconds(elapsed)}{extra}.",
-                    outcome={k: getattr(record, k) for k in record.__dataclass_fields__}, elapsed=elapsed,
-                    specs=[(name, data.decode("utf-8", "replace")) for name, data in outcome.specs],
-                    has_code=bool(outcome.result.code))
 
     async def _deliver(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, plan: Plan,
                        uploads: Sequence[Upload]) -> None:

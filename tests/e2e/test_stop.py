@@ -1,6 +1,6 @@
-"""Stop: ``stop`` in a thread (or ``/datastory stop`` in the channel) interrupts the analysis running there; the
-thread is told who stopped it, the workspace and its data stay, and the next question works in it; with nothing
-running, only the person who asked is told."""
+"""Stop: ``stop`` in a thread (or ``/datastory stop`` in the channel) interrupts the analysis running there (the
+hosted background response is cancelled on the provider); the thread is told who stopped it, the workspace and its
+data stay, and the next question works in it; with nothing running, only the person who asked is told."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def slow_first(started: asyncio.Event, release: asyncio.Event) -> object:
     async def script(ctx: ResponseContext) -> ScriptedTurn:
         if not ctx.chain and not release.is_set():
             started.set()
-            await release.wait()  # a long analysis (the provider finishes it even when nobody waits any more)
+            await release.wait()  # a long analysis (cancelled on the provider when the turn is stopped)
         return default_script(ctx)
     return script
 
@@ -46,7 +46,14 @@ async def test_stop_in_the_thread_interrupts_and_the_next_question_uses_the_same
         "ask again, or ask something else.")
     assert not any(m.is_bot and "Summary of sales.csv" in m.text for m in thread)
     [container] = harness.openai.live_containers()
-    release.set()  # the hosted response the bot stopped waiting for ends on the provider's side
+    # the hosted response ran in background mode and the stop cancelled it on the provider
+    await harness.wait_for(lambda: harness.openai.cancelled)
+    [cancelled] = harness.openai.cancelled
+    assert harness.openai.responses[cancelled].status == "cancelled"
+    assert [(r.method, r.path) for r in harness.openai.recorder.calls("/cancel")] == [
+        ("POST", f"/v1/responses/{cancelled}/cancel")]
+    assert container.file_by_name("sales.csv") is not None  # the container and its data are kept
+    release.set()
 
     await bot.send(harness.reply_event("and by month?", event["ts"]))
     thread = await harness.wait_done(event["ts"], turns=2)
