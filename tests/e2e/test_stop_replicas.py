@@ -121,7 +121,7 @@ async def test_a_stop_sent_to_one_replica_stops_the_turn_running_on_the_other(pa
     second = slack.post_as_user(channel=CHANNEL, user=USER, text="slow: costs?", files=[g])
     assert (await first.sender.send_event(envelope(second))).status == 200
     await asyncio.wait_for(started.wait(), 30)
-    runner, other = await running_and_other(first, second_replica)
+    _, other = await running_and_other(first, second_replica)
     reply = await other.sender.send_command(ev.slash_command("/datastory", "stop", CHANNEL, USER,
                                                              slack.new_response_url()))
     text = reply.body.get("text") if isinstance(reply.body, dict) else reply.body
