@@ -91,7 +91,7 @@ async def test_a_stop_sent_to_one_replica_stops_the_turn_running_on_the_other(pa
     root = slack.post_as_user(channel=CHANNEL, user=USER, text="slow: the whole story?", files=[f])
     assert (await first.sender.send_event(envelope(root))).status == 200
     await asyncio.wait_for(started.wait(), 30)
-    runner, other = await running_and_other(first, second_replica)
+    _, other = await running_and_other(first, second_replica)
 
     stop = slack.post_as_user(channel=CHANNEL, user=USER, text="stop", thread_ts=root["ts"])
     asked = time.monotonic()
