@@ -204,6 +204,10 @@ class Intake:
             await self._tell_author(msg, NOTHING_TO_STOP)
         return "stop"
 
+    async def ensure_member(self, msg: IncomingMessage) -> bool:
+        """Whether the bot is in the message's channel, joining it when it is public and the scopes allow."""
+        return await self._poster.ensure_member(channel=msg.channel, ts=msg.ts)
+
     async def stop_channel(self, team: str, channel: str, *, by: str, everyone: bool) -> int:
         """``/datastory stop``: the analyses stopped in the channel (``by``'s own, or everyone's for an admin)."""
         return await self._worker.stop_in_channel(team, channel, by=by, everyone=everyone)

@@ -190,6 +190,11 @@ class Poster(Protocol):
         """``views.publish``: ``user``'s App Home tab."""
         ...
 
+    async def ensure_member(self, *, channel: str, ts: str) -> bool:
+        """Whether the bot is in ``channel`` (probed by reading the message ``ts``), joining a public channel it
+        is not in (``conversations.join``, scope ``channels:join``); False when it is not in and cannot join."""
+        ...
+
     async def user_tz(self, user: str) -> str:
         """The user's IANA time zone from ``users.info`` (``users:read``); ``"UTC"`` when it cannot be read."""
         ...

@@ -173,6 +173,28 @@ class MessagesApi(SlackState):
         self.reactions[key].discard(name)
         return {}
 
+    async def _conversations_join(self, rec: RecordedRequest) -> Json:
+        """``conversations.join`` (scope ``channels:join``): the bot joins a public channel; a private one, a DM or
+        a group DM answers ``method_not_supported_for_channel_type``; joining again is ``ok`` with the warning
+        ``already_in_channel``."""
+        granted = [s for s in self.scopes.split(",") if s]
+        if "channels:join" not in granted:
+            raise ApiError("missing_scope", needed="channels:join", provided=",".join(granted))
+        channel = str(rec.params.get("channel") or "")
+        if not channel or channel in self.missing_channels:
+            raise ApiError("channel_not_found")
+        if channel in self.private_channels or channel.startswith(("D", "G")):
+            raise ApiError("method_not_supported_for_channel_type")
+        was_member = channel not in self.non_member_channels
+        self.non_member_channels.discard(channel)
+        info = {"id": channel, "name": channel.lower(), "is_channel": True, "is_group": False, "is_im": False,
+                "is_mpim": False, "is_private": False, "is_archived": False, "is_general": False,
+                "is_member": True, "created": 1700000000, "creator": "U0"}
+        out: Json = {"channel": info}
+        if was_member:
+            out.update(warning="already_in_channel", response_metadata={"warnings": ["already_in_channel"]})
+        return out
+
     async def _conversations_replies(self, rec: RecordedRequest) -> Json:
         p = rec.params
         channel = self._check_channel(p.get("channel"))
