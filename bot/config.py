@@ -129,6 +129,11 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="How long a replica's hold on a turn (and the leader's on the periodic jobs) "
         "lasts unless renewed (every third of it); a replica that dies hands its work over within this time."
     )
+    agent_sessions: bool = Field(
+        default=True, description="Keep each thread's Slack agent session status (agents.sessions.setStatus: "
+        "processing while a turn runs, active after, suspended when its container is swept, closed on reset), "
+        "which gives people Slack's own Stop button; off by itself where Slack refuses the method."
+    )
     max_attempts: int = Field(
         default=2, ge=1, description="Runs a turn may take (a crash or a lost lease ends one); after that the "
         "thread gets one failure note instead of another run."

@@ -147,6 +147,9 @@ class ConsolePoster:
         """A console thread is always the bot's."""
         return True
 
+    async def set_agent_status(self, *, channel: str, thread_ts: str, status: str) -> None:
+        """A console has no Slack agent session."""
+
     async def user_tz(self, user: str) -> str:
         """The console user's zone is not known; UTC."""
         return "UTC"

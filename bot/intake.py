@@ -204,6 +204,13 @@ class Intake:
             await self._tell_author(msg, NOTHING_TO_STOP)
         return "stop"
 
+    async def stop_session(self, team: str, channel: str, thread_ts: str, *, by: str) -> None:
+        """Slack's Stop button (``agent_session_stopped``): stop the thread's analysis like ``stop`` typed there;
+        with nothing running, the session only leaves ``processing``."""
+        key = ThreadKey(team=team, channel=channel, thread_ts=thread_ts)
+        if not await self._worker.stop(key, by=by):
+            await self._worker.agent_sessions.set(key, "active")
+
     async def ensure_member(self, msg: IncomingMessage) -> bool:
         """Whether the bot is in the message's channel, joining it when it is public and the scopes allow."""
         return await self._poster.ensure_member(channel=msg.channel, ts=msg.ts)

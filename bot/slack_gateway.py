@@ -195,6 +195,11 @@ class SlackGateway:
             resp = await send()
         return str(resp["ts"])
 
+    async def set_agent_status(self, *, channel: str, thread_ts: str, status: str) -> None:
+        """``agents.sessions.setStatus`` for the thread's session (created on first use)."""
+        await self._call("agents.sessions.setStatus", self._client.agents_sessions_setStatus(
+            channel_id=channel, thread_ts=thread_ts, status=status))
+
     async def ensure_member(self, *, channel: str, ts: str) -> bool:
         """Read the message ``ts`` (``conversations.replies``, one message); ``not_in_channel`` → join when the
         channel is public and the token has ``channels:join``. Other failures are not a membership question."""

@@ -96,6 +96,9 @@ class ApiPoster:
         """A session is always there."""
         return True
 
+    async def set_agent_status(self, *, channel: str, thread_ts: str, status: str) -> None:
+        """A session has no Slack agent session."""
+
     async def file_info(self, file_id: str) -> SlackFile:
         """API files are not Slack files."""
         raise ForeignFileHost("not_supported", method="files.info")
@@ -189,6 +192,10 @@ class RoutingPoster:
     async def ensure_member(self, *, channel: str, ts: str) -> bool:
         """Routed by channel."""
         return await self._by(channel).ensure_member(channel=channel, ts=ts)
+
+    async def set_agent_status(self, *, channel: str, thread_ts: str, status: str) -> None:
+        """Routed by channel."""
+        await self._by(channel).set_agent_status(channel=channel, thread_ts=thread_ts, status=status)
 
     async def file_info(self, file_id: str) -> SlackFile:
         """Slack's."""

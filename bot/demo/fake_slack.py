@@ -76,6 +76,7 @@ class FakeSlack(MessagesApi, FileHosting, SocketMode):
             "reactions.remove": self._reactions_remove,
             "conversations.replies": self._conversations_replies,
             "conversations.join": self._conversations_join,
+            "agents.sessions.setStatus": self._agents_sessions_set_status,
             "users.info": self._users_info,
             "files.info": self._files_info,
             "files.getUploadURLExternal": self._get_upload_url,

@@ -8,8 +8,8 @@ import json
 
 from bot.demo.block_rules import block_errors
 from bot.demo.recorder import RecordedRequest
-from bot.demo.slack_events import fresh_ts
-from bot.demo.slack_state import ApiError, FakeMessage, Json, SlackState, ts_key
+from bot.demo.slack_events import agent_session_stopped, fresh_ts
+from bot.demo.slack_state import AGENT_STATUSES, ApiError, FakeMessage, Json, SlackState, ts_key
 
 
 class MessagesApi(SlackState):
@@ -194,6 +194,32 @@ class MessagesApi(SlackState):
         if was_member:
             out.update(warning="already_in_channel", response_metadata={"warnings": ["already_in_channel"]})
         return out
+
+    async def _agents_sessions_set_status(self, rec: RecordedRequest) -> Json:
+        """``agents.sessions.setStatus``: a bot token of an app declared as an agent (``assistant:write``) sets the
+        thread's session status, creating the session on first use; ``status`` is one of
+        :data:`~bot.demo.slack_state.AGENT_STATUSES`. Slack shows its native Stop button while ``processing``."""
+        if "assistant:write" not in self.scopes.split(","):
+            raise ApiError("missing_scope", needed="assistant:write", provided=self.scopes)
+        p = rec.params
+        status = str(p.get("status") or "")
+        if status not in AGENT_STATUSES:
+            raise ApiError("invalid_arguments")
+        channel = self._check_channel(p.get("channel_id"))
+        thread_ts = str(p.get("thread_ts") or "")
+        if not any(m.channel == channel and m.ts == thread_ts for m in self.messages):
+            raise ApiError("thread_not_found")
+        self.agent_sessions[(channel, thread_ts)] = status
+        self.agent_statuses.append((channel, thread_ts, status))
+        return {"status": status}
+
+    def stop_agent_session(self, channel: str, thread_ts: str, user: str) -> Json:
+        """A person clicks Slack's Stop button on the thread's session: the ``agent_session_stopped`` event to
+        deliver. The button exists only while the session is ``processing``; the status does not change by
+        itself (the app moves it on)."""
+        if self.agent_sessions.get((channel, thread_ts)) != "processing":
+            raise AssertionError(f"no Stop button: the session is {self.agent_sessions.get((channel, thread_ts))}")
+        return agent_session_stopped(channel, thread_ts, user)
 
     async def _conversations_replies(self, rec: RecordedRequest) -> Json:
         p = rec.params

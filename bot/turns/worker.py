@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from bot.agent_sessions import AgentSessions
 from bot.analysts.base import DEFAULT_QUESTION, AnalysisRequest, Analyst
 from bot.clock import Clock
 from bot.errors import AttemptsExhausted, TurnStopped, TurnTimeout, failure_text, is_expected, new_ref, outcome_of
@@ -90,6 +91,8 @@ class TurnWorker:
         self._tracker = tracker
         self._config = config
         self._feedback = Feedback(poster)
+        self.agent_sessions = AgentSessions(poster, enabled=config.agent_sessions)
+        """The threads' Slack agent session statuses (:mod:`bot.agent_sessions`)."""
         self.stopping = Stopper(store=store, clock=clock, lease_seconds=config.lease_seconds)
         """The turns analysing here, and the stops asked for them (:mod:`bot.turns.stopping`)."""
         self.owner = owner or replica_id()
@@ -205,6 +208,7 @@ class TurnWorker:
         if thread.container_id and thread.backend == self._sandbox.kind:
             await self._sandbox.delete(thread.container_id)
         await self._store.clear_container(key, status="reset")
+        await self.agent_sessions.set(key, "closed")
         logger.info("thread reset thread=%s", key)
         return True
 
@@ -237,13 +241,15 @@ class TurnWorker:
             if turn.attempts > self._config.max_attempts:
                 self._metrics.attempts_exhausted()
                 await self._fail(turn, status, ledger, AttemptsExhausted(turn.attempts - 1), 0.0)
-                return
-            await self._execute(turn, status, ledger, started)
+            else:
+                await self._execute(turn, status, ledger, started)
+            await self.agent_sessions.set(key, "active")
         except asyncio.CancelledError:
             by = self.stopping.stopped_by(turn.id)
             task = asyncio.current_task()
             if by is not None and not lease.lost and task is not None and task.uncancel() == 0:
                 await self._fail(turn, status, ledger, TurnStopped(by), self._clock.now() - started)
+                await self.agent_sessions.set(key, "active")
                 return
             if lease.lost:
                 self._finished("lease_lost", self._clock.now() - started)
@@ -271,6 +277,7 @@ class TurnWorker:
         if not await self._store.start_turn(turn.id, now=started):
             logger.info("turn ended while it waited (its thread was told); not run turn=%s", turn.id)
             return
+        await self.agent_sessions.set(turn.key, "processing")  # Slack's own Stop button, while the turn runs
         plan = ledger.plan()
         if plan is None:
             workspace = Workspace(key=turn.key, store=self._store, containers=self.parts.containers,
