@@ -204,6 +204,13 @@ class Intake:
             await self._tell_author(msg, NOTHING_TO_STOP)
         return "stop"
 
+    async def stop_turn(self, turn_id: str, *, by: str) -> str | None:
+        """The Stop button of a turn's status reply: stop the turn while it runs; otherwise what to tell ``by``."""
+        turn = await self._store.get_turn(turn_id)
+        if turn is None or turn.status != "running" or not await self._worker.stop(turn.key, by=by):
+            return NOTHING_TO_STOP
+        return None
+
     async def stop_session(self, team: str, channel: str, thread_ts: str, *, by: str) -> None:
         """Slack's Stop button (``agent_session_stopped``): stop the thread's analysis like ``stop`` typed there;
         with nothing running, the session only leaves ``processing``."""

@@ -1,7 +1,8 @@
 """Stopping turns, on this replica or on another one.
 
-A turn analyses on whichever replica claimed it; a stop (``stop`` in the thread, ``/datastory stop``, Slack's
-agent-session Stop) can arrive at any replica. The replica that analyses the turn interrupts it at once: its task is
+A turn analyses on whichever replica claimed it; a stop (``stop`` in the thread, ``/datastory stop``, the Stop
+button its status reply carries while it analyses (:func:`stop_blocks`), Slack's agent-session Stop) can arrive at
+any replica. The replica that analyses the turn interrupts it at once: its task is
 cancelled, which interrupts the local kernel's cell (the variables stay) or cancels the hosted background response
 (:mod:`bot.analysts.responses`); the worker then tells the thread who stopped it.
 
@@ -24,6 +25,20 @@ from bot.clock import Clock
 from bot.store.base import Store, ThreadKey, TurnRecord
 
 logger = logging.getLogger("bot.turns")
+
+
+STOP_ACTION = "turn_stop"
+"""``action_id`` of the Stop button on a turn's status reply while it analyses; its ``value`` is the turn's id."""
+
+STATUS_TEXT_MAX = 3000
+"""Characters a section block's text may have."""
+
+
+def stop_blocks(text: str, turn_id: str) -> list[dict[str, object]]:
+    """The status reply's blocks while its turn analyses: the status text and a Stop button."""
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": text[:STATUS_TEXT_MAX]}},
+            {"type": "actions", "elements": [{"type": "button", "action_id": STOP_ACTION, "value": turn_id,
+                                              "text": {"type": "plain_text", "text": "Stop"}}]}]
 
 
 def stop_lease(turn_id: str) -> str:

@@ -282,6 +282,7 @@ class TurnWorker:
         if plan is None:
             workspace = Workspace(key=turn.key, store=self._store, containers=self.parts.containers,
                                   clock=self._clock, config=self._config, metrics=self._metrics, status=status)
+            status.stop_turn = turn.id  # the status reply's Stop button, while the turn analyses
             try:
                 async with self.stopping.analysing(turn), asyncio.timeout(self._config.turn_timeout):
                     outcome = await self._answer(turn, status, workspace, ledger)
@@ -292,6 +293,8 @@ class TurnWorker:
             except Exception as exc:
                 await self._fail(turn, status, ledger, exc, self._clock.now() - started)
                 return
+            finally:
+                status.stop_turn = None
             plan = await answer_plan(outcome, config=self._config, sessions=workspace.sessions.count,
                                      elapsed=self._clock.now() - started)
             if self._results is not None:
