@@ -57,6 +57,8 @@ class Cancellation:
     cancelled: bool
     text: str
     digest: DigestRecord | None = None
+    now: bool = False
+    """This request cancelled it (not an earlier one)."""
 
 
 def is_digest_command(question: str) -> bool:
@@ -192,7 +194,7 @@ class Digests:
             return Cancellation(True, f"Digest `{digest.id}` ({digest.label}) was already cancelled.", digest)
         logger.info("digest cancelled digest=%s by=%s", digest.id, by)
         return Cancellation(True, f":no_entry_sign: Digest `{digest.id}` ({digest.label}) was cancelled by "
-                                  f"{mention(by)}.", digest)
+                                  f"{mention(by)}.", digest, now=True)
 
     async def show_cancelled(self, *, channel: str, ts: str, cancellation: Cancellation) -> None:
         """Replace the message that carried the Cancel button: the question, and who cancelled (no button)."""
@@ -203,3 +205,19 @@ class Digests:
             await self._poster.update(channel=channel, ts=ts, text=text, blocks=[_section(text)])
         except SlackError as exc:
             logger.warning("cancelled digest message not updated channel=%s error=%s", channel, exc.code)
+
+    async def retire_confirmation(self, cancellation: Cancellation) -> None:
+        """After a cancel from elsewhere (the command, the channel's listing), the confirmation posted in the thread
+        when the digest was scheduled loses its Cancel button and says who cancelled it."""
+        digest = cancellation.digest
+        if digest is None or not cancellation.now:
+            return
+        channel, block_id = digest.key.channel, f"digest-{digest.id}"
+        try:
+            messages = await self._poster.thread_messages(channel=channel, thread_ts=digest.key.thread_ts)
+        except SlackError as exc:
+            logger.warning("digest confirmation not found channel=%s error=%s", channel, exc.code)
+            return
+        for message in messages:
+            if block_id in message.block_ids:
+                await self.show_cancelled(channel=channel, ts=message.ts, cancellation=cancellation)

@@ -107,6 +107,8 @@ class ThreadMessage:
     tag: PartTag | None = None
     """The part the message is, when the bot posted it with a :class:`PartTag`."""
     file_names: tuple[str, ...] = ()
+    block_ids: tuple[str, ...] = ()
+    """The ``block_id`` of each of its blocks (how the bot finds a message it posted with buttons)."""
 
 
 class SlackError(Exception):

@@ -91,7 +91,9 @@ def _thread_message(m: dict[str, Any]) -> ThreadMessage:
     tag = PartTag(turn=str(payload["turn"]), part=str(payload["part"])) \
         if isinstance(payload, dict) and "turn" in payload and "part" in payload else None
     names = tuple(str(f.get("name") or "") for f in m.get("files") or [] if isinstance(f, dict))
-    return ThreadMessage(ts=str(m.get("ts", "")), user=str(m.get("user", "")), tag=tag, file_names=names)
+    blocks = tuple(str(b["block_id"]) for b in m.get("blocks") or [] if isinstance(b, dict) and b.get("block_id"))
+    return ThreadMessage(ts=str(m.get("ts", "")), user=str(m.get("user", "")), tag=tag, file_names=names,
+                         block_ids=blocks)
 
 
 def _file_title(name: str) -> str:

@@ -137,6 +137,7 @@ class ActionHandlers:
             await respond(text=finalise(result.text), response_type="ephemeral", replace_original=False)
         elif container.get("is_ephemeral") or not message_ts:
             await respond(text=finalise(result.text), replace_original=True)
+            await self._deps.digests.retire_confirmation(result)
         else:
             await self._deps.digests.show_cancelled(channel=channel, ts=message_ts, cancellation=result)
 

@@ -80,6 +80,7 @@ class CommandHandlers:
             await ack()
             result = await self._deps.digests.cancel(words[2], by=user, team=team, channel=channel)
             await respond(text=finalise(result.text))
+            await self._deps.digests.retire_confirmation(result)
             return
         if sub == "digest":
             await ack(text=finalise("Use `/datastory digests` to list this channel's digests and `/datastory digest "

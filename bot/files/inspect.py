@@ -7,7 +7,8 @@ worker thread so the event loop stays free whatever the file holds), and hands b
 the peeked bytes, then the rest of the stream *unchanged*, with the file's :class:`~bot.files.profile.FileProfile`.
 Files go into the sandbox byte for byte as Slack served them, in constant memory; the file is never rewritten.
 Empty, header-only, binary, HTML and undecodable files raise :class:`~bot.files.refusals.FileRejected` with a
-reason for the thread. gzip files are decompressed only for the head.
+reason for the thread. A gzip file's head is decompressed to inspect it; the rest is inflated as it streams past
+(in a worker thread, in bounded pieces) only to check its encoding, and goes on compressed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ EXCEL_HEAD_BYTES = 16 * 1024 * 1024
 """A workbook is a ZIP archive read from its end: one up to this size is held whole to list its sheets."""
 LEGACY_SAMPLE = 64 * 1024
 """Bytes around the non-ASCII characters of a stream kept to name its code page once it turns out not UTF-8."""
+INFLATE_PIECE = 1024 * 1024
+"""At most this much of a gzip stream is decompressed at once to check its encoding (memory stays bounded)."""
+GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 
 async def _close(iterator: AsyncIterator[bytes]) -> None:
@@ -62,8 +66,10 @@ class InspectedStream:
         self.profile = profile
         self._peeked = peeked
         self._source = source
-        checked = profile.kind == "table" and not profile.compressed and profile.encoding in ("utf-8", "utf-8-sig")
+        checked = profile.kind == "table" and profile.encoding in ("utf-8", "utf-8-sig")
         self._utf8 = codecs.getincrementaldecoder("utf-8")() if checked else None
+        self._inflater = zlib.decompressobj(GZIP_WBITS) if checked and profile.compressed else None
+        """A gzip file's text is checked as it inflates."""
         self._multibyte = profile.encoding == "utf-8-sig"  # UTF-8 characters seen (or a BOM): UTF-8 for sure
         self._legacy: list[bytes] | None = None
         """Once an ASCII text turned out not to be UTF-8: lines with its non-ASCII bytes, to name the code page."""
@@ -78,18 +84,45 @@ class InspectedStream:
             try:
                 chunk = await anext(self._source)
             except StopAsyncIteration:
-                self._check(b"", final=True)
+                if self._inflater is None or self._checking:
+                    self._check(b"", final=True)
                 if self._legacy is not None:
                     await self._relabel()
                 await self.aclose()
                 raise
-        self._check(chunk)
+        if self._inflater is None:
+            self._check(chunk)
+        elif self._checking:
+            await asyncio.to_thread(self._inflate, chunk)  # zlib lets go of the GIL: the event loop stays free
         return chunk
 
     async def aclose(self) -> None:
         """Release the head and close the source (idempotent)."""
         self._peeked.clear()
         await _close(self._source)
+
+    @property
+    def _checking(self) -> bool:
+        """Whether the text is still being checked (UTF-8 so far, or a code page sample still short)."""
+        return self._utf8 is not None or (
+            self._legacy is not None and sum(len(part) for part in self._legacy) < LEGACY_SAMPLE)
+
+    def _inflate(self, chunk: bytes) -> None:
+        """Check the text that ``chunk`` of a gzip stream holds, decompressed a bounded piece at a time."""
+        data = chunk
+        while data and self._checking and self._inflater is not None:
+            inflater = self._inflater
+            try:
+                piece = inflater.decompress(data, INFLATE_PIECE)
+            except zlib.error:  # damaged past its head: reading it in the sandbox says so
+                self._inflater, self._utf8, self._legacy = None, None, None
+                logger.info("gzip data damaged past its head; encoding check stopped")
+                return
+            self._check(piece)
+            data = inflater.unconsumed_tail
+            if inflater.eof:  # a multi-member gzip goes on with its next member
+                data = inflater.unused_data
+                self._inflater = zlib.decompressobj(GZIP_WBITS) if data else inflater
 
     async def _relabel(self) -> None:
         sample = b"".join(self._legacy or ())

@@ -304,6 +304,11 @@ async def test_slash_commands_list_and_cancel_the_channels_digests(harness: Harn
     remaining = harness.slack.command_responses[-1]
     assert first not in remaining["text"] and second in remaining["text"]
     assert (await digest(bot, first)).status == "cancelled" and (await digest(bot, second)).status == "active"
+    await harness.wait_for(lambda: not confirmation_buttons(harness, ts, first))  # the confirmation lost its button…
+    assert confirmation_buttons(harness, ts, second)
+    [retired] = [m for m in harness.slack.thread(CHANNEL, ts) if m.is_bot and f"`{first}`" in m.text]
+    assert retired.text.startswith(f":no_entry_sign: Digest `{first}` (every day at 08:30) was cancelled by <@{USER}>.")
+    assert "&gt;revenue" in retired.text  # …and says who cancelled which question
 
 
 async def test_the_cancel_button_of_the_ephemeral_list_replaces_the_list_line(harness: Harness) -> None:
@@ -320,3 +325,10 @@ async def test_the_cancel_button_of_the_ephemeral_list_replaces_the_list_line(ha
     assert answer["text"] == (f":no_entry_sign: Digest `{digest_id}` (every weekday at 17:00) was cancelled by "
                               f"<@{USER}>.")
     assert (await digest(bot, digest_id)).status == "cancelled"
+    await harness.wait_for(lambda: not confirmation_buttons(harness, ts, digest_id))
+    assert "was cancelled by" in next(m.text for m in harness.slack.thread(CHANNEL, ts) if f"`{digest_id}`" in m.text)
+
+
+def confirmation_buttons(harness: Harness, ts: str, digest_id: str) -> list[Any]:
+    return [b for m in harness.slack.thread(CHANNEL, ts) if m.is_bot and f"`{digest_id}`" in m.text
+            for b in m.blocks or [] if b["type"] == "actions"]

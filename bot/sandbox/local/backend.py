@@ -8,11 +8,9 @@ another thread's is replaced inside the same pod at the next execute (``restarte
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.sandbox.base import (
@@ -26,6 +24,7 @@ from bot.sandbox.base import (
 from bot.sandbox.local import kernel as kern
 from bot.sandbox.local import workdir as files
 from bot.sandbox.local.cgroups import Cgroups
+from bot.sandbox.local.container import Container, let_go
 from bot.sandbox.local.fleet import Fleet
 from bot.sandbox.local.isolation import Isolation, Limits, Mode, default_max_kernels
 from bot.sandbox.local.mounts import PROJECT_ROOT
@@ -36,42 +35,6 @@ from bot.sandbox.local.probe import probe
 logger = logging.getLogger(__name__)
 
 ROOM_WAIT_S = 0.05
-
-
-@dataclass(slots=True)
-class Container:
-    """One thread's pod, kernel and bookkeeping."""
-
-    id: str
-    name: str
-    pod: Pod
-    created_at: float
-    last_active_at: float
-    kernel: asyncio.Task[kern.Kernel] | None = None
-    """The kernel (started, or starting); ``None`` after it was stopped to make room."""
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    user_files: set[str] = field(default_factory=set)
-    deleted: bool = False
-
-    def info(self) -> ContainerInfo:
-        return ContainerInfo(id=self.id, name=self.name, status="running", created_at=self.created_at,
-                             last_active_at=self.last_active_at)
-
-    def live_kernel(self) -> kern.Kernel | None:
-        """The kernel when it started and is alive."""
-        task = self.kernel
-        if task is None or not task.done() or task.cancelled() or task.exception() is not None:
-            return None
-        kernel = task.result()
-        return kernel if kernel.alive() else None
-
-
-async def _let_go(task: asyncio.Task[kern.Kernel] | None) -> None:
-    """Cancel a kernel's start or close its client (its processes are its pod's business)."""
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(BaseException):
-            (await task).release()
 
 
 class LocalSandbox:
@@ -200,7 +163,7 @@ class LocalSandbox:
         return Warm(pod=pod, kernel=asyncio.ensure_future(self.fleet.start_kernel(pod, pooled=True)))
 
     async def _discard(self, warm: Warm) -> None:
-        await _let_go(warm.kernel)
+        await let_go(warm.kernel)
         await self.fleet.close_pod(warm.pod)
 
     def _live_kernels(self) -> int:
@@ -233,13 +196,13 @@ class LocalSandbox:
 
     async def _end_kernel(self, task: asyncio.Task[kern.Kernel] | None, pod: Pod) -> None:
         """Stop the kernel and every process it left (the pod and its files stay)."""
-        await _let_go(task)
+        await let_go(task)
         await pod.stop()
 
     async def _remove(self, container: Container) -> None:
         container.deleted = True
         task, container.kernel = container.kernel, None
-        await _let_go(task)
+        await let_go(task)
         await self.fleet.close_pod(container.pod)
 
     # ------------------------------------------------------------------------------------------- containers
