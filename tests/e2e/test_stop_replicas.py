@@ -25,7 +25,7 @@ SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-stop-replicas"
 OPENAI_KEY = "sk-stop-replicas"
 CHANNEL, USER = "C1", "U1"
-LEASE = 1.5
+LEASE = 3.0
 CSV = b"region,month,revenue\nNorth,2025-01,100\nSouth,2025-01,80\n"
 
 
@@ -78,6 +78,14 @@ def statuses(slack: FakeSlack, ts: str) -> list[str]:
                                                                                         ":warning:"))]
 
 
+async def started_in(started: asyncio.Event, replicas: tuple[Replica, ...], timeout: float = 60) -> None:
+    """Wait for the slow analysis to start; on a timeout, the replicas' logs say why."""
+    try:
+        await asyncio.wait_for(started.wait(), timeout)
+    except TimeoutError:
+        raise AssertionError("\n".join(r.log.read_text()[-3000:] for r in replicas)) from None
+
+
 async def running_and_other(first: Replica, second: Replica) -> tuple[Replica, Replica]:
     """The replica running the one turn (whichever claimed it), and the other one."""
     counts = [await r.metric("datastory_turns_running") for r in (first, second)]
@@ -90,7 +98,7 @@ async def test_a_stop_sent_to_one_replica_stops_the_turn_running_on_the_other(pa
     f = slack.add_file(name="sales.csv", content=CSV, user=USER)
     root = slack.post_as_user(channel=CHANNEL, user=USER, text="slow: the whole story?", files=[f])
     assert (await first.sender.send_event(envelope(root))).status == 200
-    await asyncio.wait_for(started.wait(), 30)
+    await started_in(started, (first, second_replica))
     _, other = await running_and_other(first, second_replica)
 
     stop = slack.post_as_user(channel=CHANNEL, user=USER, text="stop", thread_ts=root["ts"])
@@ -120,7 +128,7 @@ async def test_a_stop_sent_to_one_replica_stops_the_turn_running_on_the_other(pa
     g = slack.add_file(name="costs.csv", content=CSV, user=USER)
     second = slack.post_as_user(channel=CHANNEL, user=USER, text="slow: costs?", files=[g])
     assert (await first.sender.send_event(envelope(second))).status == 200
-    await asyncio.wait_for(started.wait(), 30)
+    await started_in(started, (first, second_replica))
     _, other = await running_and_other(first, second_replica)
     reply = await other.sender.send_command(ev.slash_command("/datastory", "stop", CHANNEL, USER,
                                                              slack.new_response_url()))
