@@ -106,6 +106,7 @@ class BotApp:
 
         async def sweep(now: float) -> SweepReport:
             report = await sweeper.run_once(now)
+            await self.worker.agent_sessions.suspend(report.swept_threads)
             open_now = sum(1 for t in await self.store.list_threads()
                            if t.container_id and t.backend == backends.sandbox.kind)
             self.metrics.swept(idle=len(report.deleted_idle), orphans=len(report.deleted_orphans),

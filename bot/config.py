@@ -133,6 +133,11 @@ class Settings(BaseSettings):
         default=15.0, gt=0, description="How long the replica that acknowledged a Slack message has to process it "
         "before another replica (or the next start) replays it from the inbox in the database."
     )
+    agent_sessions: bool = Field(
+        default=True, description="Keep each thread's Slack agent session status (agents.sessions.setStatus: "
+        "processing while a turn runs, active after, suspended when its container is swept, closed on reset), "
+        "which gives people Slack's own Stop button; off by itself where Slack refuses the method."
+    )
     max_attempts: int = Field(
         default=2, ge=1, description="Runs a turn may take (a crash or a lost lease ends one); after that the "
         "thread gets one failure note instead of another run."

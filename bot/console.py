@@ -143,6 +143,13 @@ class ConsolePoster:
     async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
         """A console has no Home tab."""
 
+    async def ensure_member(self, *, channel: str, ts: str) -> bool:
+        """A console thread is always the bot's."""
+        return True
+
+    async def set_agent_status(self, *, channel: str, thread_ts: str, status: str) -> None:
+        """A console has no Slack agent session."""
+
     async def user_tz(self, user: str) -> str:
         """The console user's zone is not known; UTC."""
         return "UTC"

@@ -29,8 +29,9 @@ from bot.slack_gateway import SlackGateway
 from bot.store.revisions import SchemaState
 
 REQUIRED_SCOPES = frozenset({
-    "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "files:read",
-    "files:write", "chat:write", "reactions:read", "reactions:write", "commands", "users:read",
+    "app_mentions:read", "assistant:write", "channels:history", "channels:join", "groups:history", "im:history",
+    "mpim:history",
+    "files:read", "files:write", "chat:write", "reactions:read", "reactions:write", "commands", "users:read",
 })
 """The bot scopes ``manifest.yml`` asks for (a test keeps the two equal)."""
 

@@ -227,13 +227,31 @@ class Intake:
         nothing running, only the person who asked is told."""
         if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):
             return "duplicate"
-        if not self._worker.stop(msg.key, by=msg.user):
+        if not await self._worker.stop(msg.key, by=msg.user):
             await self._tell_author(msg, NOTHING_TO_STOP)
         return "stop"
 
-    def stop_channel(self, team: str, channel: str, *, by: str, everyone: bool) -> int:
+    async def stop_turn(self, turn_id: str, *, by: str) -> str | None:
+        """The Stop button of a turn's status reply: stop the turn while it runs; otherwise what to tell ``by``."""
+        turn = await self._store.get_turn(turn_id)
+        if turn is None or turn.status != "running" or not await self._worker.stop(turn.key, by=by):
+            return NOTHING_TO_STOP
+        return None
+
+    async def stop_session(self, team: str, channel: str, thread_ts: str, *, by: str) -> None:
+        """Slack's Stop button (``agent_session_stopped``): stop the thread's analysis like ``stop`` typed there;
+        with nothing running, the session only leaves ``processing``."""
+        key = ThreadKey(team=team, channel=channel, thread_ts=thread_ts)
+        if not await self._worker.stop(key, by=by):
+            await self._worker.agent_sessions.set(key, "active")
+
+    async def ensure_member(self, msg: IncomingMessage) -> bool:
+        """Whether the bot is in the message's channel, joining it when it is public and the scopes allow."""
+        return await self._poster.ensure_member(channel=msg.channel, ts=msg.ts)
+
+    async def stop_channel(self, team: str, channel: str, *, by: str, everyone: bool) -> int:
         """``/datastory stop``: the analyses stopped in the channel (``by``'s own, or everyone's for an admin)."""
-        return self._worker.stop_in_channel(team, channel, by=by, everyone=everyone)
+        return await self._worker.stop_in_channel(team, channel, by=by, everyone=everyone)
 
     async def _reset(self, msg: IncomingMessage) -> Outcome:
         if not await self._store.claim(msg.dedupe_key, now=self._clock.now()):

@@ -227,6 +227,16 @@ class Poster(Protocol):
         """``views.publish``: ``user``'s App Home tab."""
         ...
 
+    async def set_agent_status(self, *, channel: str, thread_ts: str, status: str) -> None:
+        """``agents.sessions.setStatus``: the thread's Slack agent session becomes ``status`` (``processing``,
+        ``active``, ``suspended``, ``closed``), created on first use. Raises :class:`SlackError`."""
+        ...
+
+    async def ensure_member(self, *, channel: str, ts: str) -> bool:
+        """Whether the bot is in ``channel`` (probed by reading the message ``ts``), joining a public channel it
+        is not in (``conversations.join``, scope ``channels:join``); False when it is not in and cannot join."""
+        ...
+
     async def user_tz(self, user: str) -> str:
         """The user's IANA time zone from ``users.info`` (``users:read``); ``"UTC"`` when it cannot be read."""
         ...

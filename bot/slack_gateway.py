@@ -184,11 +184,46 @@ class SlackGateway(StreamCalls):
         metadata; returns its ``ts``."""
         metadata = None if tag is None else {"event_type": PART_EVENT,
                                              "event_payload": {"turn": tag.turn, "part": tag.part}}
-        resp = await self._call("chat.postMessage", self._client.chat_postMessage(
-            channel=channel, thread_ts=thread_ts, text=finalise(text), blocks=finalise_blocks(blocks),
-            unfurl_links=False, unfurl_media=False, link_names=False, metadata=metadata,
-        ))
+
+        def send() -> Awaitable[AsyncSlackResponse]:
+            return self._call("chat.postMessage", self._client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, text=finalise(text), blocks=finalise_blocks(blocks),
+                unfurl_links=False, unfurl_media=False, link_names=False, metadata=metadata,
+            ))
+
+        try:
+            resp = await send()
+        except SlackError as exc:  # a public channel the bot is not in: join it where the scopes allow, once
+            if exc.code != "not_in_channel" or not await self._join(channel):
+                raise
+            resp = await send()
         return str(resp["ts"])
+
+    async def set_agent_status(self, *, channel: str, thread_ts: str, status: str) -> None:
+        """``agents.sessions.setStatus`` for the thread's session (created on first use)."""
+        await self._call("agents.sessions.setStatus", self._client.agents_sessions_setStatus(
+            channel_id=channel, thread_ts=thread_ts, status=status))
+
+    async def ensure_member(self, *, channel: str, ts: str) -> bool:
+        """Read the message ``ts`` (``conversations.replies``, one message); ``not_in_channel`` → join when the
+        channel is public and the token has ``channels:join``. Other failures are not a membership question."""
+        try:
+            await self._call("conversations.replies", self._client.conversations_replies(
+                channel=channel, ts=ts, limit=1))
+        except SlackError as exc:
+            if exc.code == "not_in_channel":
+                return await self._join(channel)
+        return True
+
+    async def _join(self, channel: str) -> bool:
+        """``conversations.join``; False (logged) when the scope is missing or the channel is not public."""
+        try:
+            await self._call("conversations.join", self._client.conversations_join(channel=channel))
+        except SlackError as exc:
+            logger.info("cannot join channel=%s error=%s", channel, exc.code)
+            return False
+        logger.info("joined channel=%s", channel)
+        return True
 
     async def thread_messages(self, *, channel: str, thread_ts: str) -> list[ThreadMessage]:
         """``conversations.replies`` with ``include_all_metadata``, every page."""

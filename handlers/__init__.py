@@ -11,6 +11,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.deps import Deps
 from handlers import (
     actions,
+    agent_sessions,
     commands,
     errors,
     files,
@@ -34,6 +35,7 @@ def register_handlers(app: AsyncApp, deps: Deps) -> None:
     home.register(app, deps)
     shortcuts.register(app, deps)
     reactions.register(app, deps)
+    agent_sessions.register(app, deps)
     lifecycle.register(app, deps)
     ignored.register(app, deps)
     errors.register(app, deps)

@@ -1,6 +1,7 @@
 """Interactivity: the Cancel button of a digest (``block_actions`` with ``action_id`` ``digest_cancel``), and the
-buttons of an answer: "Show code" and 👍 / 👎 (:mod:`bot.answers`; their value is the turn's id), and the story
-angle buttons (``story_angle_N``), each a question asked in the thread by the person who clicked.
+buttons of an answer: "Show code" and 👍 / 👎 (:mod:`bot.answers`; their value is the turn's id), the story
+angle buttons (``story_angle_N``), each a question asked in the thread by the person who clicked, and the Stop
+button of a status reply while its turn analyses (``turn_stop``; like ``stop`` typed in the thread).
 
 The button sits on the confirmation in the thread and on each line of ``/datastory digests`` (an ephemeral
 message). Acknowledged at once; the digest is cancelled by :class:`bot.digests.Digests`, then the message that
@@ -28,6 +29,7 @@ from bot.digests import CANCEL_ACTION
 from bot.intake import IncomingMessage
 from bot.slack_text import finalise
 from bot.turns.native import BAD_ACTION, FEEDBACK_ACTION, GOOD_ACTION, SHOW_CODE_ACTION
+from bot.turns.stopping import STOP_ACTION
 from handlers.events import installation_team
 
 
@@ -108,6 +110,18 @@ class ActionHandlers:
         thanks = await self._deps.answers.vote(click, vote)
         await respond(text=finalise(thanks), response_type="ephemeral", replace_original=False)
 
+    async def on_stop(
+        self, ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        """The Stop button of a status reply: stop its turn (the thread is told who stopped it)."""
+        await ack()
+        click = await self._allowed_click(body, context, respond)
+        if click is None:
+            return
+        note = await self._deps.intake.stop_turn(click.value, by=click.user)
+        if note:
+            await respond(text=finalise(note), response_type="ephemeral", replace_original=False)
+
     async def on_digest_cancel(
         self, ack: AsyncAck, respond: AsyncRespond, body: dict[str, Any], context: AsyncBoltContext
     ) -> None:
@@ -158,6 +172,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
     """Register the button listeners."""
     handlers = ActionHandlers(deps)
     app.action(CANCEL_ACTION)(handlers.on_digest_cancel)
+    app.action(STOP_ACTION)(handlers.on_stop)
     app.action(SHOW_CODE_ACTION)(handlers.on_show_code)
     app.action(GOOD_ACTION)(handlers.on_feedback)
     app.action(BAD_ACTION)(handlers.on_feedback)

@@ -62,7 +62,7 @@ class CommandHandlers:
             return
         if sub == "stop":
             admin = await self._deps.access.is_admin(user)
-            count = self._deps.intake.stop_channel(team, channel, by=user, everyone=admin)
+            count = await self._deps.intake.stop_channel(team, channel, by=user, everyone=admin)
             whose = "" if admin else " of yours"
             await ack(text=finalise(f"Stopped {count} running analys{'es' if count != 1 else 'is'} in this channel."
                                     if count else f"Nothing{whose} is running in this channel right now."))

@@ -3,7 +3,9 @@
 On any message with a data file, it analyses that message's files in the message's thread, as if they had been
 shared where the bot listens (:meth:`bot.intake.Intake.on_message`, the person who clicked being the asker, so
 the access rules and budgets are theirs). Acknowledged at once; what concerns only the person who clicked (no
-file, already analysed, refused) is told to them alone through the ``response_url``.
+file, already analysed, refused) is told to them alone through the ``response_url``. In a channel the bot is not
+in, it joins first when the channel is public and its scopes allow (``channels:join``); otherwise the person is told
+how to invite it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from handlers.events import installation_team
 CALLBACK_ID = "analyze_with_datastory"
 NO_FILE = "That message has no file I can analyse: share a CSV, TSV, Excel or JSON file and try again."
 ALREADY = "I have already analysed that message: the answer is in its thread."
+NOT_IN_CHANNEL = ("I'm not in this channel, so I can't answer here. Invite me with `/invite @datastory` and try "
+                  "again.")
 
 
 def _id(value: Any) -> str:
@@ -55,6 +59,9 @@ class ShortcutHandlers:
             user=_id(user), ts=ts, text="", thread_ts=thread_ts if thread_ts != ts else None, files=files,
             bot_user_id=str(context.bot_user_id or ""), user_team=user_team,
         )
+        if not await self._deps.intake.ensure_member(msg):
+            await respond(text=finalise(NOT_IN_CHANNEL), response_type="ephemeral", replace_original=False)
+            return
         outcome = await self._deps.intake.on_message(msg)
         if outcome == "duplicate":
             await respond(text=finalise(ALREADY), response_type="ephemeral", replace_original=False)

@@ -1,7 +1,9 @@
 """The ``responses`` engine: the Responses API with the ``code_interpreter`` tool bound to the thread's container.
 
-One turn is one streamed ``POST /v1/responses``: the tool is bound to ``request.container_id``, follow-ups chain
-with ``previous_response_id``, and the instructions are sent every turn (a chain does not carry them over). While
+One turn is one streamed ``POST /v1/responses`` in background mode: the tool is bound to ``request.container_id``,
+follow-ups chain with ``previous_response_id``, and the instructions are sent every turn (a chain does not carry them
+over). Background mode makes the response cancellable: a turn stopped (or timed out) while it waits cancels the
+response on the provider (``POST /v1/responses/{id}/cancel``); the container and its variables stay. While
 the stream runs, ``progress`` hears "running code…" when a code_interpreter call starts and "writing the
 answer…" when text starts, and ``on_text`` each piece of the answer's text. A
 ``response.failed``/``response.incomplete`` end, or an ``error`` event, raises
@@ -11,6 +13,7 @@ answer…" when text starts, and ``on_text`` each piece of the answer's text. A
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import openai
@@ -32,6 +35,9 @@ from bot.sandbox.base import ContainerExpired, ContainerNotFound
 from bot.sandbox.openai import translate_error
 
 logger = logging.getLogger(__name__)
+
+CANCEL_SECONDS = 10.0
+"""How long a stopped turn waits for the provider to confirm the cancel of its response."""
 
 RUNNING_CODE = "running code…"
 WRITING_ANSWER = "writing the answer…"
@@ -99,10 +105,17 @@ class ResponsesAnalyst:
                 include=["code_interpreter_call.outputs"],
                 previous_response_id=request.previous_response_id or omit,
                 max_output_tokens=self._max_output_tokens if self._max_output_tokens is not None else omit,
+                background=True,
                 stream=True,
             )
-            async with stream:
-                final = await self._consume(stream, request, progress, on_text)
+            running: list[str] = []
+            try:
+                async with stream:
+                    final = await self._consume(stream, request, progress, running, on_text)
+            except asyncio.CancelledError:
+                if running:
+                    await self._cancel(running[0], request.container_id)
+                raise
         except openai.OpenAIError as exc:
             translated = translate_error(exc)
             if translated is not None:
@@ -117,12 +130,25 @@ class ResponsesAnalyst:
                     len(result.cited_file_ids), result.usage.input_tokens, result.usage.output_tokens)
         return result
 
+    async def _cancel(self, response_id: str, container_id: str) -> None:
+        """Cancel the background response on the provider (the turn was stopped or timed out); the container and
+        its variables stay. A response that finished meanwhile cannot be cancelled: that is logged, not raised."""
+        try:
+            async with asyncio.timeout(CANCEL_SECONDS):
+                await asyncio.shield(self._client.responses.cancel(response_id))
+            logger.info("response cancelled container=%s response=%s", container_id, response_id)
+        except (openai.OpenAIError, TimeoutError) as exc:
+            logger.warning("response not cancelled container=%s response=%s error=%s", container_id, response_id,
+                           type(exc).__name__)
+
     async def _consume(self, stream: AsyncStream[ResponseStreamEvent], request: AnalysisRequest,
-                       progress: Progress | None, on_text: TextSink | None = None) -> Response:
+                       progress: Progress | None, running: list[str], on_text: TextSink | None = None) -> Response:
         started_code: set[str] = set()
         writing = False
         async for event in stream:
-            if event.type == "response.code_interpreter_call.in_progress":
+            if event.type == "response.created":
+                running.append(event.response.id)  # what a stop cancels from now on
+            elif event.type == "response.code_interpreter_call.in_progress":
                 if event.item_id not in started_code:
                     started_code.add(event.item_id)
                     await report_progress(progress, RUNNING_CODE)

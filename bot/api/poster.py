@@ -92,6 +92,13 @@ class ApiPoster:
     async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
         """A session has no Home tab."""
 
+    async def ensure_member(self, *, channel: str, ts: str) -> bool:
+        """A session is always there."""
+        return True
+
+    async def set_agent_status(self, *, channel: str, thread_ts: str, status: str) -> None:
+        """A session has no Slack agent session."""
+
     async def file_info(self, file_id: str) -> SlackFile:
         """API files are not Slack files."""
         raise ForeignFileHost("not_supported", method="files.info")
@@ -185,6 +192,14 @@ class RoutingPoster:
     async def publish_home(self, *, user: str, view: dict[str, object]) -> None:
         """Slack's (a session has no Home tab)."""
         await self._slack.publish_home(user=user, view=view)
+
+    async def ensure_member(self, *, channel: str, ts: str) -> bool:
+        """Routed by channel."""
+        return await self._by(channel).ensure_member(channel=channel, ts=ts)
+
+    async def set_agent_status(self, *, channel: str, thread_ts: str, status: str) -> None:
+        """Routed by channel."""
+        await self._by(channel).set_agent_status(channel=channel, thread_ts=thread_ts, status=status)
 
     async def file_info(self, file_id: str) -> SlackFile:
         """Slack's."""

@@ -80,6 +80,8 @@ class FakeSlack(MessagesApi, StreamsApi, FileHosting, SocketMode):
             "reactions.add": self._reactions_add,
             "reactions.remove": self._reactions_remove,
             "conversations.replies": self._conversations_replies,
+            "conversations.join": self._conversations_join,
+            "agents.sessions.setStatus": self._agents_sessions_set_status,
             "users.info": self._users_info,
             "files.info": self._files_info,
             "files.getUploadURLExternal": self._get_upload_url,

@@ -180,6 +180,14 @@ def app_home_opened(user: str, *, channel: str = "D0HOME", tab: str = "home") ->
     return {"type": "app_home_opened", "user": user, "channel": channel, "tab": tab, "event_ts": fresh_ts()}
 
 
+def agent_session_stopped(channel: str, thread_ts: str, user: str,
+                          streaming_message_ts: list[str] | None = None) -> dict[str, Any]:
+    """``agent_session_stopped``: ``user`` clicked Slack's Stop button on the thread's agent session;
+    ``streaming_message_ts`` lists the app's streams Slack stopped (empty when none was active)."""
+    return {"type": "agent_session_stopped", "channel": channel, "thread_ts": thread_ts, "user": user,
+            "streaming_message_ts": list(streaming_message_ts or []), "event_ts": fresh_ts()}
+
+
 def app_uninstalled() -> dict[str, Any]:
     """``app_uninstalled``: the app was removed from the workspace (the envelope's ``team_id`` says which)."""
     return {"type": "app_uninstalled", "event_ts": fresh_ts()}

@@ -9,8 +9,8 @@ import time
 
 from bot.demo.block_rules import block_errors
 from bot.demo.recorder import RecordedRequest
-from bot.demo.slack_events import fresh_ts
-from bot.demo.slack_state import ApiError, FakeMessage, Json, SlackState, ts_key
+from bot.demo.slack_events import agent_session_stopped, fresh_ts
+from bot.demo.slack_state import AGENT_STATUSES, ApiError, FakeMessage, Json, SlackState, ts_key
 
 
 class MessagesApi(SlackState):
@@ -176,6 +176,54 @@ class MessagesApi(SlackState):
             raise ApiError("no_reaction")
         self.reactions[key].discard(name)
         return {}
+
+    async def _conversations_join(self, rec: RecordedRequest) -> Json:
+        """``conversations.join`` (scope ``channels:join``): the bot joins a public channel; a private one, a DM or
+        a group DM answers ``method_not_supported_for_channel_type``; joining again is ``ok`` with the warning
+        ``already_in_channel``."""
+        granted = [s for s in self.scopes.split(",") if s]
+        if "channels:join" not in granted:
+            raise ApiError("missing_scope", needed="channels:join", provided=",".join(granted))
+        channel = str(rec.params.get("channel") or "")
+        if not channel or channel in self.missing_channels:
+            raise ApiError("channel_not_found")
+        if channel in self.private_channels or channel.startswith(("D", "G")):
+            raise ApiError("method_not_supported_for_channel_type")
+        was_member = channel not in self.non_member_channels
+        self.non_member_channels.discard(channel)
+        info = {"id": channel, "name": channel.lower(), "is_channel": True, "is_group": False, "is_im": False,
+                "is_mpim": False, "is_private": False, "is_archived": False, "is_general": False,
+                "is_member": True, "created": 1700000000, "creator": "U0"}
+        out: Json = {"channel": info}
+        if was_member:
+            out.update(warning="already_in_channel", response_metadata={"warnings": ["already_in_channel"]})
+        return out
+
+    async def _agents_sessions_set_status(self, rec: RecordedRequest) -> Json:
+        """``agents.sessions.setStatus``: a bot token of an app declared as an agent (``assistant:write``) sets the
+        thread's session status, creating the session on first use; ``status`` is one of
+        :data:`~bot.demo.slack_state.AGENT_STATUSES`. Slack shows its native Stop button while ``processing``."""
+        if "assistant:write" not in self.scopes.split(","):
+            raise ApiError("missing_scope", needed="assistant:write", provided=self.scopes)
+        p = rec.params
+        status = str(p.get("status") or "")
+        if status not in AGENT_STATUSES:
+            raise ApiError("invalid_arguments")
+        channel = self._check_channel(p.get("channel_id"))
+        thread_ts = str(p.get("thread_ts") or "")
+        if not any(m.channel == channel and m.ts == thread_ts for m in self.messages):
+            raise ApiError("thread_not_found")
+        self.agent_sessions[(channel, thread_ts)] = status
+        self.agent_statuses.append((channel, thread_ts, status))
+        return {"status": status}
+
+    def stop_agent_session(self, channel: str, thread_ts: str, user: str) -> Json:
+        """A person clicks Slack's Stop button on the thread's session: the ``agent_session_stopped`` event to
+        deliver. The button exists only while the session is ``processing``; the status does not change by
+        itself (the app moves it on)."""
+        if self.agent_sessions.get((channel, thread_ts)) != "processing":
+            raise AssertionError(f"no Stop button: the session is {self.agent_sessions.get((channel, thread_ts))}")
+        return agent_session_stopped(channel, thread_ts, user)
 
     async def _conversations_replies(self, rec: RecordedRequest) -> Json:
         p = rec.params

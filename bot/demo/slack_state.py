@@ -30,8 +30,10 @@ SIGN_IN_PAGE = """<!DOCTYPE html>
 </html>
 """
 
-DEFAULT_SCOPES = ("app_mentions:read,channels:history,groups:history,im:history,mpim:history,chat:write,"
-                  "files:read,files:write,reactions:read,reactions:write,commands,users:read")
+DEFAULT_SCOPES = ("app_mentions:read,assistant:write,channels:history,channels:join,groups:history,im:history,"
+                  "mpim:history,chat:write,files:read,files:write,reactions:read,reactions:write,commands,users:read")
+AGENT_STATUSES = ("active", "processing", "suspended", "closed")
+"""What ``agents.sessions.setStatus`` accepts."""
 
 Json = dict[str, Any]
 Handler = Callable[[RecordedRequest], Awaitable[Json]]
@@ -250,7 +252,13 @@ class SlackState:
         self.missing_channels: set[str] = set()
         """Channels that answer ``channel_not_found``."""
         self.non_member_channels: set[str] = set()
-        """Channels that answer ``not_in_channel``."""
+        """Channels that answer ``not_in_channel`` (the bot is not a member) until ``conversations.join``."""
+        self.private_channels: set[str] = set()
+        self.agent_sessions: dict[tuple[str, str], str] = {}
+        """``(channel, thread_ts)`` → the agent session's status (``agents.sessions.setStatus``)."""
+        self.agent_statuses: list[tuple[str, str, str]] = []
+        """Every ``(channel, thread_ts, status)`` set, in order."""
+        """Private channels: ``conversations.join`` answers ``method_not_supported_for_channel_type``."""
         self.users: dict[str, Json] = {}
         self.socket_sent: list[Json] = []
         self.socket_acks: list[Json] = []

@@ -46,6 +46,8 @@ class SweepReport:
     """``container_id: reason`` for deletions that failed (retried at the next sweep)."""
     listed: int = 0
     dry_run: bool = False
+    swept_threads: list[ThreadKey] = field(default_factory=list)
+    """Threads whose containers were deleted (their Slack agent sessions become ``suspended``)."""
 
     @property
     def deleted(self) -> int:
@@ -106,6 +108,7 @@ class Sweeper:
             return report
         cleared = await self._delete_all(doomed, report)
         await self._store.clear_containers(cleared, status="swept")
+        report.swept_threads = [key for key, _ in cleared]
         if report.deleted or report.errors:
             logger.info("sweep: %s", report.summary())
         return report

@@ -1,4 +1,5 @@
-"""Output collection and posting: what the code wrote, read within limits, and the answer put in the thread.
+"""Output collection and posting: what the code wrote, read within limits, and the answer put in the thread
+(:func:`plan_of`: the parts to post and what the store keeps of the turn).
 
 The files an analysis wrote are what the container's file list gained (not the uploads), read within limits and
 with CSV formulas defused (:class:`bot.outputs.OutputReader`).

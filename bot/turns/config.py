@@ -46,6 +46,8 @@ class WorkerConfig:
     """How long a replica's hold on a turn lasts unless renewed (``DATASTORY_LEASE_SECONDS``)."""
     max_attempts: int = 2
     """Runs a turn may take before it gets a failure note instead (``DATASTORY_MAX_ATTEMPTS``)."""
+    agent_sessions: bool = True
+    """Keep the threads' Slack agent session statuses (``DATASTORY_AGENT_SESSIONS``, :mod:`bot.agent_sessions`)."""
 
 
 def worker_config(settings: Settings, sandbox_kind: str, **overrides: Any) -> WorkerConfig:
@@ -64,6 +66,7 @@ def worker_config(settings: Settings, sandbox_kind: str, **overrides: Any) -> Wo
         "max_output_bytes": settings.max_output_mb * MB,
         "lease_seconds": settings.lease_seconds,
         "max_attempts": settings.max_attempts,
+        "agent_sessions": settings.agent_sessions,
     }
     values.update(overrides)
     return WorkerConfig(**values)

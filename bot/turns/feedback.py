@@ -1,6 +1,7 @@
 """What the user sees while a turn works: the reaction on the asking message and the status reply.
 
-The status reply is posted once and then updated (throttled; identical text skipped). Reactions go through
+The status reply is posted once and then updated (throttled; identical text skipped); while the turn analyses it
+carries a Stop button (:func:`bot.turns.stopping.stop_blocks`). Reactions go through
 :class:`Feedback`, which logs a Slack refusal instead of failing the turn.
 """
 
@@ -11,6 +12,7 @@ import time
 
 from bot.poster import Poster, SlackError
 from bot.store.base import ThreadKey
+from bot.turns.stopping import stop_blocks
 
 logger = logging.getLogger("bot.turns")
 
@@ -33,6 +35,9 @@ class StatusMessage:
         self._min_interval = min_interval
         self.details: list[str] = []
         """Lines kept under every status line from now on (the preview of the files loaded this turn)."""
+        self.stop_turn: str | None = None
+        """While set (the turn analyses), the status carries a Stop button for this turn id."""
+        self._button = False
 
     @property
     def text(self) -> str:
@@ -49,11 +54,15 @@ class StatusMessage:
         if self._quiet:
             logger.debug("batch status: %s", text.splitlines()[0][:200])
             return
+        # the Stop button while the turn analyses; an update without it then removes it (empty blocks)
+        blocks = stop_blocks(text, self.stop_turn) if self.stop_turn else [] if self._button else None
         try:
             if self.ts is None:
-                self.ts = await self._poster.post(channel=self._channel, thread_ts=self._thread_ts, text=text)
+                self.ts = await self._poster.post(channel=self._channel, thread_ts=self._thread_ts, text=text,
+                                                  blocks=blocks or None)
             else:
-                await self._poster.update(channel=self._channel, ts=self.ts, text=text)
+                await self._poster.update(channel=self._channel, ts=self.ts, text=text, blocks=blocks)
+            self._button = bool(self.stop_turn)
         except SlackError as exc:
             logger.warning("status update failed channel=%s error=%s", self._channel, exc.code)
 

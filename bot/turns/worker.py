@@ -11,6 +11,7 @@ the answer as a plan (:func:`bot.turns.collect.plan_of`) and delivers it part by
 (:mod:`bot.turns.streaming`) and the plan records the streamed messages instead. So a turn resumed
 after a crash continues where it stopped and never posts a part twice. After ``DATASTORY_MAX_ATTEMPTS`` runs that
 did not end, a turn gets one failure note instead. New and resumed turns take one path: :meth:`TurnWorker.start`.
+A turn analysing can be stopped from any replica (:mod:`bot.turns.stopping`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from bot.agent_sessions import AgentSessions
 from bot.analysts.base import DEFAULT_QUESTION, AnalysisRequest, Analyst
 from bot.clock import Clock
 from bot.errors import AttemptsExhausted, TurnStopped, TurnTimeout, failure_text, is_expected, new_ref, outcome_of
@@ -40,6 +41,7 @@ from bot.turns.loading import FileLoader, data_file, newest_versions
 from bot.turns.native import native_messages, post_last_part, post_native
 from bot.turns.queue import POLL_SECONDS, Dispatcher, Lease, replica_id
 from bot.turns.slots import Slots
+from bot.turns.stopping import Stopper
 from bot.turns.streaming import AnswerStream
 from bot.turns.workspace import Containers, Workspace
 
@@ -92,10 +94,10 @@ class TurnWorker:
         self._tracker = tracker
         self._config = config
         self._feedback = Feedback(poster)
-        self._analysing: dict[ThreadKey, tuple[TurnRecord, asyncio.Task[Any]]] = {}
-        """The turns analysing now on this replica (what ``stop`` can interrupt)."""
-        self._stops: dict[str, str] = {}
-        """Turn id → who stopped it."""
+        self.agent_sessions = AgentSessions(poster, enabled=config.agent_sessions)
+        """The threads' Slack agent session statuses (:mod:`bot.agent_sessions`)."""
+        self.stopping = Stopper(store=store, clock=clock, lease_seconds=config.lease_seconds)
+        """The turns analysing here, and the stops asked for them (:mod:`bot.turns.stopping`)."""
         self._streams: dict[str, AnswerStream] = {}
         """Turn id → its streamed reply, while the turn runs on this replica."""
         self.owner = owner or replica_id()
@@ -226,26 +228,19 @@ class TurnWorker:
         if thread.container_id and thread.backend == self._sandbox.kind:
             await self._sandbox.delete(thread.container_id)
         await self._store.clear_container(key, status="reset")
+        await self.agent_sessions.set(key, "closed")
         logger.info("thread reset thread=%s", key)
         return True
 
-    def stop(self, key: ThreadKey, *, by: str) -> bool:
-        """Interrupt the thread's turn while it analyses on this replica (the running code is interrupted, the
-        container and its variables kept); the thread is told who stopped it. False when nothing is analysing."""
-        entry = self._analysing.get(key)
-        if entry is None:
-            return False
-        turn, task = entry
-        self._stops[turn.id] = by
-        task.cancel("stopped")
-        logger.info("turn stopped turn=%s by=%s", turn.id, by)
-        return True
+    async def stop(self, key: ThreadKey, *, by: str) -> bool:
+        """Interrupt the thread's analysing turn, on this replica or the one running it (the running code is
+        interrupted, the container and its variables kept); the thread is told who stopped it. False when
+        nothing runs in the thread."""
+        return await self.stopping.stop(key, by=by)
 
-    def stop_in_channel(self, team: str, channel: str, *, by: str, everyone: bool) -> int:
-        """``/datastory stop``: stop the turns analysing in the channel (``by``'s own, or all for an admin)."""
-        keys = [key for key, (turn, _) in self._analysing.items()
-                if key.team == team and key.channel == channel and (everyone or turn.user == by)]
-        return sum(self.stop(key, by=by) for key in keys)
+    async def stop_in_channel(self, team: str, channel: str, *, by: str, everyone: bool) -> int:
+        """``/datastory stop``: stop the turns running in the channel (``by``'s own, or all for an admin)."""
+        return await self.stopping.stop_in_channel(team, channel, by=by, everyone=everyone)
 
     async def _work(self, turn: TurnRecord, lease: Lease) -> None:
         """Run one claimed turn to its end (done or failed), or give it back when interrupted."""
@@ -266,13 +261,15 @@ class TurnWorker:
             if turn.attempts > self._config.max_attempts:
                 self._metrics.attempts_exhausted()
                 await self._fail(turn, status, ledger, AttemptsExhausted(turn.attempts - 1), 0.0)
-                return
-            await self._execute(turn, status, ledger, started)
+            else:
+                await self._execute(turn, status, ledger, started)
+            await self.agent_sessions.set(key, "active")
         except asyncio.CancelledError:
-            by = self._stops.pop(turn.id, None)
+            by = self.stopping.stopped_by(turn.id)
             task = asyncio.current_task()
             if by is not None and not lease.lost and task is not None and task.uncancel() == 0:
                 await self._fail(turn, status, ledger, TurnStopped(by), self._clock.now() - started)
+                await self.agent_sessions.set(key, "active")
                 return
             if (stream := self._streams.pop(turn.id, None)) is not None:
                 stream.abandon()  # the stream stays as it is: the turn's next run takes it over
@@ -302,17 +299,16 @@ class TurnWorker:
         if not await self._store.start_turn(turn.id, now=started):
             logger.info("turn ended while it waited (its thread was told); not run turn=%s", turn.id)
             return
+        await self.agent_sessions.set(turn.key, "processing")  # Slack's own Stop button, while the turn runs
         plan = ledger.plan()
         if plan is None:
             workspace = Workspace(key=turn.key, store=self._store, containers=self.parts.containers,
                                   clock=self._clock, config=self._config, metrics=self._metrics, status=status)
-            task = asyncio.current_task()
-            assert task is not None
-            self._analysing[turn.key] = (turn, task)
+            status.stop_turn = turn.id  # the status reply's Stop button, while the turn analyses
             streams = self._config.stream_answers and turn.user and self._poster.streams(turn.key.channel)
             stream = self._stream(turn, ledger) if streams else None  # not where the poster cannot stream
             try:
-                async with asyncio.timeout(self._config.turn_timeout):
+                async with self.stopping.analysing(turn), asyncio.timeout(self._config.turn_timeout):
                     outcome = await self._answer(turn, status, workspace, ledger, stream)
                     streamed = await stream.drain(outcome.result.text) if stream is not None else []
             except TimeoutError:
@@ -323,7 +319,7 @@ class TurnWorker:
                 await self._fail(turn, status, ledger, exc, self._clock.now() - started)
                 return
             finally:
-                self._analysing.pop(turn.key, None)
+                status.stop_turn = None
             plan = await plan_of(outcome, config=self._config, sessions=workspace.sessions.count,
                                  elapsed=self._clock.now() - started, streamed=streamed)
             if self._results is not None:

@@ -130,6 +130,8 @@ async def test_every_event_the_manifest_subscribes_to_is_acknowledged(harness: H
             event = ev.app_home_opened(USER)
         elif name == "reaction_added":
             event = ev.reaction_added(USER, "wastebasket", channel=CHANNEL, ts=ev.fresh_ts(), item_user="UBOT")
+        elif name == "agent_session_stopped":
+            event = ev.agent_session_stopped(CHANNEL, ev.fresh_ts(), USER)
         else:
             raise AssertionError(f"no test event for {name}")
         reply = await bot.send(event)

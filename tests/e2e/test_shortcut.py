@@ -46,3 +46,38 @@ async def test_a_message_without_a_file_gets_a_private_note(harness: Harness) ->
     [note] = harness.slack.command_responses
     assert note["response_type"] == "ephemeral" and note["text"].startswith("That message has no file")
     assert not harness.openai.containers and not [m for m in harness.slack.messages if m.is_bot]
+
+
+async def test_in_a_public_channel_the_bot_is_not_in_it_joins_then_answers(harness: Harness) -> None:
+    harness.slack.non_member_channels.add(CHANNEL)
+    bot = await harness.start()
+    f = harness.slack.add_file(name="sales.csv", content=SALES_CSV, user="U7")
+    old = harness.slack.post_as_user(channel=CHANNEL, user="U7", text="numbers", files=[f])
+    await shortcut(harness, bot, old)
+    thread = await harness.wait_done(old["ts"])
+    assert any(m.is_bot and "Summary of sales.csv" in m.text for m in thread)
+    [join] = harness.slack.recorder.calls("conversations.join")
+    assert join.params["channel"] == CHANNEL
+    assert CHANNEL not in harness.slack.non_member_channels
+    assert not harness.slack.command_responses
+
+
+@pytest.mark.parametrize("where", ["private", "no_scope"])
+async def test_where_it_cannot_join_the_person_is_told_how_to_invite_it(harness: Harness, where: str) -> None:
+    harness.slack.non_member_channels.add(CHANNEL)
+    if where == "private":
+        harness.slack.private_channels.add(CHANNEL)
+    else:
+        harness.slack.scopes = ",".join(s for s in harness.slack.scopes.split(",") if s != "channels:join")
+    bot = await harness.start()
+    f = harness.slack.add_file(name="sales.csv", content=SALES_CSV, user="U7")
+    old = harness.slack.post_as_user(channel=CHANNEL, user="U7", text="numbers", files=[f])
+    await shortcut(harness, bot, old)
+    await harness.wait_for(lambda: harness.slack.command_responses)
+    [note] = harness.slack.command_responses
+    assert (note["response_type"], note["text"]) == (
+        "ephemeral", "I'm not in this channel, so I can't answer here. Invite me with `/invite @datastory` and try "
+                     "again.")
+    assert len(harness.slack.recorder.calls("conversations.join")) == 1  # tried once, refused
+    assert not [m for m in harness.slack.messages if m.is_bot] and not harness.openai.containers
+    assert CHANNEL in harness.slack.non_member_channels

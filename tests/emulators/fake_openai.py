@@ -9,7 +9,9 @@ Built from ``/work/shared/reference/openai-containers-and-responses.md`` (§1, �
 - ``POST/GET /v1/containers/{cid}/files``, ``GET/DELETE /v1/containers/{cid}/files/{fid}``,
   ``GET …/content``: multipart field ``file`` (Content-Length or chunked bodies); uploads land at
   ``/mnt/data/<32 hex>-<original name>`` with ``source: "user"``.
-- ``POST /v1/responses`` (JSON or SSE with the event order of §3.7), ``GET/DELETE /v1/responses/{id}``: the
+- ``POST /v1/responses`` (JSON or SSE with the event order of §3.7), ``GET/DELETE /v1/responses/{id}``, and
+  background responses (``background: true``: queued, polled, streamed and resumed, ``POST …/cancel``; see
+  :mod:`tests.emulators.fake_openai_background`): the
   "model" is a *script* (:attr:`FakeOpenAI.script`) that returns the code it ran, the text it answers and the
   files it wrote; files are stored in the container with ``source: "assistant"`` and cited.
 - ``POST /v1/chat/completions`` (JSON or SSE chunks ending with ``data: [DONE]``, reference §4): the "model" is a
@@ -46,6 +48,7 @@ from aiohttp import web
 
 from bot.demo.pacing import LinkPacer
 from bot.demo.recorder import RecordedRequest, Recorder
+from tests.emulators import fake_openai_background as background
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +148,8 @@ class ResponseRecord:
 
     @property
     def status(self) -> str:
-        """``completed``, ``failed`` or ``incomplete``."""
+        """``completed``, ``failed`` or ``incomplete``; a background response is ``queued`` or ``in_progress``
+        first, and ``cancelled`` when a cancel stopped it."""
         return str(self.body.get("status"))
 
 
@@ -678,6 +682,10 @@ class FakeOpenAI:
         self.recorder = Recorder()
         self.containers: dict[str, ContainerState] = {}
         self.responses: dict[str, ResponseRecord] = {}
+        self.background: dict[str, background.BackgroundRun] = {}
+        """The background responses (``background: true``), by id: their events and their running task."""
+        self.cancelled: list[str] = []
+        """Ids of the background responses a cancel stopped while they ran, in order."""
         self._faults: list[_Fault] = []
         self._seq = 0
         self._runner: web.AppRunner | None = None
@@ -696,7 +704,11 @@ class FakeOpenAI:
         self.port = int(self._runner.addresses[0][1])
 
     async def close(self) -> None:
-        """Stop serving."""
+        """Stop serving (background responses still running are cancelled)."""
+        tasks = [run.task for run in self.background.values() if run.task is not None and not run.task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -828,6 +840,7 @@ class FakeOpenAI:
             ("POST", r"/v1/chat/completions", lambda: self._create_chat_completion(request, body)),
             ("GET", r"/v1/responses/([^/]+)", lambda rid: self._retrieve_response(request, rid)),
             ("DELETE", r"/v1/responses/([^/]+)", self._delete_response),
+            ("POST", r"/v1/responses/([^/]+)/cancel", self._cancel_response),
         ]
         path = request.path.rstrip("/")
         for method, pattern, handler in routes:
@@ -1106,14 +1119,9 @@ class FakeOpenAI:
                 self.overlaps.append((key, self.now()))
             self._running[key] = self._running.get(key, 0) + 1
             self.busiest[key] = max(self.busiest.get(key, 0), self._running[key])
-        try:
-            if self.response_latency:
-                await asyncio.sleep(self.response_latency)
-            produced = self.script(ctx)
-            turn: ScriptedTurn = await produced if inspect.isawaitable(produced) else produced
-        finally:
-            if key:
-                self._running[key] -= 1
+        if params.get("background"):
+            return await self._start_background(request, params, response_id, container, ctx, key, input_text)
+        turn = await self._play(ctx, key)
         final = self._build_response(response_id, params, container, turn, input_text)
         record = ResponseRecord(id=response_id, container_id=container.id if container else None,
                                 previous_response_id=previous_id, request=params, body=final,
@@ -1124,6 +1132,69 @@ class FakeOpenAI:
         if params.get("stream"):
             return await self._stream(request, final, include)
         return web.json_response(self._render(final, include))
+
+    async def _play(self, ctx: ResponseContext, key: str) -> ScriptedTurn:
+        """Run the script (the model), counting the responses running in the container ``key``."""
+        try:
+            if self.response_latency:
+                await asyncio.sleep(self.response_latency)
+            produced = self.script(ctx)
+            return await produced if inspect.isawaitable(produced) else produced
+        finally:
+            if key:
+                self._running[key] -= 1
+
+    async def _start_background(self, request: web.Request, params: dict[str, Any], response_id: str,
+                                container: ContainerState | None, ctx: ResponseContext, key: str,
+                                input_text: str) -> web.StreamResponse:
+        """A ``background: true`` response (:mod:`tests.emulators.fake_openai_background`): queued now, run by a
+        task; streamed when asked, else answered at once with the queued response."""
+        include = params.get("include") or []
+        record = ResponseRecord(id=response_id, container_id=container.id if container else None,
+                                previous_response_id=params.get("previous_response_id"), request=params,
+                                body=background.queued_body(self._build_response(
+                                    response_id, params, None, ScriptedTurn(), input_text)),
+                                streamed=bool(params.get("stream")))
+        self.responses[response_id] = record
+        run = background.BackgroundRun(response_id)
+        self.background[response_id] = run
+        await run.send({"type": "response.created", "response": self._render(record.body, include)})
+        await run.send({"type": "response.queued", "response": self._render(record.body, include)})
+
+        def set_body(body: dict[str, Any]) -> None:
+            record.body = body
+
+        async def play() -> dict[str, Any]:
+            turn = await self._play(ctx, key)
+            return background.background_outputs(
+                self._build_response(response_id, params, container, turn, input_text))
+
+        async def emit(run: background.BackgroundRun, final: dict[str, Any]) -> None:
+            await self._emit_output(run.send, self._render(final, include))
+            await self.recorder.notify()
+
+        run.task = asyncio.create_task(background.run_in_background(
+            run, body=lambda: self._render(record.body, include), set_body=set_body, play=play, emit_output=emit))
+        await self.recorder.notify()
+        if params.get("stream"):
+            return await background.serve_stream(request, run, -1)
+        return web.json_response(self._render(record.body, include))
+
+    def _cancel_response(self, response_id: str) -> web.Response:
+        record = self.responses.get(response_id)
+        if record is None:
+            raise _error(404, f"Response with id '{response_id}' not found.", param="response_id")
+        refusal = background.cancel_refusal(record.status, bool(record.request.get("background")))
+        if refusal is not None:
+            raise _error(400, refusal)
+        run = self.background.get(response_id)
+        if record.status in background.RUNNING and run is not None:
+            record.body = {**record.body, "status": "cancelled"}
+            if run.task is not None:
+                run.task.cancel()
+            run.end()
+            self.cancelled.append(response_id)
+        return web.json_response(self._render(record.body, []))
 
     def _build_response(self, response_id: str, params: dict[str, Any], container: ContainerState | None,
                         turn: ScriptedTurn, input_text: str) -> dict[str, Any]:
@@ -1161,7 +1232,7 @@ class FakeOpenAI:
                                           output_tokens=max(1, (len(text) + len(turn.code)) // 4))
         return {
             "id": response_id, "object": "response", "created_at": now, "status": turn.status,
-            "background": False, "billing": {"payer": "developer"},
+            "background": bool(params.get("background")), "billing": {"payer": "developer"},
             "completed_at": now if turn.status == "completed" else None,
             "error": ({"code": turn.error_code, "message": turn.error_message} if turn.status == "failed" else None),
             "incomplete_details": ({"reason": turn.incomplete_reason} if turn.status == "incomplete" else None),
@@ -1211,19 +1282,24 @@ class FakeOpenAI:
         try:
             await send({"type": "response.created", "response": snapshot})
             await send({"type": "response.in_progress", "response": snapshot})
-            for index, item in enumerate(rendered["output"]):
-                if item["type"] == "code_interpreter_call":
-                    await self._stream_code_call(send, index, item)
-                elif item["type"] == "message":
-                    await self._stream_message(send, index, item, final["id"])
-            terminal = {"completed": "response.completed", "failed": "response.failed",
-                        "incomplete": "response.incomplete"}[rendered["status"]]
-            await send({"type": terminal, "response": rendered})
+            await self._emit_output(send, rendered)
             await resp.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
             logger.debug("stream client went away response=%s", final["id"])
             raise
         return resp
+
+    async def _emit_output(self, send: Callable[[dict[str, Any]], Awaitable[None]],
+                           rendered: dict[str, Any]) -> None:
+        """The output items' events of a finished response, then its terminal event."""
+        for index, item in enumerate(rendered["output"]):
+            if item["type"] == "code_interpreter_call":
+                await self._stream_code_call(send, index, item)
+            elif item["type"] == "message":
+                await self._stream_message(send, index, item, rendered["id"])
+        terminal = {"completed": "response.completed", "failed": "response.failed",
+                    "incomplete": "response.incomplete"}[rendered["status"]]
+        await send({"type": terminal, "response": rendered})
 
     @staticmethod
     async def _stream_code_call(send: Callable[[dict[str, Any]], Awaitable[None]], index: int,
@@ -1265,10 +1341,16 @@ class FakeOpenAI:
                     "content_index": 0, "part": part})
         await send({"type": "response.output_item.done", "output_index": index, "item": item})
 
-    def _retrieve_response(self, request: web.Request, response_id: str) -> web.Response:
+    async def _retrieve_response(self, request: web.Request, response_id: str) -> web.StreamResponse:
         record = self.responses.get(response_id)
         if record is None:
             raise _error(404, f"Response with id '{response_id}' not found.", param="response_id")
+        if request.query.get("stream") == "true":
+            run = self.background.get(response_id)
+            if run is None:
+                raise _error(400, "This response cannot be streamed because it was not created with "
+                                  "background=true.", param="stream")
+            return await background.serve_stream(request, run, int(request.query.get("starting_after", "-1")))
         include = request.query.getall("include[]", []) + request.query.getall("include", [])
         return web.json_response(self._render(record.body, include))
 

@@ -8,9 +8,11 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-SCOPES = {"app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "files:read",
-          "files:write", "chat:write", "reactions:read", "reactions:write", "commands", "users:read"}
-EVENTS = {"app_home_opened", "app_mention", "file_shared", "message.channels", "message.groups", "message.im",
+SCOPES = {"app_mentions:read", "assistant:write", "channels:history", "channels:join", "groups:history", "im:history",
+          "mpim:history",
+          "files:read", "files:write", "chat:write", "reactions:read", "reactions:write", "commands", "users:read"}
+EVENTS = {"agent_session_stopped", "app_home_opened", "app_mention", "file_shared", "message.channels",
+          "message.groups", "message.im",
           "message.mpim", "reaction_added", "app_uninstalled", "tokens_revoked"}
 
 

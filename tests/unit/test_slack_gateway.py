@@ -221,3 +221,22 @@ async def test_user_tz_reads_users_info_and_falls_back_to_utc(slack: FakeSlack, 
     assert await gateway.user_tz("Bnot-a-user") == "UTC"  # users.info: user_not_found
     slack.fail_next("users.info", error="missing_scope")
     assert await gateway.user_tz("U7") == "UTC"
+
+
+async def test_a_post_into_a_public_channel_the_bot_is_not_in_joins_it_and_posts_once(
+        slack: FakeSlack, gateway: SlackGateway) -> None:
+    slack.non_member_channels.add("C9")
+    ts = await gateway.post(channel="C9", thread_ts=None, text="hello")
+    assert [m.ts for m in slack.messages if m.channel == "C9"] == [ts]
+    assert [r.params["channel"] for r in slack.recorder.calls("conversations.join")] == ["C9"]
+    assert len(slack.recorder.calls("chat.postMessage")) == 2  # refused (not_in_channel), then posted
+
+
+async def test_a_post_where_joining_is_refused_raises_not_in_channel(slack: FakeSlack, gateway: SlackGateway) -> None:
+    slack.non_member_channels.add("C9")
+    slack.private_channels.add("C9")
+    with pytest.raises(SlackError) as refused:
+        await gateway.post(channel="C9", thread_ts=None, text="hello")
+    assert refused.value.code == "not_in_channel"
+    assert len(slack.recorder.calls("chat.postMessage")) == 1  # no second try
+    assert await gateway.ensure_member(channel="C9", ts=fresh_ts()) is False
