@@ -78,6 +78,9 @@ async def test_a_digest_posts_nothing_live_and_only_the_bots_own_mention_is_live
     assert listing.status == cancel.status == 200
     assert live_sequences(listing.body) == [] and live_sequences(cancel.body) == []
     await harness.wait_for(lambda: len(harness.slack.command_responses) >= 2)
-    # the owner in the listing's text and in its block, and who cancelled: the bot's own mentions
-    assert harness.slack.live_sequences() == [f"<@{USER}>"] * 3
+    retired = harness.slack.find_message(CHANNEL, confirmation.ts)
+    await harness.wait_for(lambda: retired is not None and retired.history)  # the confirmation says who cancelled
+    # the owner in the listing's text and in its block, who cancelled in the reply, and in the retired confirmation's
+    # text and block: the bot's own mentions, and nothing else
+    assert harness.slack.live_sequences() == [f"<@{USER}>"] * 5
     capsys.readouterr()
