@@ -276,6 +276,11 @@ def summarise(label: str, samples: dict[str, list[Sample]]) -> list[str]:
                      f"{ceiling:.0f} MB/s = {ceiling / base:.2f}× the plain download")
         lines.append(f"  bot path / raw-socket relay: {rate['bot → FakeOpenAI'] / rate['raw-socket relay']:.2f}× "
                      "(1.0×: the bot's relay costs what the simplest possible relay costs here)")
+        paired = [b.rate / r.rate for b, r in zip(samples["bot → FakeOpenAI"], samples["raw-socket relay"],
+                                                  strict=True)]
+        lines.append(f"  the same, round by round (each bot transfer against the relay run right after it): "
+                     f"median {statistics.median(paired):.2f}×, range {min(paired):.2f}–{max(paired):.2f}× "
+                     f"(goal ≥ 0.8×; machine load average now {os.getloadavg()[0]:.2f})")
     return lines
 
 
