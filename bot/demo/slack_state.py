@@ -350,6 +350,17 @@ class SlackState:
 
     def _check_text(self, params: Json) -> tuple[str, list[dict[str, Any]] | None]:
         text = params.get("text") or params.get("markdown_text") or ""
+        blocks = self._blocks_of(params)
+        if not text and not blocks and not params.get("attachments"):
+            raise ApiError("no_text")
+        if len(str(text)) > self.max_text_chars:
+            raise ApiError("msg_too_long")
+        self._check_blocks(blocks)
+        return str(text), blocks
+
+    @staticmethod
+    def _blocks_of(params: Json) -> list[dict[str, Any]] | None:
+        """The ``blocks`` parameter, a list (JSON-encoded in a form post), or ``invalid_blocks_format``."""
         blocks = params.get("blocks")
         if isinstance(blocks, str):
             try:
@@ -358,13 +369,12 @@ class SlackState:
                 raise ApiError("invalid_blocks_format") from exc
         if blocks is not None and not isinstance(blocks, list):
             raise ApiError("invalid_blocks_format")
-        if not text and not blocks and not params.get("attachments"):
-            raise ApiError("no_text")
-        if len(str(text)) > self.max_text_chars:
-            raise ApiError("msg_too_long")
+        return blocks
+
+    def _check_blocks(self, blocks: list[dict[str, Any]] | None) -> None:
+        """Slack's limits on a message's blocks: how many, and what each may hold."""
         if blocks is not None and len(blocks) > self.max_blocks:
             raise ApiError("invalid_blocks", errors=[f"must be less than {self.max_blocks + 1} items"])
         errors = block_errors(blocks, refused=self.refused_blocks) if blocks else []
         if errors:
             raise ApiError("invalid_blocks", errors=errors)
-        return str(text), blocks

@@ -146,19 +146,8 @@ class StreamsApi(SlackState):
         p = rec.params
         msg = self._streaming(p)
         chunks = _chunks(p)
-        blocks = p.get("blocks")
-        if isinstance(blocks, str):
-            try:
-                blocks = json.loads(blocks)
-            except ValueError as exc:
-                raise ApiError("invalid_blocks_format") from exc
-        if blocks is not None and not isinstance(blocks, list):
-            raise ApiError("invalid_blocks_format")
-        errors = block_errors(blocks, refused=self.refused_blocks) if blocks else []
-        if errors:
-            raise ApiError("invalid_blocks", errors=errors)
-        if blocks and len(blocks) > self.max_blocks:
-            raise ApiError("invalid_blocks", errors=[f"must be less than {self.max_blocks + 1} items"])
+        blocks = self._blocks_of(p)
+        self._check_blocks(blocks)
         metadata = p.get("metadata")
         if metadata:
             msg.metadata = _metadata(metadata)
