@@ -4,9 +4,8 @@ This and :mod:`bot.slack_stream` (its streaming calls, a mixin) are the only cor
 ``slack_sdk``. Every text it sends (messages, updates, ephemerals, the
 ``mrkdwn`` of blocks, upload comments) goes through :func:`bot.slack_text.finalise` here, the last step before
 Slack, with ``link_names`` off; file names and titles of uploads are made one clean line without angle brackets. Web
-API failures become :class:`bot.poster.SlackError` (with Slack's error code). File downloads stream chunk by chunk
-and send the bot token only to the host of ``SLACK_API_URL`` and to Slack's own hosts (``slack.com``, ``slack-
-gov.com`` and their subdomains, over https); redirects are followed by hand, at most twice and only to such hosts.
+API failures become :class:`bot.poster.SlackError` (with Slack's error code). File downloads are
+:mod:`bot.slack_download`'s (the token only to Slack's hosts).
 """
 
 from __future__ import annotations
@@ -24,8 +23,6 @@ from yarl import URL
 from bot.config import Settings
 from bot.poster import (
     PART_EVENT,
-    FileAccessDenied,
-    ForeignFileHost,
     PartTag,
     SlackError,
     SlackFile,
@@ -33,57 +30,21 @@ from bot.poster import (
     Upload,
     UserInfo,
 )
+from bot.slack_download import SlackDownloads
 from bot.slack_pace import SlackPace, retry_handlers
 from bot.slack_stream import StreamCalls
 from bot.slack_text import finalise, finalise_blocks, one_line
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SlackGateway", "is_slack_host"]
+__all__ = ["SlackGateway"]
 
-SLACK_DOMAINS = ("slack.com", "slack-gov.com")
-MAX_REDIRECTS = 2
 THREAD_PAGE_SIZE = 200
 THREAD_PAGES = 5
 """A thread read for its files stops after this many pages (1,000 messages)."""
-_SNIFF_BYTES = 512
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _ANGLES = str.maketrans("<>", "‹›")
-_UNLABELLED = "application/octet-stream"  # what aiohttp reports when a response has no Content-Type
 _BENIGN = frozenset({"already_reacted", "no_reaction"})
 """Error codes the gateway treats as success (not counted as errors)."""
-
-
-def _default_port(scheme: str) -> int:
-    return 443 if scheme == "https" else 80
-
-
-def is_slack_host(url: URL, api_url: URL) -> bool:
-    """Whether the bot token may be sent to ``url``.
-
-    True for the scheme, host and port of ``api_url`` (an emulator, a proxy or GovSlack), and for https URLs on
-    ``slack.com``, ``slack-gov.com`` or one of their subdomains, on the default port. URLs with credentials are
-    never trusted.
-    """
-    if url.scheme not in ("http", "https") or not url.host or url.user is not None or url.password is not None:
-        return False
-    host = url.host.lower()
-    port = url.port or _default_port(url.scheme)
-    api_host = (api_url.host or "").lower()
-    if (url.scheme, host, port) == (api_url.scheme, api_host, api_url.port or _default_port(api_url.scheme)):
-        return True
-    if url.scheme != "https" or port != 443:
-        return False
-    return any(host == domain or host.endswith("." + domain) for domain in SLACK_DOMAINS)
-
-
-def _is_sign_in_page(content_type: str, head: bytes) -> bool:
-    """Slack's sign-in page comes labelled ``text/html`` (or, through a proxy, unlabelled). An HTML body that Slack
-    labels as the file's own type (``text/csv``…) is the user's file, passed on for the inspector to explain."""
-    if content_type == "text/html":
-        return True
-    start = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return content_type == _UNLABELLED and start.startswith((b"<!doctype html", b"<html", b"<head", b"<!--"))
 
 
 def _thread_message(m: dict[str, Any]) -> ThreadMessage:
@@ -116,11 +77,9 @@ class SlackGateway(StreamCalls):
         self._on_error = on_error
         """Told the error code of every failed Web API call (the metrics)."""
         self._client = client
-        self._token = token
-        self._api_url = URL(api_url)
-        self._session = session
-        self._owns_session = session is None
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
+        self._downloads = SlackDownloads(
+            token=token, api_url=URL(api_url), session=session,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout))
 
     @property
     def client(self) -> AsyncWebClient:
@@ -341,84 +300,13 @@ class SlackGateway(StreamCalls):
         profile = resp.get("user")
         return UserInfo.from_payload(profile) if isinstance(profile, dict) else None
 
-    # ------------------------------------------------------------------ downloads
-
-    def _http(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
-            self._owns_session = True
-        return self._session
-
-    async def download(self, url: str) -> AsyncIterator[bytes]:
-        """Stream a private file's bytes with the bot token, chunk by chunk (never the whole file in memory).
-
-        Raises :class:`ForeignFileHost` before any request when the URL (or a redirect) leaves Slack's hosts,
-        :class:`FileAccessDenied` when Slack answers with its HTML sign-in page (or 401/403), and
-        :class:`SlackError` for other failures.
-        """
-        target = URL(url)
-        if not is_slack_host(target, self._api_url):
-            logger.warning("refusing file url on a foreign host host=%s", target.host)
-            raise ForeignFileHost("foreign_file_host", method="download")
-        session = self._http()
-        for _ in range(MAX_REDIRECTS + 1):
-            try:
-                async with session.get(target, headers={"Authorization": f"Bearer {self._token}"},
-                                       allow_redirects=False) as resp:
-                    if resp.status in _REDIRECTS:
-                        target = self._redirect_target(target, resp)
-                        continue
-                    self._check_status(resp)
-                    head = await self._read_head(resp)
-                    if _is_sign_in_page(resp.content_type, head):
-                        raise FileAccessDenied("file_access_denied", method="download")
-                    if head:
-                        yield head
-                    # the buffered chunks one by one, as the socket delivered them: ``iter_any`` would join all
-                    # that are buffered into one new block, a copy of every byte (a third of the bot's user-space
-                    # copying on the bench/transfer.py profile) for nothing, since the upload writes them as is
-                    async for chunk, _ in resp.content.iter_chunks():
-                        if chunk:
-                            yield chunk
-                    return
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                raise SlackError("connection_error", method="download") from exc
-        raise SlackError("too_many_redirects", method="download")
-
-    def _redirect_target(self, current: URL, resp: aiohttp.ClientResponse) -> URL:
-        location = resp.headers.get("Location")
-        if not location:
-            raise SlackError(f"http_{resp.status}", method="download")
-        target = current.join(URL(location))
-        if not is_slack_host(target, self._api_url):
-            logger.warning("refusing redirect to a foreign host host=%s", target.host)
-            raise ForeignFileHost("foreign_file_host", method="download")
-        return target
-
-    @staticmethod
-    def _check_status(resp: aiohttp.ClientResponse) -> None:
-        if resp.status in (401, 403):
-            raise FileAccessDenied("file_access_denied", method="download")
-        if resp.status == 404:
-            raise SlackError("file_not_found", method="download")
-        if resp.status != 200:
-            raise SlackError(f"http_{resp.status}", method="download")
-
-    @staticmethod
-    async def _read_head(resp: aiohttp.ClientResponse) -> bytes:
-        head = b""
-        while len(head) < _SNIFF_BYTES:
-            part = await resp.content.read(_SNIFF_BYTES - len(head))
-            if not part:
-                break
-            head += part
-        return head
+    def download(self, url: str) -> AsyncIterator[bytes]:
+        """Stream a private file's bytes with the bot token (:meth:`bot.slack_download.SlackDownloads.download`)."""
+        return self._downloads.download(url)
 
     async def close(self) -> None:
         """Close the download session when the gateway created it (the Web API client is the caller's)."""
-        if self._session is not None and self._owns_session and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        await self._downloads.close()
 
 
 def build_slack_client(

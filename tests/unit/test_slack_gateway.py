@@ -14,7 +14,8 @@ from yarl import URL
 from bot.demo.fake_slack import FakeSlack
 from bot.demo.slack_events import fresh_ts
 from bot.poster import FileAccessDenied, ForeignFileHost, SlackError, Upload
-from bot.slack_gateway import SlackGateway, is_slack_host
+from bot.slack_download import is_slack_host
+from bot.slack_gateway import SlackGateway
 
 
 @pytest.fixture
