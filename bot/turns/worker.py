@@ -5,7 +5,7 @@ that accepts a message shows progress at once (a reaction and a status reply, th
 runs it before the reply exists), then gives the turn to the queue. Whichever replica claims it (the same one when
 it has a free slot) runs it under a lease: one turn per thread at a time, in message order. A run makes sure the
 thread's container exists (:mod:`bot.turns.workspace`), streams the files it lacks from Slack into it
-(:mod:`bot.turns.loading`), runs the analyst and collects what the code wrote (:mod:`bot.turns.collect`), records
+(:mod:`bot.turns.loading`), runs the analyst and collects what the code wrote (:mod:`bot.turns.answering`), records
 the answer as a plan (:func:`bot.turns.collect.plan_of`) and delivers it part by part through the ledger
 (:mod:`bot.turns.ledger`); with ``DATASTORY_STREAM_ANSWERS`` the narrative is streamed while the model writes it
 (:mod:`bot.turns.streaming`) and the plan records the streamed messages instead. So a turn resumed
@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bot.agent_sessions import AgentSessions
-from bot.analysts.base import DEFAULT_QUESTION, AnalysisRequest, Analyst
+from bot.analysts.base import Analyst
 from bot.clock import Clock
 from bot.errors import AttemptsExhausted, TurnStopped, TurnTimeout, failure_text, is_expected, new_ref, outcome_of
 from bot.files import FileRejected
@@ -30,14 +30,15 @@ from bot.formatting import names_list
 from bot.logs import bind, turn_summary
 from bot.metrics import Metrics
 from bot.poster import Poster, SlackError, StreamTarget, Upload
-from bot.sandbox.base import ContainerExpired, ContainerNotFound, SandboxBackend, SandboxError
+from bot.sandbox.base import SandboxBackend, SandboxError
 from bot.store.base import NewTurn, Store, ThreadKey, TurnOutcomeRecord, TurnRecord
 from bot.tasks import TaskTracker, TrackerClosed
+from bot.turns.answering import answer_turn
 from bot.turns.collect import Collector, TurnOutcome, plan_of
-from bot.turns.config import HISTORY_TURNS, WorkerConfig, thread_summary
+from bot.turns.config import WorkerConfig
 from bot.turns.feedback import DONE, FAILED, WORKING, Feedback, StatusMessage
 from bot.turns.ledger import AnswerLedger, Plan
-from bot.turns.loading import FileLoader, data_file, newest_versions
+from bot.turns.loading import FileLoader
 from bot.turns.native import native_messages, post_last_part, post_native
 from bot.turns.queue import POLL_SECONDS, Dispatcher, Lease, replica_id
 from bot.turns.slots import Slots
@@ -309,7 +310,9 @@ class TurnWorker:
             stream = self._stream(turn, ledger) if streams else None  # not where the poster cannot stream
             try:
                 async with self.stopping.analysing(turn), asyncio.timeout(self._config.turn_timeout):
-                    outcome = await self._answer(turn, status, workspace, ledger, stream)
+                    outcome = await answer_turn(turn, status=status, workspace=workspace, ledger=ledger,
+                                                stream=stream, store=self._store, clock=self._clock,
+                                                loader=self.parts.loader, collector=self.parts.collector)
                     streamed = await stream.drain(outcome.result.text) if stream is not None else []
             except TimeoutError:
                 await self._fail(turn, status, ledger, TurnTimeout(self._config.turn_timeout),
@@ -381,51 +384,6 @@ class TurnWorker:
                                                   recipient_user=turn.user, recipient_team=key.team))
         self._streams[turn.id] = stream
         return stream
-
-    async def _answer(self, turn: TurnRecord, status: StatusMessage, workspace: Workspace,
-                      ledger: AnswerLedger, stream: AnswerStream | None) -> TurnOutcome:
-        key = turn.key
-        if stream is not None:
-            await stream.open("Analysing your data" if turn.file_ids else "Answering your question")
-        for attempt in (1, 2):
-            await workspace.refresh()
-            try:
-                if stream is not None:
-                    stream.step("load", "in_progress")
-                container_id, loaded = await self.parts.loader.load_turn(
-                    turn, workspace.container_id, status, create=workspace.create,
-                    say=lambda text: ledger.post("refusals", text))
-                files = await self._store.list_files(key)
-                own = [f.name for f in files if f.message_ts == turn.message_ts and f.sandbox_path]
-                fresh = workspace.fresh or attempt > 1
-                request = AnalysisRequest(
-                    question=turn.question or DEFAULT_QUESTION,
-                    container_id=container_id,
-                    files=tuple(data_file(f) for f in newest_versions(files)),
-                    new_files=tuple(loaded),
-                    previous_response_id=None if fresh else workspace.last_response_id,
-                    history=await self._history(turn) if fresh else "",
-                )
-                await status.set(f":hourglass_flowing_sand: Analysing {names_list(own)}…" if own
-                                 else ":hourglass_flowing_sand: Thinking…")
-                result, outputs = await self.parts.collector.analyse(
-                    request, status, progress=stream.follow(status.progress) if stream else None,
-                    on_text=stream.text if stream else None)
-                await self._store.set_last_response(key, result.response_id, now=self._clock.now())
-                reloaded = tuple(name for name in loaded if name not in own)
-                return TurnOutcome(result=result, uploads=outputs.uploads, loaded=tuple(own), reloaded=reloaded,
-                                   not_attached=outputs.note(), container_id=container_id,
-                                   attached=outputs.attached, specs=outputs.specs)
-            except (ContainerNotFound, ContainerExpired) as exc:
-                if attempt == 2:
-                    raise
-                await workspace.rebuild(type(exc).__name__)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _history(self, turn: TurnRecord) -> str:
-        """A compact summary of the thread's earlier turns, for a fresh response chain (rebuilt container)."""
-        earlier = [t for t in await self._store.list_turns(turn.key) if t.status == "done" and t.id != turn.id]
-        return thread_summary(earlier[-HISTORY_TURNS:])
 
     async def _fail(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, exc: BaseException,
                     elapsed: float) -> None:
