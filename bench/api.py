@@ -138,10 +138,10 @@ class TimedAnalyst:
         self.windows: list[tuple[float, float]] = []
         """``perf_counter`` at the start and the end of each run."""
 
-    async def run(self, request: AnalysisRequest, *, progress: Any = None) -> Any:
+    async def run(self, request: AnalysisRequest, *, progress: Any = None, on_text: Any = None) -> Any:
         started = time.perf_counter()
         try:
-            return await self.inner.run(request, progress=progress)
+            return await self.inner.run(request, progress=progress, on_text=on_text)
         finally:
             ended = time.perf_counter()
             self.spent.append(ended - started)
