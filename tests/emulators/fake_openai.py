@@ -251,7 +251,7 @@ def make_png(width: int, height: int, rows: Sequence[bytes]) -> bytes:
 
     raw = b"".join(b"\x00" + row for row in rows)
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
 
 
 def bar_chart_png(values: Sequence[float], *, width: int = 320, height: int = 200) -> bytes:
@@ -271,9 +271,12 @@ def bar_chart_png(values: Sequence[float], *, width: int = 320, height: int = 20
         x0 = int(margin + 2 + i * slot + slot * 0.15)
         x1 = max(x0 + 1, int(margin + 2 + (i + 1) * slot - slot * 0.15))
         bar_h = int((base - margin - 2) * v / top)
+        x1 = min(x1, width - margin)
+        if x1 <= x0:
+            continue
+        span = bar * (x1 - x0)
         for y in range(base - bar_h, base):
-            for x in range(x0, min(x1, width - margin)):
-                grid[y][x * 3 : x * 3 + 3] = bar
+            grid[y][x0 * 3 : x1 * 3] = span
     return make_png(width, height, [bytes(r) for r in grid])
 
 
