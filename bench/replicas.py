@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -51,6 +52,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``; 0.0 where unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_openai(latency: float) -> tuple[subprocess.Popen[str], str]:
     """FakeOpenAI in its own process; returns it and its base URL."""
     proc = subprocess.Popen([sys.executable, "-m", "tests.emulators.serve", "openai", "--key", KEY,
@@ -63,8 +73,10 @@ def done(slack: FakeSlack, channel: str, ts: str) -> bool:
     return any(m.is_bot and m.text.startswith(":white_check_mark:") for m in slack.thread(channel, ts))
 
 
-async def throughput(slack: FakeSlack, openai_url: str, replicas: int, threads: int, work: Path) -> float:
-    """Questions per second answered by ``replicas`` replicas on a fresh PostgreSQL database."""
+async def throughput(slack: FakeSlack, openai_url: str, openai_pid: int, replicas: int, threads: int,
+                     work: Path) -> float:
+    """Questions per second answered by ``replicas`` replicas on a fresh PostgreSQL database; prints the CPU each
+    side used per question (the replicas, this process with FakeSlack, FakeOpenAI) and the machine's load."""
     channel = f"CT{replicas}"
     async with temporary_database("datastory_bench") as db, AsyncExitStack() as stack:
         env = replica_env(slack_api_url=slack.api_url, openai_base_url=openai_url, database_url=db,
@@ -77,13 +89,22 @@ async def throughput(slack: FakeSlack, openai_url: str, replicas: int, threads: 
         for i in range(threads):
             f = slack.add_file(name="sales.csv", content=CSV, user=f"U{i}")
             events.append(slack.post_as_user(channel=channel, user=f"U{i}", text=f"question {i}?", files=[f]))
+        pids = [r.proc.pid for r in running]
+        before = ([cpu_seconds(p) for p in pids], time.process_time(), cpu_seconds(openai_pid))
         started = time.perf_counter()
         await asyncio.gather(*(running[i % replicas].sender.send_event(envelope(e)) for i, e in enumerate(events)))
         pending = {e["ts"] for e in events}
         while pending:  # checked every 20 ms, not at every request FakeSlack answers (it shares this process)
             await asyncio.sleep(0.02)
             pending = {ts for ts in pending if not done(slack, channel, ts)}
-        return threads / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        bots = sum(cpu_seconds(p) for p in pids) - sum(before[0])
+        here, model = time.process_time() - before[1], cpu_seconds(openai_pid) - before[2]
+        print(f"  {replicas} replica(s): CPU per question: replicas {bots / threads * 1000:.0f} ms, FakeSlack and the"
+              f" load generator {here / threads * 1000:.0f} ms, FakeOpenAI {model / threads * 1000:.0f} ms;"
+              f" CPU busy {(bots + here + model) / elapsed:.2f} of {os.cpu_count()} cores;"
+              f" load average {os.getloadavg()[0]:.2f}")
+        return threads / elapsed
 
 
 async def one_turn(slack: FakeSlack, replica: Replica, channel: str, n: int) -> float:
@@ -122,8 +143,8 @@ async def main(threads: int, turns: int) -> None:
         with tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp:
             work = Path(tmp)
             async with FakeSlack(bot_token=TOKEN) as slack:
-                one = await throughput(slack, slow_url, 1, threads, work)
-                three = await throughput(slack, slow_url, 3, threads, work)
+                one = await throughput(slack, slow_url, slow.pid, 1, threads, work)
+                three = await throughput(slack, slow_url, slow.pid, 3, threads, work)
                 print(f"throughput, {threads} questions, model 2 s per response:")
                 print(f"  1 replica   {one:6.2f} questions/s (baseline)")
                 print(f"  3 replicas  {three:6.2f} questions/s = {three / one:.2f}x the baseline (goal >= 2.5x)")
