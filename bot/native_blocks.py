@@ -199,7 +199,10 @@ def chart_block(spec: ChartSpec, *, block_id: str | None = None) -> dict[str, An
 def _number_text(value: float) -> str:
     if value.is_integer() and abs(value) < 1e15:
         return f"{int(value):,}"
-    return f"{value:,.4g}" if abs(value) >= 1e6 or abs(value) < 1e-3 else f"{value:,.4f}".rstrip("0").rstrip(".")
+    size = abs(value)
+    if 1e3 <= size < 1e15:  # plain, with thousands separators: a table reader compares whole numbers
+        return f"{value:,.0f}" if size >= 1e6 else f"{value:,.1f}".rstrip("0").rstrip(".")
+    return f"{value:.3g}" if size < 1e-3 or size >= 1e15 else f"{value:,.4f}".rstrip("0").rstrip(".")
 
 
 def _cell(value: str | float | None) -> tuple[dict[str, Any], int]:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.analysts.narrative import format_number
 from bot.formatting import split_message
 from bot.native_blocks import (
     ANGLES_SUFFIX,
@@ -115,12 +116,12 @@ class NativeMessage:
 def _chart_text(spec: ChartSpec) -> str:
     """The chart's data in words, for notifications and screen readers."""
     values = spec.series[0][1] if spec.series else ()
-    pairs = ", ".join(f"{c} {v:,.4g}" for c, v in zip(spec.categories, values, strict=False) if v is not None)
+    pairs = ", ".join(f"{c} {format_number(v)}" for c, v in zip(spec.categories, values, strict=False) if v is not None)
     return f"Chart: {spec.title}" + (f" ({pairs})" if pairs and len(spec.series) == 1 else "")
 
 
 def _text_table(spec: TableSpec) -> str:
-    rows = [spec.columns, *[tuple("" if v is None else f"{v:,.4g}" if isinstance(v, float) else v for v in row)
+    rows = [spec.columns, *[tuple("" if v is None else format_number(v) if isinstance(v, float) else v for v in row)
                             for row in spec.rows[:TEXT_TABLE_ROWS]]]
     widths = [min(24, max(len(str(r[i])) for r in rows)) for i in range(len(spec.columns))]
     lines = ["  ".join(str(v)[:24].ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows]
