@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import re
 from typing import Any
 
 import pytest
 
+from bot.analysts.profiler import chartkit
 from bot.demo.recorder import RecordedRequest
 from tests.e2e.conftest import CHANNEL, USER, Harness
 from tests.e2e.test_native import with_helper_outputs
@@ -295,3 +297,36 @@ async def test_a_resumed_run_with_a_shorter_answer_deletes_the_streamed_messages
     assert not [m for m in thread if "Paragraph" in m.text]  # the thread shows exactly the final answer
     assert [m.ts for m in thread if m.is_bot and "Summary of sales.csv" in m.text] == [msg.ts]
     await second.shutdown()
+
+
+async def test_two_charts_go_into_the_stopped_stream_and_a_third_follows_in_its_own_message(
+        harness: Harness) -> None:
+    folder = harness.tmp / "three"
+    folder.mkdir()
+    old = os.getcwd()
+    os.chdir(folder)
+    try:
+        for i, title in enumerate(("Revenue by region", "Orders by region", "Returns by region")):
+            chartkit.bar(["North", "South", "East"], [230 + i, 162, 135], title=title, value_label="Value",
+                         category_label="Region")
+    finally:
+        os.chdir(old)
+    files = sorted((p.name, p.read_bytes()) for p in folder.iterdir())
+    harness.openai.script = lambda ctx: ScriptedTurn(code="import datastory_charts as dc\n", files=files,
+                                                     text="**Revenue** is highest in the North.", cite_files=False)
+    bot = await harness.start(stream_answers=True)
+    event = harness.file_event("sales.csv")
+    await bot.send(event)
+    thread = await harness.wait_done(event["ts"])
+
+    [stop] = calls(harness, "chat.stopStream")
+    blocks = stop.params["blocks"]
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    assert [b["type"] for b in blocks] == ["data_visualization", "data_visualization", "context_actions", "actions"]
+    charts = [m for m in thread if m.is_bot and m.blocks and any(b["type"] == "data_visualization" for b in m.blocks)]
+    titles = [[b["title"] for b in m.blocks or [] if b["type"] == "data_visualization"] for m in charts]
+    [streamed] = harness.slack.streamed_messages()
+    assert [len(t) for t in titles] == [2, 1] and charts[0].ts == streamed.ts  # the stream's two, then the third
+    assert sorted(t for ts in titles for t in ts) == ["Orders by region", "Returns by region", "Revenue by region"]
+    assert len([f for m in thread if m.is_bot for f in m.files if f["name"].endswith(".png")]) == 3
+    await bot.shutdown()
