@@ -28,7 +28,7 @@ from openai.types.chat.chat_completion_message_function_tool_call import ChatCom
 
 from bot.analysts.base import TextSink, report_text
 
-HOLD_CHARS = 160
+HOLD_CHARS = 100
 """Characters of a completion held back while it may still turn out to be a tool call's preamble."""
 FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "function_call"]
 

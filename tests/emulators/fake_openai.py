@@ -1413,6 +1413,10 @@ class FakeOpenAI:
         if params.get("stream"):
             include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
             return await self._stream_chat(request, completion, include_usage)
+        content = completion["choices"][0]["message"]["content"]
+        if content and self.token_interval:  # not streamed, the answer comes when the model has written it all
+            self.first_text_at.setdefault(completion["id"], time.perf_counter())
+            await asyncio.sleep(self.token_interval * (len(_chunks(content, self.token_chars)) - 1))
         return web.json_response(completion)
 
     def _build_completion(self, params: dict[str, Any], reply: ChatReply) -> dict[str, Any]:
