@@ -14,7 +14,9 @@ Three modes, ``--turns`` turns each (``--concurrency`` threads at a time), same 
   first-text latency and, per message, the most updates in any one-second window (goal ≤ 1) and the shortest gap;
 - ``baseline``: not streamed (the answer posted when the analysis is over): first token → the answer in Slack.
 
-Ratios are printed against the baseline. Run: ``python bench/stream.py [--turns 50] [--concurrency 10]``.
+Ratios are printed against the baseline. ``--engine chat`` drives the ``chat_tools`` analyst instead (the local
+sandbox, FakeOpenAI's streamed chat completions: a ``run_python`` call, then the answer). Run:
+``python bench/stream.py [--turns 50] [--concurrency 10] [--engine responses|chat]``.
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ from bot.config import Settings  # noqa: E402
 from bot.demo.fake_slack import FakeSlack  # noqa: E402
 from bot.demo.recorder import RecordedRequest  # noqa: E402
 from bot.demo.slack_events import SlackSender, envelope  # noqa: E402
-from tests.emulators.fake_openai import FakeOpenAI, ResponseContext, ScriptedTurn, default_script  # noqa: E402
+from tests.emulators.fake_openai import (  # noqa: E402
+    ChatReply,
+    FakeOpenAI,
+    ResponseContext,
+    ScriptedTurn,
+    default_chat_script,
+    default_script,
+    message_text,
+)
 
 SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench"
@@ -65,6 +75,29 @@ def texts_of(r: RecordedRequest) -> str:
                      *(str(c.get("text") or "") for c in chunks if isinstance(c, dict))])
 
 
+def chat_script(body: dict[str, Any]) -> ChatReply:
+    """The chat model: runs code first (FakeOpenAI's default), then answers with the turn's marker."""
+    messages = body["messages"]
+    if messages[-1]["role"] == "user":
+        return default_chat_script(body)
+    question = next(message_text(m) for m in reversed(messages) if m["role"] == "user")
+    return ChatReply(text=answer(question[question.rfind("Question:") + len("Question:"):].split()[0]))
+
+
+def first_tokens(oai: FakeOpenAI) -> dict[str, float]:
+    """Marker → when the model wrote the first text of that turn's answer (a response or a chat completion)."""
+    first: dict[str, float] = {}
+    for rid, record in oai.responses.items():
+        text = "".join(p["text"] for i in record.body["output"] if i["type"] == "message" for p in i["content"])
+        if rid in oai.first_text_at:
+            first[text.split(":")[0]] = oai.first_text_at[rid]
+    for _, completion in oai.chat_completions:
+        text = completion["choices"][0]["message"]["content"] or ""
+        if completion["id"] in oai.first_text_at and text.startswith("Q"):
+            first[text.split(":")[0]] = oai.first_text_at[completion["id"]]
+    return first
+
+
 async def run_mode(mode: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     async with FakeSlack(bot_token=TOKEN) as slack, FakeOpenAI(api_key="sk-bench") as oai:
         oai.token_interval, oai.token_chars = args.token_interval, args.token_chars
@@ -76,12 +109,14 @@ async def run_mode(mode: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
             marker = ctx.question.split()[0] if ctx.question else "Q?x"
             return ScriptedTurn(code=turn.code, files=turn.files, logs=turn.logs, text=answer(marker))
 
-        oai.script = script
+        oai.script, oai.chat_script = script, chat_script
+        local = {"sandbox": "local", "local_isolation": "relaxed", "local_dir": str(tmp / f"{mode}-kernels")} \
+            if args.engine == "chat" else {}
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None, slack_bot_token=TOKEN, slack_signing_secret=SECRET, slack_api_url=slack.api_url,
             openai_api_key="sk-bench", openai_base_url=oai.base_url, database_url=f"sqlite:///{tmp / f'{mode}.db'}",
             stream_answers=mode != "baseline", max_concurrent_turns=args.concurrency, shutdown_grace_seconds=5.0,
-            log_level="WARNING")
+            log_level="WARNING", **local)
         stop = asyncio.Event()
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(cli.amain(["run", "--http", "--host", "127.0.0.1", "--port", "0"],
@@ -116,11 +151,7 @@ async def run_mode(mode: str, args: argparse.Namespace, tmp: Path) -> dict[str, 
         await asyncio.wait_for(task, 30)
         await sender.close()
 
-        first_token = {}
-        for rid, record in oai.responses.items():
-            text = "".join(p["text"] for i in record.body["output"] if i["type"] == "message" for p in i["content"])
-            if rid in oai.first_text_at:
-                first_token[text.split(":")[0]] = oai.first_text_at[rid]
+        first_token = first_tokens(oai)
         requests = [r for r in slack.recorder.requests if r.path.rsplit("/", 1)[-1] in TEXT_METHODS]
         latencies = []
         for marker in markers:
@@ -162,11 +193,14 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--token-interval", type=float, default=0.02, help="seconds between text deltas")
     parser.add_argument("--token-chars", type=int, default=4, help="characters per text delta")
+    parser.add_argument("--engine", choices=("responses", "chat"), default="responses",
+                        help="the analyst: the Responses API (hosted sandbox) or chat_tools (local sandbox)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         results = {mode: await run_mode(mode, args, Path(folder)) for mode in ("baseline", "stream", "fallback")}
     base = results["baseline"]["latencies"]
-    print(f"turns per mode: {args.turns} ({args.concurrency} at a time); the model writes {args.token_chars} "
+    print(f"engine {args.engine}; turns per mode: {args.turns} ({args.concurrency} at a time); the model writes "
+          f"{args.token_chars} "
           f"characters every {args.token_interval * 1000:.0f} ms")
     print(f"{'mode':<10} {'n':>3} {'p50 (s)':>9} {'p99 (s)':>9} {'p50 ratio':>10} {'p99 ratio':>10}")
     for mode, r in results.items():

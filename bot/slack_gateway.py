@@ -159,9 +159,13 @@ class SlackGateway(StreamCalls):
         return str(resp["ts"])
 
     async def set_agent_status(self, *, channel: str, thread_ts: str, status: str) -> None:
-        """``agents.sessions.setStatus`` for the thread's session (created on first use)."""
-        await self._call("agents.sessions.setStatus", self._client.agents_sessions_setStatus(
+        """``agents.sessions.setStatus`` for the thread's session (created on first use). Slack's warning that the
+        app does not subscribe to ``agent_session_stopped`` (users get no Stop button) is logged."""
+        resp = await self._call("agents.sessions.setStatus", self._client.agents_sessions_setStatus(
             channel_id=channel, thread_ts=thread_ts, status=status))
+        if resp.get("warning") == "missing_agent_session_stopped_event_subscription":
+            logger.warning("Slack shows no Stop button: subscribe the app to the agent_session_stopped event "
+                           "(manifest.yml) channel=%s", channel)
 
     async def ensure_member(self, *, channel: str, ts: str) -> bool:
         """Read the message ``ts`` (``conversations.replies``, one message); ``not_in_channel`` → join when the

@@ -10,8 +10,9 @@ for its final answer. Charts are what the code wrote in the working directory (t
 Chat Completions are stateless, so the engine keeps each thread's messages itself, in memory, under a generated
 id it returns as ``response_id`` (a bounded LRU; older turns are compacted to question and answer). A turn that
 names an unknown id (the bot restarted, or the entry was evicted) starts fresh with ``request.history``.
-API errors become :class:`~bot.analysts.base.AnalysisFailed` with a reason a user can read; the API key is never
-part of it.
+API errors become :class:`~bot.analysts.base.AnalysisFailed` with a reason a user can read
+(:mod:`bot.analysts.chat_errors`); the API key is never part of it. Given ``on_text``, each completion is streamed
+and the answer's text handed on as the model writes it (:mod:`bot.analysts.chat_stream`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import logging
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Literal
 
 import openai
 from openai import AsyncOpenAI
@@ -35,6 +37,8 @@ from bot.analysts.base import (
     Usage,
     report_progress,
 )
+from bot.analysts.chat_errors import api_reason
+from bot.analysts.chat_stream import TextRelay
 from bot.analysts.prompts import CHART_HELPER, CHART_STYLE, READ_RULE, describe_files
 from bot.sandbox.base import CodeRunner, ExecResult
 
@@ -258,7 +262,7 @@ class ChatToolsAnalyst:
                                                 "content": user_message(request, fresh=previous is None)}
         turn = _Turn(messages=[{"role": "system", "content": system_message(request)}, *history, question],
                      model=self._model)
-        answer = await self._loop(request, turn, progress)
+        answer = await self._loop(request, turn, progress, TextRelay(on_text) if on_text is not None else None)
         conversation = (previous or Conversation()).then([question, *turn.messages[len(history) + 2:]])
         conversation_id = self._conversations.save(conversation, replaces=request.previous_response_id)
         usage = Usage(input_tokens=turn.input_tokens, output_tokens=turn.output_tokens,
@@ -269,12 +273,13 @@ class ChatToolsAnalyst:
         return AnalysisResult(text=answer, response_id=conversation_id, code=tuple(turn.code), usage=usage,
                               model=turn.model)
 
-    async def _loop(self, request: AnalysisRequest, turn: _Turn, progress: Progress | None) -> str:
+    async def _loop(self, request: AnalysisRequest, turn: _Turn, progress: Progress | None,
+                    relay: TextRelay | None) -> str:
         while True:
             final = turn.runs >= self._max_tool_calls
             if final:
                 await report_progress(progress, WRITING_ANSWER)
-            completion = await self._complete(turn.messages, final=final)
+            completion = await self._complete(turn.messages, final=final, relay=relay)
             turn.add_usage(completion)
             if not completion.choices:
                 raise AnalysisFailed("The model returned no answer.")
@@ -289,7 +294,10 @@ class ChatToolsAnalyst:
                 if not final:
                     await report_progress(progress, WRITING_ANSWER)
                 if choice.finish_reason in _FINISH_REASONS:
-                    text += f"\n\n_(The answer may be cut short: {_FINISH_REASONS[choice.finish_reason]}.)_"
+                    note = f"\n\n_(The answer may be cut short: {_FINISH_REASONS[choice.finish_reason]}.)_"
+                    text += note
+                    if relay is not None:
+                        await relay.show(note)
                 turn.messages.append({"role": "assistant", "content": text})
                 return text
             turn.messages.append({
@@ -324,14 +332,21 @@ class ChatToolsAnalyst:
                         result.timed_out, result.restarted)
         return tool_result_text(result, timeout=self._exec_timeout)
 
-    async def _complete(self, messages: list[ChatCompletionMessageParam], *, final: bool) -> ChatCompletion:
+    async def _complete(self, messages: list[ChatCompletionMessageParam], *, final: bool,
+                        relay: TextRelay | None) -> ChatCompletion:
+        """One completion; streamed when the text is handed on (:mod:`bot.analysts.chat_stream`)."""
+        choice: Literal["none", "auto"] = "none" if final else "auto"
         try:
-            return await self._client.chat.completions.create(
-                model=self._model, messages=messages, tools=[RUN_PYTHON_TOOL],
-                tool_choice="none" if final else "auto",
-            )
+            if relay is None:
+                return await self._client.chat.completions.create(
+                    model=self._model, messages=messages, tools=[RUN_PYTHON_TOOL], tool_choice=choice)
+            stream = await self._client.chat.completions.create(
+                model=self._model, messages=messages, tools=[RUN_PYTHON_TOOL], tool_choice=choice, stream=True,
+                stream_options={"include_usage": True})
+            async with stream:
+                return await relay.read(stream, tools=not final)
         except openai.OpenAIError as exc:
-            reason = self._scrub(_api_reason(exc, self._model))
+            reason = self._scrub(api_reason(exc, self._model))
             logger.warning("chat completion failed model=%s error=%s", self._model, type(exc).__name__)
             raise AnalysisFailed(reason) from exc
 
@@ -357,39 +372,3 @@ def _empty_reason(finish_reason: str | None, refusal: str | None, *, final: bool
     if final:
         return f"The model gave no final answer after {limit} code runs."
     return "The model returned an empty answer."
-
-
-def _api_message(exc: openai.OpenAIError) -> str:
-    if isinstance(exc, openai.APIStatusError):
-        body = exc.body
-        if isinstance(body, dict) and isinstance(body.get("message"), str):
-            return str(body["message"])[:300]
-        return f"HTTP {exc.status_code}"
-    return str(exc)[:300]
-
-
-def _api_reason(exc: openai.OpenAIError, model: str) -> str:
-    """A reason a user can read for an API error (never the key: 401 messages are not quoted)."""
-    if isinstance(exc, openai.AuthenticationError):
-        return "The model service rejected the API key; check `OPENAI_API_KEY` (and `OPENAI_BASE_URL`)."
-    if isinstance(exc, openai.PermissionDeniedError):
-        return f"The API key may not use the model `{model}`; check `DATASTORY_MODEL` and the key's permissions."
-    if isinstance(exc, openai.NotFoundError):
-        return (f"The model `{model}` was not found at the model service; check `DATASTORY_MODEL` and "
-                f"`OPENAI_BASE_URL` ({_api_message(exc)}).")
-    if isinstance(exc, openai.RateLimitError):
-        return ("The model service is rate limiting requests (or the quota is used up) and retrying did not help; "
-                f"try again in a minute ({_api_message(exc)}).")
-    if isinstance(exc, openai.APITimeoutError):
-        return "The model service did not answer in time."
-    if isinstance(exc, openai.APIConnectionError):
-        return "Could not connect to the model service; check `OPENAI_BASE_URL` and the network."
-    if isinstance(exc, openai.BadRequestError):
-        message = _api_message(exc)
-        hint = " (the model may not support function calling)" if "tool" in message.lower() else ""
-        return f"The model service refused the request{hint}: {message}"
-    if isinstance(exc, openai.APIStatusError):
-        return f"The model service failed (HTTP {exc.status_code}): {_api_message(exc)}"
-    return f"The model service returned an answer that could not be read: {type(exc).__name__}."
-
-

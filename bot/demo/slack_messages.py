@@ -200,14 +200,20 @@ class MessagesApi(SlackState):
         return out
 
     async def _agents_sessions_set_status(self, rec: RecordedRequest) -> Json:
-        """``agents.sessions.setStatus``: a bot token of an app declared as an agent (``assistant:write``) sets the
-        thread's session status, creating the session on first use; ``status`` is one of
-        :data:`~bot.demo.slack_state.AGENT_STATUSES`. Slack shows its native Stop button while ``processing``."""
-        if "assistant:write" not in self.scopes.split(","):
-            raise ApiError("missing_scope", needed="assistant:write", provided=self.scopes)
+        """``agents.sessions.setStatus`` (docs.slack.dev/reference/methods/agents.sessions.setStatus): a bot token
+        bearing ``chat:write`` of an app declared as an agent (which adds ``assistant:write``; the refusal of an app
+        that is not one is not documented: ``missing_scope`` here) sets the thread's session status, creating the
+        session on first use; ``status`` is one of :data:`~bot.demo.slack_state.AGENT_STATUSES`, ``title`` at most
+        200 characters. Slack shows its native Stop button while ``processing``, and warns
+        ``missing_agent_session_stopped_event_subscription`` while the app does not subscribe to
+        ``agent_session_stopped`` (docs.slack.dev/reference/events/agent_session_stopped)."""
+        granted = self.scopes.split(",")
+        for scope in ("chat:write", "assistant:write"):
+            if scope not in granted:
+                raise ApiError("missing_scope", needed=scope, provided=self.scopes)
         p = rec.params
         status = str(p.get("status") or "")
-        if status not in AGENT_STATUSES:
+        if status not in AGENT_STATUSES or len(str(p.get("title") or "")) > 200:
             raise ApiError("invalid_arguments")
         channel = self._check_channel(p.get("channel_id"))
         thread_ts = str(p.get("thread_ts") or "")
@@ -215,7 +221,11 @@ class MessagesApi(SlackState):
             raise ApiError("thread_not_found")
         self.agent_sessions[(channel, thread_ts)] = status
         self.agent_statuses.append((channel, thread_ts, status))
-        return {"status": status}
+        out: Json = {"status": status}
+        if not self.agent_stop_subscribed:
+            warning = "missing_agent_session_stopped_event_subscription"
+            out.update(warning=warning, response_metadata={"warnings": [warning]})
+        return out
 
     def stop_agent_session(self, channel: str, thread_ts: str, user: str) -> Json:
         """A person clicks Slack's Stop button on the thread's session: the ``agent_session_stopped`` event to

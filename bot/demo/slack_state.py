@@ -254,11 +254,14 @@ class SlackState:
         self.non_member_channels: set[str] = set()
         """Channels that answer ``not_in_channel`` (the bot is not a member) until ``conversations.join``."""
         self.private_channels: set[str] = set()
+        """Private channels: ``conversations.join`` answers ``method_not_supported_for_channel_type``."""
         self.agent_sessions: dict[tuple[str, str], str] = {}
         """``(channel, thread_ts)`` → the agent session's status (``agents.sessions.setStatus``)."""
         self.agent_statuses: list[tuple[str, str, str]] = []
         """Every ``(channel, thread_ts, status)`` set, in order."""
-        """Private channels: ``conversations.join`` answers ``method_not_supported_for_channel_type``."""
+        self.agent_stop_subscribed = True
+        """The app subscribes to ``agent_session_stopped``; when False, ``agents.sessions.setStatus`` answers with
+        Slack's ``missing_agent_session_stopped_event_subscription`` warning (no Stop button for the user)."""
         self.users: dict[str, Json] = {}
         self.socket_sent: list[Json] = []
         self.socket_acks: list[Json] = []

@@ -12,6 +12,9 @@ people who called them report (secondary sources, marked so):
   ``message_not_in_streaming_state``; another app's message ``message_not_owned_by_app``. ``stopStream`` also takes
   ``blocks`` (rendered at the bottom of the message) and ``metadata``; the stopped message's ``blocks`` are then its
   text as a block (a ``markdown`` block here; people report a ``rich_text`` block from Slack) and those blocks.
+  The message's limits (at most two data visualization blocks, 50 blocks...: :mod:`bot.demo.block_rules`) hold
+  for all of it: the ``blocks`` chunks streamed before and the blocks at the stop. ``chat.startStream`` takes no
+  ``metadata`` (neither Slack's reference nor slack_sdk's ``chat_startStream`` has it).
 - ``markdown_text`` is limited to 12,000 characters per call (``msg_too_long``; per chunk, not cumulative:
   secondary). Chunks are ``markdown_text`` (``text``), ``task_update`` (``id``, ``title``, ``status`` one of
   ``pending``, ``in_progress``, ``complete``, ``error``), ``plan_update`` (``title``) and ``blocks``; anything
@@ -147,7 +150,9 @@ class StreamsApi(SlackState):
         msg = self._streaming(p)
         chunks = _chunks(p)
         blocks = self._blocks_of(p)
-        self._check_blocks(blocks)
+        streamed = [b for c in [*msg.stream.chunks, *chunks] if c["type"] == "blocks" for b in c["blocks"]] \
+            if msg.stream is not None else []
+        self._check_blocks([*streamed, *(blocks or [])] if streamed else blocks)  # the message's limits, all of it
         metadata = p.get("metadata")
         if metadata:
             msg.metadata = _metadata(metadata)

@@ -7,6 +7,9 @@ the ledger is asked; a part it knows is skipped. Between Slack accepting a post 
 may die: every message is posted with its :class:`bot.poster.PartTag` as Slack message metadata, so a turn that may
 have posted before (it is resumed) reads the thread back once and records what it finds instead of posting again.
 Files carry no metadata: an upload of the same names after the turn's first narrative message counts as posted.
+A streamed message carries none until its stream stops (``chat.startStream`` takes no metadata), so its start is
+recorded first (:meth:`AnswerLedger.intend`); a resumed turn with a start but no ``ts`` adopts the bot's message
+of this turn that the thread shows and nothing accounts for (:meth:`AnswerLedger.adopt`).
 
 The answer itself is the **plan** (``plan``), recorded before the first part is posted: the narrative's messages,
 the files to attach (as sandbox file ids) and the turn's outcome. A resumed turn that finds a plan delivers it
@@ -30,6 +33,10 @@ logger = logging.getLogger("bot.turns")
 PLAN = "plan"
 STREAM_PART = re.compile(r"stream:\d+")
 """The parts that are streamed messages (``stream:0``, ``stream:1``...: :mod:`bot.turns.streaming`)."""
+INTENT_SUFFIX = ":start"
+"""``<part>:start``: the part is about to be posted without metadata (a stream), at ``at:<epoch seconds>``."""
+CLOCK_SKEW = 60.0
+"""Seconds a replica's clock may be off Slack's when a started message is looked for in the thread."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +128,48 @@ class AnswerLedger:
                 raise
         return self._thread
 
+    async def intend(self, part: str) -> None:
+        """Record that ``part`` is about to be posted without metadata (``chat.startStream``)."""
+        await self._record(part + INTENT_SUFFIX, f"at:{self._clock.now():.3f}")
+
+    def intended(self, part: str) -> float | None:
+        """When ``part`` was about to be posted (:meth:`intend`), if it was."""
+        ref = self.posted.get(part + INTENT_SUFFIX)
+        try:
+            return None if ref is None else float(ref.removeprefix("at:"))
+        except ValueError:
+            return None
+
+    async def adopt(self, part: str) -> str | None:
+        """The ts of ``part``, started (:meth:`intend`) by a run that died before recording it, when the thread
+        shows it: its tag (a stream that was stopped), else the one message of this bot after the question and
+        after the start (give or take :data:`CLOCK_SKEW`) that is not tagged, carries no files and that no turn
+        recorded. None when Slack never got it. The thread is read once per run. (A start without a ts shows an
+        earlier run, even one that gave its attempt back.)"""
+        if part in self.posted:
+            return self.posted[part]
+        since = self.intended(part)
+        if since is None:
+            return None
+        self._resumed = True
+        if (ts := await self._found(part)) is not None:
+            return ts
+        thread = await self._thread_messages()
+        known = {*self.posted.values(), self._turn.status_ts}
+        mine = {m.user for m in thread if m.ts in known or (m.tag is not None and m.tag.turn == self._turn.id)}
+        asked = ts_order(self._turn.message_ts)
+        for m in thread:
+            if m.user not in mine or m.tag is not None or m.file_names or m.ts in known:
+                continue
+            if ts_order(m.ts) <= asked or ts_order(m.ts)[0] < since - CLOCK_SKEW:
+                continue
+            if await self._store.turn_of_part(m.ts) not in (None, self._turn.id):
+                continue
+            await self._record(part, m.ts)
+            logger.info("started message found in the thread, adopted turn=%s part=%s", self._turn.id, part)
+            return m.ts
+        return None
+
     async def _found(self, part: str) -> str | None:
         """The ts of ``part`` when the thread shows it was posted (only for a turn that may have posted it)."""
         if not self._resumed:
@@ -150,7 +199,7 @@ class AnswerLedger:
             return
         names = {u.filename for u in uploads}
         if self._resumed and after is not None:
-            seen = {n for m in await self._thread_messages() if _ts(m.ts) > _ts(after) for n in m.file_names}
+            seen = {n for m in await self._thread_messages() if ts_order(m.ts) > ts_order(after) for n in m.file_names}
             if names <= seen:
                 await self._record(part, ",".join(sorted(names)))
                 logger.info("files found in the thread, not uploaded again turn=%s", self._turn.id)
@@ -169,7 +218,8 @@ class AnswerLedger:
         await self._record(part, "done")
 
 
-def _ts(ts: str) -> tuple[int, int]:
+def ts_order(ts: str) -> tuple[int, int]:
+    """A Slack ``ts`` as a sortable pair (seconds, microseconds); (0, 0) when it is not one."""
     seconds, _, micros = ts.partition(".")
     try:
         return int(seconds), int(micros.ljust(6, "0")[:6])

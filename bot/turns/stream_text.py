@@ -87,6 +87,18 @@ def fit(piece: str, room: int) -> int:
     return fitting[-1] if fitting else 0
 
 
+def fit_message(piece: str, shown: str, chars: int) -> int:
+    """How much of ``piece`` goes into a message of at most ``chars`` characters that shows ``shown``:
+    :func:`fit`, except that a message with nothing in it takes a paragraph longer than a message cut at its last
+    line that fits, at worst anywhere (0: the message is full, go on in a new one)."""
+    room = chars - len(shown)
+    n = fit(piece, room)
+    if n or not piece or shown:
+        return n
+    cut = piece.rfind("\n", 0, room)
+    return cut + 1 if cut > 0 else room
+
+
 class ReleasedText:
     """Text received in deltas and released in safe pieces (see the module docstring)."""
 

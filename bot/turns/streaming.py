@@ -13,9 +13,11 @@ with ``chat.postMessage`` and rewritten with ``chat.update``, at most once every
 per message.
 
 Exactly once: each streamed message is recorded in the turn's ledger (``stream:N``) as soon as Slack gives its
-``ts``, and a plan records the Markdown of each. A turn resumed after a crash never opens a second stream: it ends
-the recorded streams and rewrites their messages with ``chat.update`` (messages it still needs are posted through
-the ledger, tagged like every other part); the final step is recorded as ``streamed``.
+``ts`` (its start before: :mod:`bot.turns.stream_parts`), and a plan records the Markdown of each. A turn resumed
+after a crash never opens a second stream: it adopts a stream an earlier run started but did not record, ends the
+streams and rewrites their messages in order with ``chat.update`` (messages it still needs are posted through the
+ledger, tagged like every other part; messages it no longer needs are deleted); the final step is recorded as
+``streamed``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from bot.analysts.base import Progress
 from bot.analysts.responses import RUNNING_CODE, WRITING_ANSWER
 from bot.formatting import NO_NARRATIVE, to_mrkdwn
 from bot.poster import Chunk, PartTag, Poster, SlackError, StreamPoster, StreamTarget
-from bot.turns.ledger import STREAM_PART, AnswerLedger
+from bot.turns.ledger import AnswerLedger
 from bot.turns.native import (
     REFUSED,
     NativeMessage,
@@ -41,7 +43,8 @@ from bot.turns.native import (
     classic_actions,
     classic_answer_blocks,
 )
-from bot.turns.stream_text import ReleasedText, fit
+from bot.turns.stream_parts import adopt_started, delete_unneeded, live, next_part, part_name
+from bot.turns.stream_text import ReleasedText, fit_message
 
 logger = logging.getLogger("bot.turns")
 
@@ -58,6 +61,8 @@ STEPS = {"read": "Reading the question", "load": "Loading the data", "code": "Ru
 
 @dataclass(slots=True)
 class _Message:
+    part: int
+    """Its ledger part is ``stream:<part>``."""
     ts: str | None
     text: str = ""
     """The Markdown shown in it so far."""
@@ -84,10 +89,13 @@ class AnswerStream:
         self._interval = interval
         self._fallback_interval = fallback_interval
         self._monotonic = monotonic
-        recorded = sorted(((int(p.split(":")[1]), ts) for p, ts in ledger.posted.items() if STREAM_PART.fullmatch(p)))
-        self._messages = [_Message(ts=ts) for _, ts in recorded]
+        self._messages = [_Message(part=n, ts=ts) for n, ts in live(ledger.posted)]
         for message, text in zip(self._messages, texts or [], strict=False):
             message.text = text
+        self._keep = None if texts is None else max(1, len(texts))
+        """How many messages the reply has (given by the plan); the ones after it are no longer needed."""
+        self._cursor = max(0, len(self._messages) - 1)
+        """The message the text goes on in (a resumed run rewrites the recorded ones from the first)."""
         self._streaming = False
         self._text = ReleasedText()
         self._chunks: list[Chunk] = []
@@ -110,18 +118,24 @@ class AnswerStream:
         """The analyst sent text while it ran (an engine that streams)."""
         return bool(self._text.received)
 
-    def _tag(self, index: int) -> PartTag:
-        return PartTag(turn=self._turn_id, part=f"stream:{index}")
+    def _tag(self, message: _Message) -> PartTag:
+        return PartTag(turn=self._turn_id, part=part_name(message.part))
+
+    def _new_part(self) -> int:
+        return next_part(self._ledger.posted, [m.part for m in self._messages])
 
     # ------------------------------------------------------------------ progress
 
     async def open(self, title: str) -> None:
         """Start the reply: a stream with the plan and its first step (or, resumed, take over the recorded
         messages, their streams ended); then follow the text as it comes."""
+        if await adopt_started(self._ledger):
+            self._messages = [_Message(part=n, ts=ts) for n, ts in live(self._ledger.posted)]
         if self._messages:
             for m in self._messages:
                 await self._end_quietly(m)
                 m.streamed = False
+            self._cursor = 0
             logger.info("resumed turn takes over its streamed messages turn=%s count=%d", self._turn_id,
                         len(self._messages))
         elif self._streams is not None:
@@ -131,6 +145,8 @@ class AnswerStream:
 
     async def _start(self, chunks: list[Chunk], text: str = "") -> bool:
         assert self._streams is not None
+        part = self._new_part()
+        await self._ledger.intend(part_name(part))  # Slack may open it and this replica die before it is recorded
         try:
             ts = await self._streams.start_stream(self._target, markdown_text=text, chunks=chunks)
         except SlackError as exc:
@@ -138,8 +154,9 @@ class AnswerStream:
                         self._target.channel, exc.code)
             self._streaming = False
             return False
-        await self._ledger.record(f"stream:{len(self._messages)}", ts)
-        self._messages.append(_Message(ts=ts, text=text))
+        await self._ledger.record(part_name(part), ts)
+        self._messages.append(_Message(part=part, ts=ts, text=text))
+        self._cursor = len(self._messages) - 1
         self._streaming = True
         return True
 
@@ -221,11 +238,11 @@ class AnswerStream:
         chunks = self._take_chunks()
         while piece or chunks:
             message = self._messages[-1]
-            n = self._fit(piece, message)
+            n = fit_message(piece, message.text, self._chars)
             if n == 0 and piece:  # the message is full: stop it at its paragraph break and go on in a new one
                 with contextlib.suppress(SlackError):
                     await self._streams.stop_stream(channel=self._target.channel, ts=str(message.ts),
-                                                    tag=self._tag(len(self._messages) - 1))
+                                                    tag=self._tag(message))
                 if not await self._start([{"type": "plan_update", "title": "Continued"}]):
                     return piece
                 continue
@@ -246,31 +263,21 @@ class AnswerStream:
                 self.first_text_at = self._monotonic()
         return ""
 
-    def _fit(self, piece: str, message: _Message) -> int:
-        room = self._chars - len(message.text)
-        n = fit(piece, room)
-        if n or not piece:
-            return n
-        if message.text:
-            return 0
-        cut = piece.rfind("\n", 0, room)  # one paragraph longer than a message: cut at a line, at worst anywhere
-        return cut + 1 if cut > 0 else room
-
     async def _fallback(self, piece: str, *, final: bool) -> None:
         """Put ``piece`` in the messages (new ones when long) and send what changed: a post for a new message,
         an update at most once every :data:`FALLBACK_INTERVAL` seconds for one already posted."""
         while piece:
-            if not self._messages:
-                self._messages.append(_Message(ts=None))
-            message = self._messages[-1]
-            n = self._fit(piece, message)
+            if self._cursor >= len(self._messages):
+                self._messages.append(_Message(part=self._new_part(), ts=None))
+            message = self._messages[self._cursor]
+            n = fit_message(piece, message.text, self._chars)
             if n == 0:
-                self._messages.append(_Message(ts=None))
+                self._cursor += 1
                 continue
             message.text += piece[:n]
             message.dirty = True
             piece = piece[n:]
-        for i, message in enumerate(self._messages):
+        for message in self._messages:
             if not message.dirty:
                 continue
             wait = message.updated_at + self._fallback_interval - self._monotonic()
@@ -278,13 +285,13 @@ class AnswerStream:
                 if not final:
                     continue  # the next round sends it
                 await asyncio.sleep(wait)
-            await self._send(i, message)
+            await self._send(message)
 
-    async def _send(self, index: int, message: _Message, blocks: list[dict[str, Any]] | None = None) -> None:
+    async def _send(self, message: _Message, blocks: list[dict[str, Any]] | None = None) -> None:
         text = await asyncio.to_thread(to_mrkdwn, message.text) or NO_NARRATIVE
         message.dirty = False
         if message.ts is None:
-            message.ts = await self._ledger.post(f"stream:{index}", text, blocks)
+            message.ts = await self._ledger.post(part_name(message.part), text, blocks)
             message.streamed = False
             if self.first_text_at is None:
                 self.first_text_at = self._monotonic()
@@ -302,7 +309,14 @@ class AnswerStream:
         self.step("charts", "complete")
         await self._stop_following()
         await self._flush(final=True)
+        await self._drop_unneeded(self._cursor + 1)
         return self.texts
+
+    async def _drop_unneeded(self, keep: int) -> None:
+        """Delete the messages after the first ``keep`` (an earlier run streamed more than this one needs)."""
+        extra, self._messages = self._messages[keep:], self._messages[:keep]
+        await delete_unneeded(self._poster, self._ledger, channel=self._target.channel,
+                              parts=[(m.part, m.ts) for m in extra if m.ts is not None])
 
     async def _stop_following(self) -> None:
         self._closed = True
@@ -319,22 +333,23 @@ class AnswerStream:
         ledger's ``streamed`` part)."""
         if DONE_PART in self._ledger.posted or not self._messages:
             return
+        if self._keep is not None:
+            await self._drop_unneeded(self._keep)
         charts = natives[0].blocks if natives and natives[0].kind == "chart" else []
-        index = len(self._messages) - 1
-        message = self._messages[index]
+        message = self._messages[-1]
         tail = f"\n\n{tail}" if tail and message.text else tail
         attached: bool | None = None
         if self._streams is not None and message.ts is not None and message.streamed:
-            attached = await self._stop(message, tail, has_code=has_code, charts=charts, index=index)
+            attached = await self._stop(message, tail, has_code=has_code, charts=charts)
         if attached is None:  # never streamed, or the stream ended before: rewrite the message
             message.text += tail
-            await self._update_last(index, message, has_code=has_code)
+            await self._update_last(message, has_code=has_code)
         elif attached:
             await self._ledger.record("native:0", str(message.ts))
         await self._ledger.record(DONE_PART, str(message.ts))
 
-    async def _stop(self, message: _Message, tail: str, *, has_code: bool, charts: list[dict[str, Any]],
-                    index: int) -> bool | None:
+    async def _stop(self, message: _Message, tail: str, *, has_code: bool, charts: list[dict[str, Any]]
+                    ) -> bool | None:
         assert self._streams is not None and message.ts is not None
         done: list[Chunk] = [{"type": "task_update", "id": s, "title": STEPS[s], "status": "complete"}
                 for s, status in self._steps.items() if status == "in_progress"]
@@ -344,7 +359,7 @@ class AnswerStream:
         for with_charts, blocks in options if charts else options[1:]:
             try:
                 await self._streams.stop_stream(channel=self._target.channel, ts=message.ts, markdown_text=tail,
-                                                chunks=done, blocks=blocks or None, tag=self._tag(index))
+                                                chunks=done, blocks=blocks or None, tag=self._tag(message))
             except SlackError as exc:
                 if exc.code in REFUSED:
                     logger.info("blocks refused at the end of the stream error=%s", exc.code)
@@ -355,7 +370,7 @@ class AnswerStream:
             return with_charts
         return None
 
-    async def _update_last(self, index: int, message: _Message, *, has_code: bool) -> None:
+    async def _update_last(self, message: _Message, *, has_code: bool) -> None:
         """The fallback's last rewrite of the last message: its text with the answer's buttons."""
         wait = message.updated_at + self._fallback_interval - self._monotonic()
         if wait > 0:
@@ -364,7 +379,7 @@ class AnswerStream:
         for build in (answer_blocks, classic_answer_blocks, None):
             blocks = build(text, turn_id=self._turn_id, has_code=has_code) if build else None
             try:
-                await self._send(index, message, blocks)
+                await self._send(message, blocks)
                 return
             except SlackError as exc:
                 if exc.code not in REFUSED or build is None:

@@ -43,6 +43,7 @@ from bot.turns.native import native_messages, post_last_part, post_native
 from bot.turns.queue import POLL_SECONDS, Dispatcher, Lease, replica_id
 from bot.turns.slots import Slots
 from bot.turns.stopping import Stopper
+from bot.turns.stream_parts import first_ts
 from bot.turns.streaming import AnswerStream
 from bot.turns.workspace import Containers, Workspace
 
@@ -358,7 +359,7 @@ class TurnWorker:
                                  has_code=plan.has_code)
         for j, message in enumerate(natives):
             await post_native(ledger.post, f"native:{j}", message)
-        await ledger.upload("files", uploads, after=ledger.posted.get("answer:0") or ledger.posted.get("stream:0"))
+        await ledger.upload("files", uploads, after=ledger.posted.get("answer:0") or first_ts(ledger.posted))
         await ledger.once("reaction", lambda: self._feedback.swap(key.channel, turn.message_ts, DONE))
         await status.set(plan.done_line)
         record = plan.outcome_record()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -144,3 +146,20 @@ async def test_streaming_chunks_rebuild_the_same_answer(client: AsyncOpenAI, oai
         final = await helper.get_final_completion()
     assert final.choices[0].message.content == "A streamed answer that is longer than one chunk of text."
     assert final.choices[0].finish_reason == "stop"
+
+
+async def test_a_streamed_answer_comes_at_the_set_pace(client: AsyncOpenAI, oai: FakeOpenAI) -> None:
+    oai.token_chars, oai.token_interval = 5, 0.03
+    text = "Revenue rose in every region."
+    oai.chat_script = lambda body: ChatReply(text=text)
+    stream = await client.chat.completions.create(model="m", messages=_messages(), stream=True)
+    pieces: list[tuple[float, str]] = []
+    async for chunk in stream:
+        for choice in chunk.choices:
+            if choice.delta.content:
+                pieces.append((time.perf_counter(), choice.delta.content))
+    assert [p for _, p in pieces] == [text[i:i + 5] for i in range(0, len(text), 5)]
+    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(pieces)]
+    assert min(gaps) >= 0.02, gaps  # a model writing, not the whole answer at once
+    _, completion = oai.chat_completions[-1]
+    assert completion["id"] in oai.first_text_at

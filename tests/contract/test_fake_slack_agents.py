@@ -51,7 +51,24 @@ async def test_set_status_refusals(slack: FakeSlack, client: AsyncWebClient) -> 
     with pytest.raises(SlackApiError) as scope:
         await client.agents_sessions_setStatus(channel_id="C1", thread_ts=root["ts"], status="active")
     assert scope.value.response["error"] == "missing_scope" and scope.value.response["needed"] == "assistant:write"
+    slack.scopes = ",".join(s for s in slack.scopes.split(",") if s != "chat:write")
+    with pytest.raises(SlackApiError) as write:
+        await client.agents_sessions_setStatus(channel_id="C1", thread_ts=root["ts"], status="active")
+    assert write.value.response["needed"] == "chat:write"  # the method's documented scope
     assert not slack.agent_sessions
+
+
+async def test_set_status_warns_an_app_not_subscribed_to_the_stop_event(slack: FakeSlack,
+                                                                          client: AsyncWebClient) -> None:
+    root = slack.post_as_user(channel="C1", user="U1", text="hi")
+    ok = await client.agents_sessions_setStatus(channel_id="C1", thread_ts=root["ts"], status="processing")
+    assert "warning" not in ok.data
+    slack.agent_stop_subscribed = False
+    warned = await client.agents_sessions_setStatus(channel_id="C1", thread_ts=root["ts"], status="processing")
+    assert warned["ok"] is True and warned["warning"] == "missing_agent_session_stopped_event_subscription"
+    with pytest.raises(SlackApiError) as long_title:
+        await client.agents_sessions_setStatus(channel_id="C1", thread_ts=root["ts"], status="active", title="t" * 201)
+    assert long_title.value.response["error"] == "invalid_arguments"
 
 
 async def test_conversations_join(slack: FakeSlack, client: AsyncWebClient) -> None:

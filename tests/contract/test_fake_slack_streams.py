@@ -119,3 +119,28 @@ async def test_the_refusal_switch_refuses_streaming(slack: FakeSlack, client: As
                                       recipient_team_id="T1")
     assert refused.value.response["error"] == "feature_not_enabled"
     assert slack.streamed_messages() == []
+
+
+def _chart(i: int) -> dict[str, object]:
+    return {"type": "data_visualization", "block_id": f"c{i}", "title": f"Chart {i}",
+            "chart": {"type": "pie", "segments": [{"label": "A", "value": 1}, {"label": "B", "value": 2}]}}
+
+
+async def test_a_stopped_message_holds_at_most_two_charts_counting_the_streamed_blocks(
+        slack: FakeSlack, client: AsyncWebClient) -> None:
+    async def started() -> str:
+        resp = await client.chat_startStream(channel="C1", thread_ts=fresh_ts(), recipient_user_id="U1",
+                                             recipient_team_id="T1")
+        return str(resp["ts"])
+
+    ts = await started()
+    with pytest.raises(SlackApiError) as three:
+        await client.chat_stopStream(channel="C1", ts=ts, blocks=[_chart(0), _chart(1), _chart(2)])
+    assert three.value.response["error"] == "invalid_blocks"
+    await client.chat_stopStream(channel="C1", ts=ts, blocks=[_chart(0), _chart(1)])
+    ts = await started()
+    await client.chat_appendStream(channel="C1", ts=ts, chunks=[{"type": "blocks", "blocks": [_chart(0)]}])
+    with pytest.raises(SlackApiError) as counted:
+        await client.chat_stopStream(channel="C1", ts=ts, blocks=[_chart(1), _chart(2)])
+    assert counted.value.response["error"] == "invalid_blocks"
+    await client.chat_stopStream(channel="C1", ts=ts, blocks=[_chart(1)])

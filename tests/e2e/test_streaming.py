@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import re
 from typing import Any
 
 import pytest
 
+from bot.analysts.profiler import chartkit
 from bot.demo.recorder import RecordedRequest
 from tests.e2e.conftest import CHANNEL, USER, Harness
 from tests.e2e.test_native import with_helper_outputs
@@ -240,3 +242,91 @@ async def test_native_charts_and_buttons_are_attached_when_the_stream_stops_and_
     [again] = [m for m in harness.slack.streamed_messages() if m.thread_ts == event["ts"]]
     assert again.blocks is not None and [b["type"] for b in again.blocks] == ["markdown", "context_actions", "actions"]
     await second.shutdown()
+
+
+async def test_a_stream_slack_opened_after_the_replica_died_is_adopted_not_opened_again(harness: Harness) -> None:
+    harness.openai.token_interval = 0.01
+    first = await harness.start(stream_answers=True, shutdown_grace_seconds=0.5)
+    held = harness.slack.hold("chat.startStream")
+    event = harness.file_event()
+    await first.send(event)
+    await asyncio.wait_for(held.arrived.wait(), 20)
+    await first.shutdown()  # Slack opens the stream after the replica is gone: the ledger has its start, no ts
+    held.release()
+    await harness.wait_for(lambda: harness.slack.streamed_messages())
+
+    second = await harness.start(stream_answers=True)
+    thread = await harness.wait_done(event["ts"])
+    assert len(calls(harness, "chat.startStream")) == 1
+    [msg] = harness.slack.streamed_messages()
+    assert msg.stream is not None and not msg.stream.open
+    assert "Summary of sales.csv" in msg.text and "⏱" in msg.text
+    assert msg.blocks is not None and msg.blocks[-1]["type"] == "actions"
+    assert [m.ts for m in thread if m.is_bot and "Summary of sales.csv" in m.text] == [msg.ts]
+    assert not [r for r in calls(harness, "chat.postMessage") if "stream:" in str(r.params.get("metadata"))]
+    await second.shutdown()
+
+
+async def test_a_resumed_run_with_a_shorter_answer_deletes_the_streamed_messages_it_no_longer_needs(
+        harness: Harness) -> None:
+    def long(ctx: ResponseContext) -> ScriptedTurn:
+        turn = default_script(ctx)
+        return ScriptedTurn(code=turn.code, files=turn.files, logs=turn.logs, text=long_answer())
+
+    harness.openai.script = long
+    harness.openai.token_interval = 0.01
+    harness.openai.token_chars = 40
+    first = await harness.start(stream_answers=True, shutdown_grace_seconds=0.5)
+    event = harness.file_event()
+    await first.send(event)
+    await harness.wait_for(lambda: len(calls(harness, "chat.startStream")) >= 2, timeout=30)
+    held = harness.slack.hold("chat.startStream")  # the third message: Slack opens it, the ledger never knows
+    await asyncio.wait_for(held.arrived.wait(), 30)
+    await first.shutdown()
+    held.release()
+    await harness.wait_for(lambda: len(harness.slack.streamed_messages()) == 3)
+    earlier = [m.ts for m in harness.slack.streamed_messages()]
+
+    harness.openai.script = default_script  # the rerun answers in one message
+    second = await harness.start(stream_answers=True)
+    thread = await harness.wait_done(event["ts"], timeout=40)
+    assert len(calls(harness, "chat.startStream")) == 3  # none opened again
+    [msg] = harness.slack.streamed_messages()
+    assert msg.ts == earlier[0] and "Summary of sales.csv" in msg.text and "⏱" in msg.text
+    assert sorted(r.params["ts"] for r in calls(harness, "chat.delete")) == sorted(earlier[1:])
+    assert not [m for m in thread if "Paragraph" in m.text]  # the thread shows exactly the final answer
+    assert [m.ts for m in thread if m.is_bot and "Summary of sales.csv" in m.text] == [msg.ts]
+    await second.shutdown()
+
+
+async def test_two_charts_go_into_the_stopped_stream_and_a_third_follows_in_its_own_message(
+        harness: Harness) -> None:
+    folder = harness.tmp / "three"
+    folder.mkdir()
+    old = os.getcwd()
+    os.chdir(folder)
+    try:
+        for i, title in enumerate(("Revenue by region", "Orders by region", "Returns by region")):
+            chartkit.bar(["North", "South", "East"], [230 + i, 162, 135], title=title, value_label="Value",
+                         category_label="Region")
+    finally:
+        os.chdir(old)
+    files = sorted((p.name, p.read_bytes()) for p in folder.iterdir())
+    harness.openai.script = lambda ctx: ScriptedTurn(code="import datastory_charts as dc\n", files=files,
+                                                     text="**Revenue** is highest in the North.", cite_files=False)
+    bot = await harness.start(stream_answers=True)
+    event = harness.file_event("sales.csv")
+    await bot.send(event)
+    thread = await harness.wait_done(event["ts"])
+
+    [stop] = calls(harness, "chat.stopStream")
+    blocks = stop.params["blocks"]
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    assert [b["type"] for b in blocks] == ["data_visualization", "data_visualization", "context_actions", "actions"]
+    charts = [m for m in thread if m.is_bot and m.blocks and any(b["type"] == "data_visualization" for b in m.blocks)]
+    titles = [[b["title"] for b in m.blocks or [] if b["type"] == "data_visualization"] for m in charts]
+    [streamed] = harness.slack.streamed_messages()
+    assert [len(t) for t in titles] == [2, 1] and charts[0].ts == streamed.ts  # the stream's two, then the third
+    assert sorted(t for ts in titles for t in ts) == ["Orders by region", "Returns by region", "Revenue by region"]
+    assert len([f for m in thread if m.is_bot for f in m.files if f["name"].endswith(".png")]) == 3
+    await bot.shutdown()

@@ -669,11 +669,12 @@ class FakeOpenAI:
         self.response_latency: float = 0.0
         """Seconds each ``POST /v1/responses`` takes before it answers (an emulated model's thinking time)."""
         self.token_interval: float = 0.0
-        """When set, a streamed answer's text comes at a fixed pace: one ``response.output_text.delta`` of
-        :attr:`token_chars` characters every this many seconds (a model writing)."""
+        """When set, a streamed answer's text comes at a fixed pace: one ``response.output_text.delta`` (or, for a
+        streamed chat completion, one ``content`` delta) of :attr:`token_chars` characters every this many seconds
+        (a model writing)."""
         self.token_chars: int = 24
         self.first_text_at: dict[str, float] = {}
-        """Response id → ``time.perf_counter()`` when its first text delta was written to the stream."""
+        """Response or chat completion id → ``time.perf_counter()`` when its first text delta was written."""
         self.overlaps: list[tuple[str, float]] = []
         """``(container id, time)`` of every response that started while another one was running in the same
         container: two turns of one thread at once."""
@@ -1415,6 +1416,10 @@ class FakeOpenAI:
         if params.get("stream"):
             include_usage = bool((params.get("stream_options") or {}).get("include_usage"))
             return await self._stream_chat(request, completion, include_usage)
+        content = completion["choices"][0]["message"]["content"]
+        if content and self.token_interval:  # not streamed, the answer comes when the model has written it all
+            self.first_text_at.setdefault(completion["id"], time.perf_counter())
+            await asyncio.sleep(self.token_interval * (len(_chunks(content, self.token_chars)) - 1))
         return web.json_response(completion)
 
     def _build_completion(self, params: dict[str, Any], reply: ChatReply) -> dict[str, Any]:
@@ -1467,8 +1472,11 @@ class FakeOpenAI:
         try:
             await send({"role": "assistant", "content": "" if message["content"] is not None else None,
                         "refusal": None})
-            for piece in _chunks(message["content"] or "") if message["content"] else []:
+            for n, piece in enumerate(_chunks(message["content"], self.token_chars) if message["content"] else []):
+                if n and self.token_interval:
+                    await asyncio.sleep(self.token_interval)
                 await send({"content": piece})
+                self.first_text_at.setdefault(completion["id"], time.perf_counter())
             for index, call in enumerate(message.get("tool_calls") or []):
                 await send({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
                                             "function": {"name": call["function"]["name"], "arguments": ""}}]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -241,3 +242,15 @@ async def test_a_post_where_joining_is_refused_raises_not_in_channel(slack: Fake
     assert refused.value.code == "not_in_channel"
     assert len(slack.recorder.calls("chat.postMessage")) == 1  # no second try
     assert await gateway.ensure_member(channel="C9", ts=fresh_ts()) is False
+
+
+async def test_slacks_warning_that_the_stop_event_is_not_subscribed_is_logged(
+        slack: FakeSlack, gateway: SlackGateway, caplog: pytest.LogCaptureFixture) -> None:
+    root = slack.post_as_user(channel="C1", user="U1", text="hi")
+    with caplog.at_level(logging.WARNING, logger="bot.slack_gateway"):
+        await gateway.set_agent_status(channel="C1", thread_ts=root["ts"], status="processing")
+        assert not caplog.records
+        slack.agent_stop_subscribed = False
+        await gateway.set_agent_status(channel="C1", thread_ts=root["ts"], status="processing")
+    [record] = caplog.records
+    assert "agent_session_stopped" in record.getMessage() and slack.agent_sessions[("C1", root["ts"])] == "processing"
