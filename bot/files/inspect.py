@@ -163,7 +163,7 @@ async def inspect_stream(
     workbook whole), detect what the file is, and return an iterator over *all* the bytes, unchanged, that carries
     the file's profile. The detection runs in a worker thread: a file built to be slow to inspect (110,000 header
     cells) never holds the event loop. ``chunks`` is pulled by a :class:`~bot.files.readahead.ReadAhead`, so the
-    download runs ahead of the upload by a few MB at most.
+    download runs ahead of the upload by about a MB at most.
 
     Raises :class:`FileRejected` (after closing ``chunks``) for files the analysis cannot read; errors of the
     source itself (``FileAccessDenied``...) propagate. ``size`` is Slack's byte count (0 when unknown), used to
