@@ -122,6 +122,8 @@ class OneTripConnection(aiosqlite.Connection):
     """A ``BEGIN`` not run yet: it runs in the next statement's trip."""
     _open = True
     """The connection may be in a transaction (not known yet, or the last trip left one open)."""
+    trips = 0
+    """Trips this connection made to its thread (for tests and benches)."""
 
     def sqlite(self) -> sqlite3.Connection:
         """The ``sqlite3`` connection (use only on the connection's thread)."""
@@ -134,6 +136,7 @@ class OneTripConnection(aiosqlite.Connection):
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Every trip (aiosqlite's own too) may leave a transaction open, until it says otherwise."""
         self._open = True
+        self.trips += 1
         return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
 
     async def trip(self, work: Callable[[], _Outcome]) -> _Outcome:
