@@ -36,6 +36,9 @@ FIRST_POLL_SECONDS = 0.05
 POLL_SECONDS = 0.2
 """How often the store is asked about a turn another replica runs (from 50 ms, doubling); a run here wakes the
 wait at once."""
+RUNNING_HERE_POLL_SECONDS = 1.0
+"""How often the store is asked about a turn running here (its end wakes the wait; the store would only show a
+cancel made on another replica)."""
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"})
 
 
@@ -85,15 +88,23 @@ class Runs:
 
     async def wait(self, turn_id: str) -> TurnRecord | None:
         """Until the turn ended (the caller going away does not cancel it); its record. The worker wakes the wait
-        as soon as the turn's run here ended (:meth:`bot.turns.queue.Dispatcher.watch`); the store, read with a
-        backoff, says when a turn another replica runs has finished."""
+        as soon as the turn's run here ended (:meth:`bot.turns.queue.Dispatcher.watch`), and so does a cancel made
+        here; the store, read with a backoff, says when a turn another replica runs has finished (and, every
+        :data:`RUNNING_HERE_POLL_SECONDS`, whether a turn running here was cancelled on another replica)."""
         queue = self._worker.queue
         delay = FIRST_POLL_SECONDS
         ended = queue.watch(turn_id)
+        unread = 0.0  # seconds waited for the turn running here since the store was last read
         try:
             while True:  # no read first: the turn was just submitted, held by this replica's greeting
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ended.wait(), delay)
+                if not ended.is_set() and queue.runs(turn_id):
+                    unread += delay
+                    if unread < RUNNING_HERE_POLL_SECONDS:  # its run here wakes the wait: no read yet
+                        delay = RUNNING_HERE_POLL_SECONDS - unread
+                        continue
+                unread = 0.0
                 ended = queue.watch(turn_id)  # before the read: a run ending in between still wakes the wait
                 turn = await self._store.get_turn(turn_id)
                 if turn is None or turn.status not in ("queued", "running"):
@@ -108,6 +119,7 @@ class Runs:
         await self._store.finish_turn(turn.id, status="failed", now=now, outcome=TurnOutcomeRecord(error=CANCELLED))
         self._files.write_json(key.thread_ts, f"turn-{turn.id}", {"error": "The turn was cancelled.",
                                                                   CANCELLED: True})
+        self._worker.queue.wake(turn.id)  # a request waiting here for the turn reads it now
         logger.info("api turn cancelled turn=%s", turn.id)
 
     def failure(self, key: ThreadKey, turn: TurnRecord) -> str:

@@ -192,10 +192,10 @@ class TurnQueue(Protocol):
     async def claim_turn(self, *, owner: str, now: float, lease_seconds: float,
                          turn_id: str | None = None, holder: str | None = None) -> TurnRecord | None:
         """Take the next runnable turn (``turn_id`` alone when given) under ``owner``'s lease for ``lease_seconds``:
-        it becomes running and counts one more attempt. Runnable: unfinished, its lease free or expired (or held
-        by ``holder``: a hold handed over to the run in the same transaction), no earlier turn of its thread
-        unfinished, no other turn of its thread running under a live lease. ``FOR UPDATE SKIP LOCKED`` on
-        PostgreSQL, one ``BEGIN IMMEDIATE`` transaction on SQLite."""
+        it becomes running (``started_at`` is ``now``: a run starts with its claim) and counts one more attempt.
+        Runnable: unfinished, its lease free or expired (or held by ``holder``: a hold handed over to the run in the
+        same transaction), no earlier turn of its thread unfinished, no other turn of its thread running under a
+        live lease. ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, one ``BEGIN IMMEDIATE`` transaction on SQLite."""
         ...
 
     async def renew_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:

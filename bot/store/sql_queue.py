@@ -22,12 +22,9 @@ class SqlQueue(SqlParts):
         """Take the next runnable turn (or ``turn_id`` when it is runnable) under ``owner``'s lease (a lease
         ``holder`` has is handed over)."""
         async with self._write() as conn:
-            taken = await queue.claim(conn, owner=owner, now=now, until=now + lease_seconds, turn_id=turn_id,
-                                      postgres=not self._sqlite, holder=holder)
-            if taken is None:
-                return None
-            row = (await conn.execute(select(turns).where(turns.c.id == taken))).mappings().one()
-        return turn_record(row)
+            row = await queue.claim(conn, owner=owner, now=now, until=now + lease_seconds, turn_id=turn_id,
+                                    postgres=not self._sqlite, holder=holder)
+        return None if row is None else turn_record(row)
 
     async def renew_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:
         """Extend the lease; False when ``owner`` no longer holds it."""

@@ -153,10 +153,11 @@ class TurnWorker:
         hold.keep()  # renewed while the feedback is posted: nobody runs the turn before its status reply exists
         handed = False
         try:
-            reply = await self._greet(turn, files, reacted=reacted)
+            reply, posted = await self._greet(turn, files, reacted=reacted)
             if reply is not None:
                 await hold.stop()  # not renewed past this point: the claim below may take the hold over
-                handed = await self.queue.take(turn.id, holder=self._greeter)
+                # the run starts from the greeting's ledger: nobody else wrote to it while the hold was held
+                handed = await self.queue.take(turn.id, holder=self._greeter, posted=posted)
                 if not handed:
                     hold.keep()
                     await self._waiting(turn, reply)
@@ -171,8 +172,9 @@ class TurnWorker:
         if not handed:
             await self.start(turn.id)
 
-    async def _greet(self, turn: TurnRecord, files: list[str], *, reacted: bool) -> StatusMessage | None:
-        """The reaction and the status reply (None when Slack refused it)."""
+    async def _greet(self, turn: TurnRecord, files: list[str], *,
+                     reacted: bool) -> tuple[StatusMessage | None, dict[str, str]]:
+        """The reaction and the status reply (None when Slack refused it), and the ledger's parts after them."""
         key = turn.key
         ledger = AnswerLedger(store=self._store, poster=self._poster, clock=self._clock, turn=turn, posted={},
                               resumed=False)
@@ -190,8 +192,8 @@ class TurnWorker:
             ts = await status()
         else:
             _, ts = await asyncio.gather(self.acknowledge(key.channel, turn.message_ts), status())
-        return None if ts is None else StatusMessage(poster=self._poster, channel=key.channel,
-                                                     thread_ts=key.thread_ts, ts=ts)
+        return (None if ts is None else StatusMessage(poster=self._poster, channel=key.channel,
+                                                      thread_ts=key.thread_ts, ts=ts)), ledger.posted
 
     async def _waiting(self, turn: TurnRecord, reply: StatusMessage) -> None:
         """Why a turn that could not start at once waits: earlier questions of its thread, or no free slot."""
@@ -256,8 +258,11 @@ class TurnWorker:
         try:
             # a turn without its status reply may have posted it before the ledger knew (the replica that
             # accepted it died): it reads the thread back before posting anything
-            ledger = await AnswerLedger.open(store=self._store, poster=self._poster, clock=self._clock, turn=turn,
-                                             resumed=turn.attempts > 1 or not turn.status_ts)
+            resumed = turn.attempts > 1 or not turn.status_ts
+            ledger = (AnswerLedger(store=self._store, poster=self._poster, clock=self._clock, turn=turn,
+                                   posted=dict(lease.handed), resumed=resumed) if lease.handed is not None else
+                      await AnswerLedger.open(store=self._store, poster=self._poster, clock=self._clock, turn=turn,
+                                              resumed=resumed))
             status = await self._status(turn, ledger)
             if turn.attempts > self._config.max_attempts:
                 self._metrics.attempts_exhausted()
@@ -297,9 +302,7 @@ class TurnWorker:
         return StatusMessage(poster=self._poster, channel=key.channel, thread_ts=key.thread_ts, ts=ts)
 
     async def _execute(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, started: float) -> None:
-        if not await self._store.start_turn(turn.id, now=started):
-            logger.info("turn ended while it waited (its thread was told); not run turn=%s", turn.id)
-            return
+        # running since its claim (``started_at``): a turn ended meanwhile loses its lease and stops
         await self.agent_sessions.set(turn.key, "processing")  # Slack's own Stop button, while the turn runs
         plan = ledger.plan()
         if plan is None:
