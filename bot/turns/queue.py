@@ -17,11 +17,12 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Coroutine
+from dataclasses import asdict, replace
 from typing import Any
 
 from bot.clock import Clock
 from bot.metrics import Metrics
-from bot.store.base import TurnQueue, TurnRecord
+from bot.store.base import TurnOutcomeRecord, TurnQueue, TurnRecord, TurnStatus
 from bot.tasks import TaskTracker, TrackerClosed
 from bot.turns.slots import Slots
 
@@ -103,6 +104,8 @@ class Dispatcher:
         """Turn id → what :meth:`watch` handed out, set when a run of the turn here ends."""
         self._running: set[str] = set()
         """The turns running here."""
+        self._ended: dict[str, TurnRecord] = {}
+        """Turn id → its record as a run here has just ended it in the store (for a watcher of the turn)."""
 
     def watch(self, turn_id: str) -> asyncio.Event:
         """An event set as soon as a run of ``turn_id`` on this replica ends (finished, failed or given back),
@@ -116,6 +119,19 @@ class Dispatcher:
     def unwatch(self, turn_id: str) -> None:
         """Nobody waits for the turn here any more."""
         self._watchers.pop(turn_id, None)
+        self._ended.pop(turn_id, None)
+
+    def ended(self, turn: TurnRecord, status: TurnStatus, now: float, outcome: TurnOutcomeRecord) -> None:
+        """The run here has just ended the turn in the store (while it held the lease): a watcher of the turn
+        gets its record as the store now has it from :meth:`outcome`, without reading it."""
+        if turn.id in self._watchers:
+            self._ended[turn.id] = replace(turn, status=status, finished_at=now, lease_owner=None,
+                                           lease_expires_at=None, **(asdict(outcome) | {
+                                               "cost_usd": outcome.cost_usd or 0.0}))
+
+    def outcome(self, turn_id: str) -> TurnRecord | None:
+        """The record of a turn whose run here ended it (:meth:`ended`), once; None otherwise."""
+        return self._ended.pop(turn_id, None)
 
     def wake(self, turn_id: str) -> None:
         """Wake whoever watches the turn here (it was ended in the store by someone else than its run: a cancel)."""

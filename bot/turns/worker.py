@@ -120,15 +120,16 @@ class TurnWorker:
         await self._feedback.react(channel, ts, WORKING)
 
     async def submit(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...], reacted: bool = False,
-                     inbox_event: str | None = None) -> bool:
+                     inbox_event: str | None = None, alone: bool = False) -> bool:
         """Store the turn (False when it is a duplicate), show feedback and give it to the queue, in the background.
 
         ``reacted``: the caller already put the "working" reaction on the message. ``inbox_event``: the inbox event
-        the turn comes from, marked done with the turn's storing.
+        the turn comes from, marked done with the turn's storing. ``alone``: only when the thread has no
+        unfinished turn (else :class:`bot.store.base.ThreadBusy`, nothing stored).
         """
         held_until = self._clock.now() + self._config.lease_seconds
         if not await self._store.submit_turn(turn, dedupe_keys=dedupe_keys, holder=self._greeter,
-                                             hold_until=held_until, inbox_event=inbox_event):
+                                             hold_until=held_until, inbox_event=inbox_event, alone=alone):
             logger.info("duplicate dropped key=%s", dedupe_keys[0] if dedupe_keys else "")
             return False
         record = TurnRecord(id=turn.id, key=turn.key, message_ts=turn.message_ts, user=turn.user,
@@ -365,8 +366,10 @@ class TurnWorker:
         await ledger.once("reaction", lambda: self._feedback.swap(key.channel, turn.message_ts, DONE))
         await status.set(plan.done_line)
         record = plan.outcome_record()
-        if not await self._store.finish_turn(turn.id, status="done", now=self._clock.now(), outcome=record,
-                                             owner=self.owner):
+        now = self._clock.now()
+        if await self._store.finish_turn(turn.id, status="done", now=now, outcome=record, owner=self.owner):
+            self.queue.ended(turn, "done", now, record)
+        else:
             logger.warning("turn finished after its lease was lost turn=%s", turn.id)
         self._finished("done", plan.elapsed, input_tokens=record.input_tokens, output_tokens=record.output_tokens,
                        cost_usd=record.cost_usd, files=len(plan.files))
@@ -400,6 +403,7 @@ class TurnWorker:
                    exc_info=exc if not expected or logger.isEnabledFor(logging.DEBUG) else None)
         await ledger.once("reaction", lambda: self._feedback.swap(turn.key.channel, turn.message_ts, FAILED))
         await status.set(failure_text(exc, ref))
-        await self._store.finish_turn(turn.id, status="failed", now=self._clock.now(), owner=self.owner,
-                                      outcome=TurnOutcomeRecord(error=f"{type(exc).__name__} ref={ref}"))
+        now, record = self._clock.now(), TurnOutcomeRecord(error=f"{type(exc).__name__} ref={ref}")
+        if await self._store.finish_turn(turn.id, status="failed", now=now, owner=self.owner, outcome=record):
+            self.queue.ended(turn, "failed", now, record)
         self._finished(outcome_of(exc), elapsed)
