@@ -79,7 +79,7 @@ class Runs:
             turn_id = uuid.uuid4().hex
             await self._worker.submit(NewTurn(id=turn_id, key=key, message_ts=self._next_ts(), user=user,
                                               question=question, files=(), created_at=now),
-                                      dedupe_keys=(f"api:{turn_id}",), alone=True)
+                                      dedupe_keys=(), alone=True)  # a new id: submit_turn refuses a repeat
         except ThreadBusy:
             raise _busy() from None
         finally:

@@ -59,6 +59,11 @@ async def claim(conn: AsyncConnection, *, owner: str, now: float, until: float, 
     """Take the next runnable turn (``turn_id`` alone when given) for ``owner`` until ``until``: status running,
     started at ``now``, one more attempt. A lease ``holder`` has counts as free (handed over). Returns its row as
     the claim left it, or None when nothing is runnable."""
+    values = {"status": "running", "started_at": now, "lease_owner": owner, "lease_expires_at": until,
+              "attempts": func.coalesce(turns.c.attempts, 0) + 1}
+    if turn_id is not None and not postgres:  # one conditional statement: BEGIN IMMEDIATE serialises the writers
+        return (await conn.execute(update(turns).where(turns.c.id == turn_id, runnable(now, holder))
+                                   .values(**values).returning(*turns.c))).mappings().first()
     query: Select[Any] = select(turns.c.id, turns.c.team, turns.c.channel, turns.c.thread_ts).where(
         runnable(now, holder))
     if turn_id is not None:
@@ -75,9 +80,8 @@ async def claim(conn: AsyncConnection, *, owner: str, now: float, until: float, 
                                        .with_for_update(of=turns, skip_locked=True))
             if again.first() is None:
                 continue
-        taken = (await conn.execute(update(turns).where(turns.c.id == row.id).values(
-            status="running", started_at=now, lease_owner=owner, lease_expires_at=until,
-            attempts=func.coalesce(turns.c.attempts, 0) + 1).returning(*turns.c))).mappings().first()
+        taken = (await conn.execute(update(turns).where(turns.c.id == row.id).values(**values)
+                                    .returning(*turns.c))).mappings().first()
         if taken is not None:
             return taken
     return None
