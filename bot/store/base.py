@@ -194,13 +194,15 @@ class LoadStore(Protocol):
 class TurnQueue(Protocol):
     """The durable queue: the accepted turns, claimed by one replica at a time under a lease."""
 
-    async def claim_turn(self, *, owner: str, now: float, lease_seconds: float,
-                         turn_id: str | None = None, holder: str | None = None) -> TurnRecord | None:
+    async def claim_turn(self, *, owner: str, now: float, lease_seconds: float, turn_id: str | None = None,
+                         holder: str | None = None, status_ts: str | None = None) -> TurnRecord | None:
         """Take the next runnable turn (``turn_id`` alone when given) under ``owner``'s lease for ``lease_seconds``:
         it becomes running (``started_at`` is ``now``: a run starts with its claim) and counts one more attempt.
         Runnable: unfinished, its lease free or expired (or held by ``holder``: a hold handed over to the run in the
         same transaction), no earlier turn of its thread unfinished, no other turn of its thread running under a
-        live lease. ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, one ``BEGIN IMMEDIATE`` transaction on SQLite."""
+        live lease. ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, one ``BEGIN IMMEDIATE`` transaction on SQLite.
+        With ``status_ts``, a claimed turn's status reply is recorded too (the ledger's ``status`` part and the
+        turn's ``status_ts``, as :meth:`LedgerStore.record_part` would) in the same transaction."""
         ...
 
     async def renew_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:

@@ -55,12 +55,14 @@ def runnable(now: float, holder: str | None = None) -> Any:
 
 
 async def claim(conn: AsyncConnection, *, owner: str, now: float, until: float, turn_id: str | None,
-                postgres: bool, holder: str | None = None) -> RowMapping | None:
+                postgres: bool, holder: str | None = None, status_ts: str | None = None) -> RowMapping | None:
     """Take the next runnable turn (``turn_id`` alone when given) for ``owner`` until ``until``: status running,
-    started at ``now``, one more attempt. A lease ``holder`` has counts as free (handed over). Returns its row as
-    the claim left it, or None when nothing is runnable."""
+    started at ``now``, one more attempt (and ``status_ts`` when given). A lease ``holder`` has counts as free
+    (handed over). Returns its row as the claim left it, or None when nothing is runnable."""
     values = {"status": "running", "started_at": now, "lease_owner": owner, "lease_expires_at": until,
               "attempts": func.coalesce(turns.c.attempts, 0) + 1}
+    if status_ts is not None:
+        values["status_ts"] = status_ts
     if turn_id is not None and not postgres:  # one conditional statement: BEGIN IMMEDIATE serialises the writers
         return (await conn.execute(update(turns).where(turns.c.id == turn_id, runnable(now, holder))
                                    .values(**values).returning(*turns.c))).mappings().first()

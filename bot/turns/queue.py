@@ -23,6 +23,7 @@ from typing import Any
 from bot.clock import Clock
 from bot.metrics import Metrics
 from bot.store.base import TurnOutcomeRecord, TurnQueue, TurnRecord, TurnStatus
+from bot.store.queue import STATUS_PART
 from bot.tasks import TaskTracker, TrackerClosed
 from bot.turns.slots import Slots
 
@@ -164,24 +165,26 @@ class Dispatcher:
                 started += 1
         return started
 
-    async def take(self, turn_id: str, *, holder: str, posted: dict[str, str] | None = None) -> bool:
+    async def take(self, turn_id: str, *, holder: str, status_ts: str) -> bool:
         """Claim ``turn_id`` alone while a slot is free, taking over the lease ``holder`` has on it (a greeting's
-        hold: handed to the run in the claim's transaction, no release and claim in between), and start it;
-        ``posted``: the turn's ledger as the holder knows it (:attr:`Lease.handed`, for a first attempt).
-        False when it was not claimed (no free slot, or not runnable): ``holder`` still holds it."""
+        hold: handed to the run in the claim's transaction, no release and claim in between), and start it; the
+        claim records the status reply ``status_ts`` the holder posted, and a first attempt's run starts from that
+        ledger (:attr:`Lease.handed`: nothing else was recorded while the hold was held). False when it was not
+        claimed (no free slot, or not runnable): ``holder`` still holds it, and records the status reply itself."""
         async with self._pumping:
             if self._tracker.closing or self._slots.full():
                 return False
             try:
                 turn = await self._store.claim_turn(owner=self.owner, now=self._clock.now(),
-                                                    lease_seconds=self.lease_seconds, turn_id=turn_id, holder=holder)
+                                                    lease_seconds=self.lease_seconds, turn_id=turn_id, holder=holder,
+                                                    status_ts=status_ts)
             except Exception as exc:
                 logger.warning("claiming a turn failed error=%s", type(exc).__name__)
                 return False
             if turn is None:
                 return False
             # not started: it went back to the queue (the next pump or poll takes it)
-            await self._launch(turn, handed=posted if turn.attempts == 1 else None)
+            await self._launch(turn, handed={STATUS_PART: status_ts} if turn.attempts == 1 else None)
             return True
 
     async def _launch(self, turn: TurnRecord, *, handed: dict[str, str] | None = None) -> bool:

@@ -29,9 +29,10 @@ from bot.files import FileRejected
 from bot.formatting import names_list
 from bot.logs import bind, turn_summary
 from bot.metrics import Metrics
-from bot.poster import Poster, SlackError, StreamTarget, Upload
+from bot.poster import PartTag, Poster, SlackError, StreamTarget, Upload
 from bot.sandbox.base import SandboxBackend, SandboxError
 from bot.store.base import NewTurn, Store, ThreadKey, TurnOutcomeRecord, TurnRecord
+from bot.store.queue import STATUS_PART
 from bot.tasks import TaskTracker, TrackerClosed
 from bot.turns.answering import answer_turn
 from bot.turns.collect import Collector, TurnOutcome, plan_of
@@ -154,13 +155,15 @@ class TurnWorker:
         hold.keep()  # renewed while the feedback is posted: nobody runs the turn before its status reply exists
         handed = False
         try:
-            reply, posted = await self._greet(turn, files, reacted=reacted)
-            if reply is not None:
+            reply = await self._greet(turn, files, reacted=reacted)
+            if reply is not None and reply.ts is not None:
                 await hold.stop()  # not renewed past this point: the claim below may take the hold over
-                # the run starts from the greeting's ledger: nobody else wrote to it while the hold was held
-                handed = await self.queue.take(turn.id, holder=self._greeter, posted=posted)
+                # the claim records the status reply in the ledger, and the run starts from that ledger: nobody
+                # else wrote to it while the hold was held
+                handed = await self.queue.take(turn.id, holder=self._greeter, status_ts=reply.ts)
                 if not handed:
                     hold.keep()
+                    await self._store.record_part(turn.id, STATUS_PART, reply.ts, now=self._clock.now())
                     await self._waiting(turn, reply)
         except asyncio.CancelledError:
             if not hold.lost:
@@ -173,18 +176,17 @@ class TurnWorker:
         if not handed:
             await self.start(turn.id)
 
-    async def _greet(self, turn: TurnRecord, files: list[str], *,
-                     reacted: bool) -> tuple[StatusMessage | None, dict[str, str]]:
-        """The reaction and the status reply (None when Slack refused it), and the ledger's parts after them."""
+    async def _greet(self, turn: TurnRecord, files: list[str], *, reacted: bool) -> StatusMessage | None:
+        """The reaction and the status reply (None when Slack refused it), posted with its ledger tag; the caller
+        records it in the ledger (with the claim that hands the turn to a run here, or alone)."""
         key = turn.key
-        ledger = AnswerLedger(store=self._store, poster=self._poster, clock=self._clock, turn=turn, posted={},
-                              resumed=False)
         first = (f":hourglass_flowing_sand: Reading {names_list(files)}…" if files
                  else ":hourglass_flowing_sand: Working on it…")
 
         async def status() -> str | None:
             try:
-                return await ledger.post("status", first)
+                return await self._poster.post(channel=key.channel, thread_ts=key.thread_ts, text=first,
+                                               tag=PartTag(turn=turn.id, part=STATUS_PART))
             except SlackError as exc:
                 logger.warning("status update failed channel=%s error=%s", key.channel, exc.code)
                 return None
@@ -193,8 +195,8 @@ class TurnWorker:
             ts = await status()
         else:
             _, ts = await asyncio.gather(self.acknowledge(key.channel, turn.message_ts), status())
-        return (None if ts is None else StatusMessage(poster=self._poster, channel=key.channel,
-                                                      thread_ts=key.thread_ts, ts=ts)), ledger.posted
+        return None if ts is None else StatusMessage(poster=self._poster, channel=key.channel,
+                                                     thread_ts=key.thread_ts, ts=ts)
 
     async def _waiting(self, turn: TurnRecord, reply: StatusMessage) -> None:
         """Why a turn that could not start at once waits: earlier questions of its thread, or no free slot."""
