@@ -37,7 +37,8 @@ def add_parsers(sub: Any, make: Callable[..., argparse.ArgumentParser]) -> None:
     create.add_argument("name", help="what the key is for")
     make(ksub, "list", "print every key: id, name, created, last used (to the minute), revoked",
          "  datastory api-key list")
-    revoke = make(ksub, "revoke", "revoke a key at once", "  datastory api-key revoke 3f2a9c01b7de")
+    revoke = make(ksub, "revoke", "revoke a key (every server refuses it within 5 s)",
+                  "  datastory api-key revoke 3f2a9c01b7de")
     revoke.add_argument("id", help="the key's id (the 12 hex digits after ds_)")
     mcp = make(sub, "mcp", "the API's operations as an MCP server: streamable HTTP at /mcp, or --stdio",
                "  datastory mcp --port 8765\n  DATASTORY_API_KEY=ds_… datastory mcp --stdio")

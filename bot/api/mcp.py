@@ -9,8 +9,9 @@ The tools (``upload_dataset``, ``analyze``, ``refine``, ``ask``, ``get_file``) c
 error="invalid_token"`` before any MCP message is read; a tool acts as the key its request was verified as. The
 SDK binds each MCP session to the key that opened it. Over stdio the local user is trusted with the process, but a
 key still names whose sessions and limits apply: ``DATASTORY_API_KEY``, checked at start-up (no live key: the
-server does not start) and again on each call (a revoked key stops working at once). A refused call is a tool error
-whose text carries the HTTP status and the problem's code (``404 not_found: …``).
+server does not start) and again on each call (a revoked key stops working within
+:data:`bot.api.keys.CACHE_SECONDS`). A refused call is a tool error whose text carries the HTTP status and the
+problem's code (``404 not_found: …``).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from bot.api.poster import API_CHANNEL_PREFIX, ApiPoster
 from bot.api.problems import SESSION_BUSY, SHUTTING_DOWN, ApiProblem
 from bot.api.storage import SessionFiles
 from bot.console import plain
-from bot.store.base import NewTurn, Store, ThreadKey, TurnOutcomeRecord, TurnRecord
+from bot.store.base import NewTurn, Store, ThreadBusy, ThreadKey, TurnOutcomeRecord, TurnRecord
 from bot.tasks import TaskTracker
 from bot.turns import TurnOutcome, TurnWorker
 
@@ -36,6 +36,9 @@ FIRST_POLL_SECONDS = 0.05
 POLL_SECONDS = 0.2
 """How often the store is asked about a turn another replica runs (from 50 ms, doubling); a run here wakes the
 wait at once."""
+RUNNING_HERE_POLL_SECONDS = 1.0
+"""How often the store is asked about a turn running here (its end wakes the wait; the store would only show a
+cancel made on another replica)."""
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp"})
 
 
@@ -67,33 +70,44 @@ class Runs:
 
     async def start(self, key: ThreadKey, question: str, *, user: str, now: float) -> str:
         """Store a turn of ``question`` in the session and give it to the queue; 409 while another one is in
-        flight (here or on another replica)."""
+        flight (here or on another replica: the store adds it only to a session without an unfinished turn)."""
         session = key.thread_ts
         if session in self._starting or self._tracker.closing:
             raise _busy() if session in self._starting else _shutting_down()
         self._starting.add(session)
         try:
-            if any(t.status in ("queued", "running") for t in await self._store.list_turns(key)):
-                raise _busy()
             turn_id = uuid.uuid4().hex
             await self._worker.submit(NewTurn(id=turn_id, key=key, message_ts=self._next_ts(), user=user,
                                               question=question, files=(), created_at=now),
-                                      dedupe_keys=(f"api:{turn_id}",))
+                                      dedupe_keys=(), alone=True)  # a new id: submit_turn refuses a repeat
+        except ThreadBusy:
+            raise _busy() from None
         finally:
             self._starting.discard(session)
         return turn_id
 
     async def wait(self, turn_id: str) -> TurnRecord | None:
         """Until the turn ended (the caller going away does not cancel it); its record. The worker wakes the wait
-        as soon as the turn's run here ended (:meth:`bot.turns.queue.Dispatcher.watch`); the store, read with a
-        backoff, says when a turn another replica runs has finished."""
+        as soon as the turn's run here ended (:meth:`bot.turns.queue.Dispatcher.watch`), with the record it left
+        in the store (:meth:`~bot.turns.queue.Dispatcher.outcome`: no read), and so does a cancel made
+        here; the store, read with a backoff, says when a turn another replica runs has finished (and, every
+        :data:`RUNNING_HERE_POLL_SECONDS`, whether a turn running here was cancelled on another replica)."""
         queue = self._worker.queue
         delay = FIRST_POLL_SECONDS
         ended = queue.watch(turn_id)
+        unread = 0.0  # seconds waited for the turn running here since the store was last read
         try:
             while True:  # no read first: the turn was just submitted, held by this replica's greeting
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ended.wait(), delay)
+                if not ended.is_set() and queue.runs(turn_id):
+                    unread += delay
+                    if unread < RUNNING_HERE_POLL_SECONDS:  # its run here wakes the wait: no read yet
+                        delay = RUNNING_HERE_POLL_SECONDS - unread
+                        continue
+                unread = 0.0
+                if (turn := queue.outcome(turn_id)) is not None:
+                    return turn  # its run here ended it and said how: no read
                 ended = queue.watch(turn_id)  # before the read: a run ending in between still wakes the wait
                 turn = await self._store.get_turn(turn_id)
                 if turn is None or turn.status not in ("queued", "running"):
@@ -108,6 +122,7 @@ class Runs:
         await self._store.finish_turn(turn.id, status="failed", now=now, outcome=TurnOutcomeRecord(error=CANCELLED))
         self._files.write_json(key.thread_ts, f"turn-{turn.id}", {"error": "The turn was cancelled.",
                                                                   CANCELLED: True})
+        self._worker.queue.wake(turn.id)  # a request waiting here for the turn reads it now
         logger.info("api turn cancelled turn=%s", turn.id)
 
     def failure(self, key: ThreadKey, turn: TurnRecord) -> str:

@@ -84,6 +84,7 @@ class SessionService:
         self._clock = clock
         self._limits = limits
         self._rate = RateLimiter(per_minute=limits.rate_per_minute, clock=clock)
+        self._keys = keys.KeyCache(store)
 
     @property
     def limits(self) -> ApiLimits:
@@ -95,13 +96,14 @@ class SessionService:
         presented = (authorization or "").strip()
         if presented.lower().startswith("bearer "):
             presented = presented[7:].strip()
-        record = await keys.verify(self._store, presented) if presented else None
+        record = await self._keys.verify(presented) if presented else None
         if record is None:
             raise ApiProblem(401, UNAUTHORIZED, "Send a live API key as `Authorization: Bearer ds_…` "
                                                 "(`datastory api-key create NAME` makes one).")
         now = self._clock.now()
         if record.last_used_at is None or now - record.last_used_at >= KEY_USE_RESOLUTION:
             await self._store.touch_api_key(record.id, now=now)  # at most once a minute: no write per request
+            self._keys.used(record.id, now)
         return record
 
     # -- sessions ---------------------------------------------------------------------------------------------

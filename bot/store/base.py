@@ -19,6 +19,7 @@ from bot.store.records import (
     NewTurn,
     Pending,
     Removed,
+    ThreadBusy,
     ThreadKey,
     ThreadRecord,
     ThreadStatus,
@@ -127,12 +128,16 @@ class TurnStore(Protocol):
     """Turns: submitted by the intake, read and finished by the worker, summed for budgets."""
 
     async def submit_turn(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...], holder: str | None = None,
-                          hold_until: float | None = None, inbox_event: str | None = None) -> bool:
+                          hold_until: float | None = None, inbox_event: str | None = None,
+                          alone: bool = False) -> bool:
         """Atomically claim every dedupe key, create the thread row if new, add the files and the queued turn.
 
         Returns False (and writes nothing) when any key was already claimed: the work is a duplicate. With
         ``holder``, the turn is stored leased to that replica until ``hold_until`` (it greets the turn first).
         With ``inbox_event``, that inbox event is marked done in the same transaction (the turn now stands for it).
+        With ``alone``, the turn is added only when its thread has no unfinished turn, else :class:`ThreadBusy`
+        is raised and nothing written (checked with the thread's row locked: of two submits racing on replicas,
+        one adds its turn).
         """
         ...
 
@@ -189,13 +194,15 @@ class LoadStore(Protocol):
 class TurnQueue(Protocol):
     """The durable queue: the accepted turns, claimed by one replica at a time under a lease."""
 
-    async def claim_turn(self, *, owner: str, now: float, lease_seconds: float,
-                         turn_id: str | None = None, holder: str | None = None) -> TurnRecord | None:
+    async def claim_turn(self, *, owner: str, now: float, lease_seconds: float, turn_id: str | None = None,
+                         holder: str | None = None, status_ts: str | None = None) -> TurnRecord | None:
         """Take the next runnable turn (``turn_id`` alone when given) under ``owner``'s lease for ``lease_seconds``:
-        it becomes running and counts one more attempt. Runnable: unfinished, its lease free or expired (or held
-        by ``holder``: a hold handed over to the run in the same transaction), no earlier turn of its thread
-        unfinished, no other turn of its thread running under a live lease. ``FOR UPDATE SKIP LOCKED`` on
-        PostgreSQL, one ``BEGIN IMMEDIATE`` transaction on SQLite."""
+        it becomes running (``started_at`` is ``now``: a run starts with its claim) and counts one more attempt.
+        Runnable: unfinished, its lease free or expired (or held by ``holder``: a hold handed over to the run in the
+        same transaction), no earlier turn of its thread unfinished, no other turn of its thread running under a
+        live lease. ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, one ``BEGIN IMMEDIATE`` transaction on SQLite.
+        With ``status_ts``, a claimed turn's status reply is recorded too (the ledger's ``status`` part and the
+        turn's ``status_ts``, as :meth:`LedgerStore.record_part` would) in the same transaction."""
         ...
 
     async def renew_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:
@@ -363,6 +370,6 @@ class Store(Lifecycle, DedupeStore, ThreadStore, TurnStore, LoadStore, TurnQueue
 __all__ = [
     "DedupeStore", "DigestRecord", "DigestStatus", "DigestStore", "FeedbackStore", "FileRecord", "HousekeepingStore",
     "InboxEntry", "InboxStore", "LeaseStore", "LedgerStore", "Lifecycle", "LoadStore", "NewTurn", "Pending",
-    "Removed", "Store", "ThreadKey", "ThreadRecord", "ThreadStatus", "ThreadStore", "TurnOutcomeRecord", "TurnQueue",
-    "TurnRecord", "TurnStatus", "TurnStore",
+    "Removed", "Store", "ThreadBusy", "ThreadKey", "ThreadRecord", "ThreadStatus", "ThreadStore",
+    "TurnOutcomeRecord", "TurnQueue", "TurnRecord", "TurnStatus", "TurnStore",
 ]

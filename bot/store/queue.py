@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Select, and_, case, delete, exists, func, or_, select, update
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.schema import leases, ledger, threads, turns
@@ -54,10 +55,17 @@ def runnable(now: float, holder: str | None = None) -> Any:
 
 
 async def claim(conn: AsyncConnection, *, owner: str, now: float, until: float, turn_id: str | None,
-                postgres: bool, holder: str | None = None) -> str | None:
+                postgres: bool, holder: str | None = None, status_ts: str | None = None) -> RowMapping | None:
     """Take the next runnable turn (``turn_id`` alone when given) for ``owner`` until ``until``: status running,
-    one more attempt. A lease ``holder`` has counts as free (handed over). Returns its id, or None when nothing
-    is runnable."""
+    started at ``now``, one more attempt (and ``status_ts`` when given). A lease ``holder`` has counts as free
+    (handed over). Returns its row as the claim left it, or None when nothing is runnable."""
+    values = {"status": "running", "started_at": now, "lease_owner": owner, "lease_expires_at": until,
+              "attempts": func.coalesce(turns.c.attempts, 0) + 1}
+    if status_ts is not None:
+        values["status_ts"] = status_ts
+    if turn_id is not None and not postgres:  # one conditional statement: BEGIN IMMEDIATE serialises the writers
+        return (await conn.execute(update(turns).where(turns.c.id == turn_id, runnable(now, holder))
+                                   .values(**values).returning(*turns.c))).mappings().first()
     query: Select[Any] = select(turns.c.id, turns.c.team, turns.c.channel, turns.c.thread_ts).where(
         runnable(now, holder))
     if turn_id is not None:
@@ -74,11 +82,10 @@ async def claim(conn: AsyncConnection, *, owner: str, now: float, until: float, 
                                        .with_for_update(of=turns, skip_locked=True))
             if again.first() is None:
                 continue
-        taken = await conn.execute(update(turns).where(turns.c.id == row.id).values(
-            status="running", lease_owner=owner, lease_expires_at=until,
-            attempts=func.coalesce(turns.c.attempts, 0) + 1))
-        if taken.rowcount == 1:
-            return str(row.id)
+        taken = (await conn.execute(update(turns).where(turns.c.id == row.id).values(**values)
+                                    .returning(*turns.c))).mappings().first()
+        if taken is not None:
+            return taken
     return None
 
 

@@ -14,6 +14,10 @@ TurnStatus = Literal["queued", "running", "done", "failed"]
 ThreadStatus = Literal["new", "active", "swept", "reset"]
 
 
+class ThreadBusy(Exception):
+    """``submit_turn(..., alone=True)``: the thread has an unfinished turn; nothing was written."""
+
+
 @dataclass(frozen=True, slots=True)
 class ThreadKey:
     """A Slack thread: the team, the channel and the ``ts`` of the thread's root message."""

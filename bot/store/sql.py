@@ -10,7 +10,8 @@ inbox, API sessions: :mod:`bot.store.sql_base`); this module has the engine, the
 
 SQLite runs in WAL mode with a busy timeout and foreign keys on; write transactions start with ``BEGIN IMMEDIATE``
 so two processes never deadlock on a lock upgrade, and writes from one process are serialised by an asyncio lock
-(``:memory:`` databases share one connection, so there every access is serialised).
+(``:memory:`` databases share one connection, so there every access is serialised). A read is one ``SELECT`` in
+autocommit (atomic on its own), unless it asks for a snapshot.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ class SqlStore(SqlThreads, SqlTurns, SqlQueue, SqlDigests, SqlInbox, SessionRows
         if self._engine is None:
             self._engine = self._create_engine()
         await asyncio.to_thread(revisions.script_directory)  # revision files are read off the event loop
-        async with self._read() as conn:
+        async with self._read(snapshot=True) as conn:
             return await conn.run_sync(revisions.state)
 
     async def migrate(self) -> tuple[SchemaState, str]:
@@ -210,14 +211,19 @@ class SqlStore(SqlThreads, SqlTurns, SqlQueue, SqlDigests, SqlInbox, SessionRows
             async with conn.begin():
                 yield conn
 
-    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        if self._memory:
-            return self._serialised_read()
-        return self._require().connect()
+    def _read(self, *, snapshot: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:
+        """A connection to read on. On SQLite its statements run in autocommit, each one atomic and reading the
+        latest commit (a lone ``SELECT`` is its own transaction: no ``BEGIN``, no ``ROLLBACK``, one trip to the
+        connection's thread); ``snapshot`` reads in one transaction instead (several statements that must agree)."""
+        if not self._sqlite:
+            return self._require().connect()
+        return self._sqlite_read(snapshot=snapshot)
 
     @asynccontextmanager
-    async def _serialised_read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._write_lock.held(), self._require().connect() as conn:
+    async def _sqlite_read(self, *, snapshot: bool) -> AsyncIterator[AsyncConnection]:
+        async with self._write_lock.held() if self._memory else nullcontext(), self._require().connect() as conn:
+            if not snapshot:
+                await conn.execution_options(**{_BEGIN_OPTION: ""})
             yield conn
 
     def _insert(self, table: Table) -> Insert:
@@ -263,7 +269,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+        if begin := conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"):  # "": autocommit (a read)
+            conn.exec_driver_sql(begin)
 
 
 __all__ = ["SqlStore", "async_url", "describe_url"]

@@ -26,7 +26,7 @@ class SqlParts:
     def _write(self, *, urgent: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:  # pragma: no cover
         raise NotImplementedError
 
-    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:  # pragma: no cover - SqlStore's
+    def _read(self, *, snapshot: bool = False) -> AbstractAsyncContextManager[AsyncConnection]:  # pragma: no cover
         raise NotImplementedError
 
     def _insert(self, table: Table) -> Insert:  # pragma: no cover - SqlStore's

@@ -17,17 +17,18 @@ class SqlQueue(SqlParts):
 
     # -- turns ---------------------------------------------------------------------------------------------------
 
-    async def claim_turn(self, *, owner: str, now: float, lease_seconds: float,
-                         turn_id: str | None = None, holder: str | None = None) -> TurnRecord | None:
+    async def claim_turn(self, *, owner: str, now: float, lease_seconds: float, turn_id: str | None = None,
+                         holder: str | None = None, status_ts: str | None = None) -> TurnRecord | None:
         """Take the next runnable turn (or ``turn_id`` when it is runnable) under ``owner``'s lease (a lease
-        ``holder`` has is handed over)."""
+        ``holder`` has is handed over); with ``status_ts``, its status reply recorded in the ledger too."""
         async with self._write() as conn:
-            taken = await queue.claim(conn, owner=owner, now=now, until=now + lease_seconds, turn_id=turn_id,
-                                      postgres=not self._sqlite, holder=holder)
-            if taken is None:
-                return None
-            row = (await conn.execute(select(turns).where(turns.c.id == taken))).mappings().one()
-        return turn_record(row)
+            row = await queue.claim(conn, owner=owner, now=now, until=now + lease_seconds, turn_id=turn_id,
+                                    postgres=not self._sqlite, holder=holder, status_ts=status_ts)
+            if row is not None and status_ts is not None:
+                await conn.execute(self._insert(ledger).values(turn_id=row["id"], part=queue.STATUS_PART,
+                                                               ref=status_ts, posted_at=now)
+                                   .on_conflict_do_nothing(index_elements=["turn_id", "part"]))
+        return None if row is None else turn_record(row)
 
     async def renew_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:
         """Extend the lease; False when ``owner`` no longer holds it."""

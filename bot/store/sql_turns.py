@@ -11,7 +11,16 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store import load
-from bot.store.base import FileRecord, NewTurn, Pending, ThreadKey, TurnOutcomeRecord, TurnRecord, TurnStatus
+from bot.store.base import (
+    FileRecord,
+    NewTurn,
+    Pending,
+    ThreadBusy,
+    ThreadKey,
+    TurnOutcomeRecord,
+    TurnRecord,
+    TurnStatus,
+)
 from bot.store.schema import dedupe, digest_runs, files, inbox, threads, turns
 from bot.store.sql_base import UNFINISHED, SqlParts
 from bot.store.sql_rows import file_row, thread_is, turn_record, turn_row, unique_files
@@ -43,19 +52,25 @@ class SqlTurns(SqlParts):
             return (await conn.execute(delete(dedupe).where(dedupe.c.created_at < before))).rowcount
 
     async def submit_turn(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...], holder: str | None = None,
-                          hold_until: float | None = None, inbox_event: str | None = None) -> bool:
+                          hold_until: float | None = None, inbox_event: str | None = None,
+                          alone: bool = False) -> bool:
         """Claim every key, upsert the thread and the files, add the queued turn: all or nothing.
 
         The files are recorded under ``turn.key``. A file the thread already has (same Slack id) is updated
         (name, size, types, URL, message, user; facts when given) and keeps its upload state and ``created_at``.
         A duplicate key, or a turn id that exists already, returns False and writes nothing. With ``holder``, the
         turn is stored leased to it until ``hold_until`` (the accepting replica greets it before anyone runs it).
-        With ``inbox_event``, that inbox event is marked done (its words blanked) in the same transaction.
+        With ``inbox_event``, that inbox event is marked done (its words blanked) in the same transaction. With
+        ``alone``, a thread with an unfinished turn raises ``ThreadBusy`` (checked after the thread's upsert, which
+        locks its row on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` serialises the writers).
         """
         try:
             async with self._write() as conn:
                 await self._claim_all(conn, dedupe_keys, turn.created_at)
                 await self._upsert_thread(conn, turn.key, turn.created_at)
+                if alone and (await conn.execute(select(turns.c.id).where(
+                        *thread_is(turns, turn.key), turns.c.status.in_(UNFINISHED)).limit(1))).first() is not None:
+                    raise ThreadBusy(turn.key)
                 for record in sorted(unique_files(turn.files), key=lambda f: f.slack_file_id):
                     await self._upsert_file(conn, turn.key, record)
                 row = turn_row(turn) | {"lease_owner": holder, "lease_expires_at": hold_until if holder else None}

@@ -32,10 +32,9 @@ async def answer_turn(turn: TurnRecord, *, status: StatusMessage, workspace: Wor
         try:
             if stream is not None:
                 stream.step("load", "in_progress")
-            container_id, loaded = await loader.load_turn(
+            container_id, loaded, files = await loader.load_turn(
                 turn, workspace.container_id, status, create=workspace.create,
                 say=lambda text: ledger.post("refusals", text))
-            files = await store.list_files(key)
             own = [f.name for f in files if f.message_ts == turn.message_ts and f.sandbox_path]
             fresh = workspace.fresh or attempt > 1
             request = AnalysisRequest(

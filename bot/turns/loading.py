@@ -101,8 +101,9 @@ class FileLoader:
     async def load_turn(
         self, turn: TurnRecord, container_id: str | None, status: StatusMessage, *, create: Create,
         say: Callable[[str], Awaitable[object]] | None = None,
-    ) -> tuple[str, list[str]]:
-        """Stream the files the container lacks from Slack into it; returns the container and the names loaded.
+    ) -> tuple[str, list[str], list[FileRecord]]:
+        """Stream the files the container lacks from Slack into it; returns the container, the names loaded and
+        the thread's files as the store has them after the loads (what the analysis is given: no read again).
 
         This turn's own files come first. When every file of the turn is refused, or the thread has nothing
         readable at all, the turn ends with :class:`bot.files.FilesRefused` and no container is created for it.
@@ -125,6 +126,7 @@ class FileLoader:
         own = [f for f in files if f.message_ts == turn.message_ts]
         if own and not any(f.sandbox_path for f in own):
             raise FilesRefused(refused or [(f.name, f.refused_reason) for f in own if f.refused_reason])
+        earlier = len(loaded) + len(refused)
         for f in newest_versions(files, loaded_only=False):
             if f.message_ts != turn.message_ts and needs_upload(f, container_id, turn):
                 container_id, refusal = await self._load_one(turn, f, container_id, status, create)
@@ -132,6 +134,8 @@ class FileLoader:
                     refused.append((f.name, refusal))
                 else:
                     loaded.append(f.name)
+        if len(loaded) + len(refused) > earlier:  # earlier files were reloaded: their new paths
+            files = await self._store.list_files(key)
         if refused:
             if say is None:
                 await self._feedback.say(key, refusals_text(refused))
@@ -139,7 +143,7 @@ class FileLoader:
                 await say(refusals_text(refused))
         if container_id is None:
             raise FilesRefused([(f.name, f.refused_reason) for f in files if f.refused_reason])
-        return container_id, loaded
+        return container_id, loaded, files
 
     async def load_batch(
         self, files: Sequence[FileRecord], create: Create, status: StatusMessage

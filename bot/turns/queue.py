@@ -2,7 +2,8 @@
 
 The accepted turns are the queue (:class:`bot.store.base.TurnQueue`). :meth:`Dispatcher.pump` claims runnable
 turns while this replica has a free slot and starts each in a tracked task; it runs when a turn is accepted here,
-when one of this replica's turns ends, and every :data:`POLL_SECONDS` (work another replica finished or gave up).
+and when one of this replica's turns ends and every :data:`POLL_SECONDS` (work another replica finished or gave
+up) if the queue's depth, read first, shows a turn nobody runs (a claim is a write transaction; the read is not).
 A claimed turn runs under a :class:`Lease` renewed every third of ``DATASTORY_LEASE_SECONDS``; a renewal that
 fails (the lease expired and another replica took the turn) stops the work at once. A replica that dies stops
 renewing, and another replica claims the turn when the lease expires.
@@ -16,11 +17,13 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Coroutine
+from dataclasses import asdict, replace
 from typing import Any
 
 from bot.clock import Clock
 from bot.metrics import Metrics
-from bot.store.base import TurnQueue, TurnRecord
+from bot.store.base import TurnOutcomeRecord, TurnQueue, TurnRecord, TurnStatus
+from bot.store.queue import STATUS_PART
 from bot.tasks import TaskTracker, TrackerClosed
 from bot.turns.slots import Slots
 
@@ -41,8 +44,11 @@ class Lease:
     """This replica's hold on one turn, renewed in the background while the turn's task works."""
 
     def __init__(self, *, store: TurnQueue, clock: Clock, turn_id: str, owner: str, seconds: float,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, handed: dict[str, str] | None = None) -> None:
         self._store = store
+        self.handed = handed
+        """The turn's ledger as the hold handed over in the claim had it (the parts its greeting recorded), so
+        the run need not read it; None for a turn claimed from the queue."""
         self._clock = clock
         self.turn_id = turn_id
         self.owner = owner
@@ -97,6 +103,10 @@ class Dispatcher:
         self._pumping = asyncio.Lock()
         self._watchers: dict[str, asyncio.Event] = {}
         """Turn id → what :meth:`watch` handed out, set when a run of the turn here ends."""
+        self._running: set[str] = set()
+        """The turns running here."""
+        self._ended: dict[str, TurnRecord] = {}
+        """Turn id → its record as a run here has just ended it in the store (for a watcher of the turn)."""
 
     def watch(self, turn_id: str) -> asyncio.Event:
         """An event set as soon as a run of ``turn_id`` on this replica ends (finished, failed or given back),
@@ -110,6 +120,28 @@ class Dispatcher:
     def unwatch(self, turn_id: str) -> None:
         """Nobody waits for the turn here any more."""
         self._watchers.pop(turn_id, None)
+        self._ended.pop(turn_id, None)
+
+    def ended(self, turn: TurnRecord, status: TurnStatus, now: float, outcome: TurnOutcomeRecord) -> None:
+        """The run here has just ended the turn in the store (while it held the lease): a watcher of the turn
+        gets its record as the store now has it from :meth:`outcome`, without reading it."""
+        if turn.id in self._watchers:
+            self._ended[turn.id] = replace(turn, status=status, finished_at=now, lease_owner=None,
+                                           lease_expires_at=None, **(asdict(outcome) | {
+                                               "cost_usd": outcome.cost_usd or 0.0}))
+
+    def outcome(self, turn_id: str) -> TurnRecord | None:
+        """The record of a turn whose run here ended it (:meth:`ended`), once; None otherwise."""
+        return self._ended.pop(turn_id, None)
+
+    def wake(self, turn_id: str) -> None:
+        """Wake whoever watches the turn here (it was ended in the store by someone else than its run: a cancel)."""
+        if (watcher := self._watchers.get(turn_id)) is not None:
+            watcher.set()
+
+    def runs(self, turn_id: str) -> bool:
+        """Whether the turn is running here now (its end sets its watchers)."""
+        return turn_id in self._running
 
     async def pump(self, *, first: str | None = None) -> int:
         """Claim runnable turns (``first`` before any other) while a slot is free, and start each; returns how
@@ -133,31 +165,35 @@ class Dispatcher:
                 started += 1
         return started
 
-    async def take(self, turn_id: str, *, holder: str) -> bool:
+    async def take(self, turn_id: str, *, holder: str, status_ts: str) -> bool:
         """Claim ``turn_id`` alone while a slot is free, taking over the lease ``holder`` has on it (a greeting's
-        hold: handed to the run in the claim's transaction, no release and claim in between), and start it.
-        False when it was not claimed (no free slot, or not runnable): ``holder`` still holds it."""
+        hold: handed to the run in the claim's transaction, no release and claim in between), and start it; the
+        claim records the status reply ``status_ts`` the holder posted, and a first attempt's run starts from that
+        ledger (:attr:`Lease.handed`: nothing else was recorded while the hold was held). False when it was not
+        claimed (no free slot, or not runnable): ``holder`` still holds it, and records the status reply itself."""
         async with self._pumping:
             if self._tracker.closing or self._slots.full():
                 return False
             try:
                 turn = await self._store.claim_turn(owner=self.owner, now=self._clock.now(),
-                                                    lease_seconds=self.lease_seconds, turn_id=turn_id, holder=holder)
+                                                    lease_seconds=self.lease_seconds, turn_id=turn_id, holder=holder,
+                                                    status_ts=status_ts)
             except Exception as exc:
                 logger.warning("claiming a turn failed error=%s", type(exc).__name__)
                 return False
             if turn is None:
                 return False
-            await self._launch(turn)  # not started: it went back to the queue (the next pump or poll takes it)
+            # not started: it went back to the queue (the next pump or poll takes it)
+            await self._launch(turn, handed={STATUS_PART: status_ts} if turn.attempts == 1 else None)
             return True
 
-    async def _launch(self, turn: TurnRecord) -> bool:
+    async def _launch(self, turn: TurnRecord, *, handed: dict[str, str] | None = None) -> bool:
         """Start a claimed turn in a slot, under a renewed lease; False (the turn given back) when none is left."""
         if not self._slots.take_now():  # a batch run took the last slot meanwhile
             await self._store.release_turn(turn.id, owner=self.owner, refund=True)
             return False
         lease = Lease(store=self._store, clock=self._clock, turn_id=turn.id, owner=self.owner,
-                      seconds=self.lease_seconds, metrics=self._metrics)
+                      seconds=self.lease_seconds, metrics=self._metrics, handed=handed)
         try:
             self._tracker.spawn(self._run(turn, lease), name=f"turn-{turn.id}", group=turn.key.team)
         except TrackerClosed:
@@ -168,29 +204,37 @@ class Dispatcher:
 
     async def _run(self, turn: TurnRecord, lease: Lease) -> None:
         lease.keep()
+        self._running.add(turn.id)
         try:
             await self._work(turn, lease)
         finally:
+            self._running.discard(turn.id)
             await lease.stop()
             self._slots.give()
             if (watcher := self._watchers.pop(turn.id, None)) is not None:
                 watcher.set()
-        await self.pump()
-        await self._gauge()
+        await self._next()
 
-    async def _gauge(self) -> None:
-        """Refresh the queue depth metric (after each turn, and at each poll)."""
+    async def _next(self) -> None:
+        """After a run and at each poll: the queue depth (a read), then a claim only when some turn waits."""
+        if await self._gauge() != 0 and await self.pump():
+            await self._gauge()  # what the claims took
+
+    async def _gauge(self) -> int | None:
+        """Refresh the queue depth metric (after each turn, and at each poll); the depth, None when not read."""
         try:
-            self._metrics.queue_depth(await self._store.queue_depth(now=self._clock.now()))
+            depth = await self._store.queue_depth(now=self._clock.now())
         except Exception as exc:
             logger.debug("queue depth not read error=%s", type(exc).__name__)
+            return None
+        self._metrics.queue_depth(depth)
+        return depth
 
     async def poll_forever(self, interval: float = POLL_SECONDS) -> None:
         """Look for runnable turns every ``interval`` seconds until cancelled (the app's background job)."""
         while True:
             try:
-                await self.pump()
-                await self._gauge()
+                await self._next()
             except Exception as exc:  # pragma: no cover - pump and the gauge log their own failures
                 logger.warning("queue poll failed error=%s", type(exc).__name__)
             await asyncio.sleep(interval)

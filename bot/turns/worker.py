@@ -29,9 +29,10 @@ from bot.files import FileRejected
 from bot.formatting import names_list
 from bot.logs import bind, turn_summary
 from bot.metrics import Metrics
-from bot.poster import Poster, SlackError, StreamTarget, Upload
+from bot.poster import PartTag, Poster, SlackError, StreamTarget, Upload
 from bot.sandbox.base import SandboxBackend, SandboxError
 from bot.store.base import NewTurn, Store, ThreadKey, TurnOutcomeRecord, TurnRecord
+from bot.store.queue import STATUS_PART
 from bot.tasks import TaskTracker, TrackerClosed
 from bot.turns.answering import answer_turn
 from bot.turns.collect import Collector, TurnOutcome, plan_of
@@ -121,15 +122,16 @@ class TurnWorker:
         await self._feedback.react(channel, ts, WORKING)
 
     async def submit(self, turn: NewTurn, *, dedupe_keys: tuple[str, ...], reacted: bool = False,
-                     inbox_event: str | None = None) -> bool:
+                     inbox_event: str | None = None, alone: bool = False) -> bool:
         """Store the turn (False when it is a duplicate), show feedback and give it to the queue, in the background.
 
         ``reacted``: the caller already put the "working" reaction on the message. ``inbox_event``: the inbox event
-        the turn comes from, marked done with the turn's storing.
+        the turn comes from, marked done with the turn's storing. ``alone``: only when the thread has no
+        unfinished turn (else :class:`bot.store.base.ThreadBusy`, nothing stored).
         """
         held_until = self._clock.now() + self._config.lease_seconds
         if not await self._store.submit_turn(turn, dedupe_keys=dedupe_keys, holder=self._greeter,
-                                             hold_until=held_until, inbox_event=inbox_event):
+                                             hold_until=held_until, inbox_event=inbox_event, alone=alone):
             logger.info("duplicate dropped key=%s", dedupe_keys[0] if dedupe_keys else "")
             return False
         record = TurnRecord(id=turn.id, key=turn.key, message_ts=turn.message_ts, user=turn.user,
@@ -155,11 +157,14 @@ class TurnWorker:
         handed = False
         try:
             reply = await self._greet(turn, files, reacted=reacted)
-            if reply is not None:
+            if reply is not None and reply.ts is not None:
                 await hold.stop()  # not renewed past this point: the claim below may take the hold over
-                handed = await self.queue.take(turn.id, holder=self._greeter)
+                # the claim records the status reply in the ledger, and the run starts from that ledger: nobody
+                # else wrote to it while the hold was held
+                handed = await self.queue.take(turn.id, holder=self._greeter, status_ts=reply.ts)
                 if not handed:
                     hold.keep()
+                    await self._store.record_part(turn.id, STATUS_PART, reply.ts, now=self._clock.now())
                     await self._waiting(turn, reply)
         except asyncio.CancelledError:
             if not hold.lost:
@@ -173,16 +178,16 @@ class TurnWorker:
             await self.start(turn.id)
 
     async def _greet(self, turn: TurnRecord, files: list[str], *, reacted: bool) -> StatusMessage | None:
-        """The reaction and the status reply (None when Slack refused it)."""
+        """The reaction and the status reply (None when Slack refused it), posted with its ledger tag; the caller
+        records it in the ledger (with the claim that hands the turn to a run here, or alone)."""
         key = turn.key
-        ledger = AnswerLedger(store=self._store, poster=self._poster, clock=self._clock, turn=turn, posted={},
-                              resumed=False)
         first = (f":hourglass_flowing_sand: Reading {names_list(files)}…" if files
                  else ":hourglass_flowing_sand: Working on it…")
 
         async def status() -> str | None:
             try:
-                return await ledger.post("status", first)
+                return await self._poster.post(channel=key.channel, thread_ts=key.thread_ts, text=first,
+                                               tag=PartTag(turn=turn.id, part=STATUS_PART))
             except SlackError as exc:
                 logger.warning("status update failed channel=%s error=%s", key.channel, exc.code)
                 return None
@@ -257,8 +262,11 @@ class TurnWorker:
         try:
             # a turn without its status reply may have posted it before the ledger knew (the replica that
             # accepted it died): it reads the thread back before posting anything
-            ledger = await AnswerLedger.open(store=self._store, poster=self._poster, clock=self._clock, turn=turn,
-                                             resumed=turn.attempts > 1 or not turn.status_ts)
+            resumed = turn.attempts > 1 or not turn.status_ts
+            ledger = (AnswerLedger(store=self._store, poster=self._poster, clock=self._clock, turn=turn,
+                                   posted=dict(lease.handed), resumed=resumed) if lease.handed is not None else
+                      await AnswerLedger.open(store=self._store, poster=self._poster, clock=self._clock, turn=turn,
+                                              resumed=resumed))
             status = await self._status(turn, ledger)
             if turn.attempts > self._config.max_attempts:
                 self._metrics.attempts_exhausted()
@@ -298,9 +306,7 @@ class TurnWorker:
         return StatusMessage(poster=self._poster, channel=key.channel, thread_ts=key.thread_ts, ts=ts)
 
     async def _execute(self, turn: TurnRecord, status: StatusMessage, ledger: AnswerLedger, started: float) -> None:
-        if not await self._store.start_turn(turn.id, now=started):
-            logger.info("turn ended while it waited (its thread was told); not run turn=%s", turn.id)
-            return
+        # running since its claim (``started_at``): a turn ended meanwhile loses its lease and stops
         await self.agent_sessions.set(turn.key, "processing")  # Slack's own Stop button, while the turn runs
         plan = ledger.plan()
         if plan is None:
@@ -363,8 +369,10 @@ class TurnWorker:
         await ledger.once("reaction", lambda: self._feedback.swap(key.channel, turn.message_ts, DONE))
         await status.set(plan.done_line)
         record = plan.outcome_record()
-        if not await self._store.finish_turn(turn.id, status="done", now=self._clock.now(), outcome=record,
-                                             owner=self.owner):
+        now = self._clock.now()
+        if await self._store.finish_turn(turn.id, status="done", now=now, outcome=record, owner=self.owner):
+            self.queue.ended(turn, "done", now, record)
+        else:
             logger.warning("turn finished after its lease was lost turn=%s", turn.id)
         self._finished("done", plan.elapsed, input_tokens=record.input_tokens, output_tokens=record.output_tokens,
                        cost_usd=record.cost_usd, files=len(plan.files))
@@ -398,6 +406,7 @@ class TurnWorker:
                    exc_info=exc if not expected or logger.isEnabledFor(logging.DEBUG) else None)
         await ledger.once("reaction", lambda: self._feedback.swap(turn.key.channel, turn.message_ts, FAILED))
         await status.set(failure_text(exc, ref))
-        await self._store.finish_turn(turn.id, status="failed", now=self._clock.now(), owner=self.owner,
-                                      outcome=TurnOutcomeRecord(error=f"{type(exc).__name__} ref={ref}"))
+        now, record = self._clock.now(), TurnOutcomeRecord(error=f"{type(exc).__name__} ref={ref}")
+        if await self._store.finish_turn(turn.id, status="failed", now=now, owner=self.owner, outcome=record):
+            self.queue.ended(turn, "failed", now, record)
         self._finished(outcome_of(exc), elapsed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,31 @@ async def test_a_key_is_stored_as_a_hash_and_checked(tmp_path: Path) -> None:
         assert not await store.revoke_api_key(new.record.id, now=3.0)
         assert await keys.verify(store, new.key) is None
         assert [k.revoked_at for k in await store.list_api_keys()] == [2.0]
+    finally:
+        await store.close()
+
+
+async def test_a_live_key_is_read_once_in_a_burst_and_a_revocation_is_honoured_within_seconds(
+        tmp_path: Path) -> None:
+    store = SqlStore(url=f"sqlite:///{tmp_path / 'k.db'}")
+    await store.open()
+    try:
+        new = keys.make_key("notebooks", now=1.0)
+        await store.add_api_key(new.record)
+        clock = [100.0]
+        cache = keys.KeyCache(store, seconds=5.0, monotonic=lambda: clock[0])
+        wrong = new.key[:-1] + ("A" if new.key[-1] != "A" else "B")
+        assert await cache.verify(wrong) is None
+        assert await cache.verify(new.key) == new.record
+        cache.used(new.record.id, 50.0)
+        assert await store.revoke_api_key(new.record.id, now=2.0)
+        clock[0] += 4.9  # the row kept from the last read: the revocation is not seen yet
+        assert (await cache.verify(new.key)) == replace(new.record, last_used_at=50.0)
+        assert await cache.verify(wrong) is None  # the secret is compared on every call
+        clock[0] += 0.1  # the row is read again: revoked
+        assert await cache.verify(new.key) is None
+        clock[0] += 60.0
+        assert await cache.verify(new.key) is None  # a revoked key is never kept
     finally:
         await store.close()
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from bot.store import SqlStore, make_store
-from bot.store.base import FileRecord, NewTurn, ThreadKey, TurnOutcomeRecord
+from bot.store.base import FileRecord, NewTurn, ThreadBusy, ThreadKey, TurnOutcomeRecord
 from bot.store.sql import async_url, describe_url
 
 KEY = ThreadKey(team="T1", channel="C1", thread_ts="1700000000.000100")
@@ -157,6 +157,32 @@ async def test_submit_turn_same_id_twice_is_a_duplicate(store: SqlStore) -> None
     turn = await store.get_turn("turn-1")
     assert turn is not None and turn.question == "What sells best?"
     assert await store.claim("k9", now=1.0)
+
+
+async def test_submit_turn_alone_refuses_a_thread_with_an_unfinished_turn(store: SqlStore) -> None:
+    assert await store.submit_turn(a_turn(), dedupe_keys=("k1",), alone=True)  # a new thread
+    second = a_turn("turn-2", at=20.0, message_ts="1700000000.000900")
+    with pytest.raises(ThreadBusy):
+        await store.submit_turn(second, dedupe_keys=("k2",), alone=True)
+    assert await store.get_turn("turn-2") is None
+    assert await store.claim("k2", now=21.0)  # rolled back with the rest
+    assert await store.submit_turn(a_turn("turn-3", key=OTHER), dedupe_keys=(), alone=True)  # another thread
+    claimed = await store.claim_turn(owner="r1", now=22.0, lease_seconds=30.0, turn_id="turn-1")
+    assert claimed is not None and claimed.started_at == 22.0  # running counts too
+    with pytest.raises(ThreadBusy):
+        await store.submit_turn(second, dedupe_keys=(), alone=True)
+    assert await store.finish_turn("turn-1", status="done", now=23.0, owner="r1")
+    assert await store.submit_turn(second, dedupe_keys=(), alone=True)
+    assert await store.submit_turn(a_turn("turn-4", at=24.0, message_ts="1700000000.000950"), dedupe_keys=())
+
+
+async def test_racing_alone_submits_to_one_thread_add_one_turn(store: SqlStore) -> None:
+    turns = [a_turn(f"race-{i}", at=30.0 + i, message_ts=f"1700000000.00{i:04d}") for i in range(6)]
+    results = await asyncio.gather(*(store.submit_turn(t, dedupe_keys=(), alone=True) for t in turns),
+                                   return_exceptions=True)
+    assert sum(r is True for r in results) == 1
+    assert all(isinstance(r, ThreadBusy) for r in results if r is not True)
+    assert len(await store.list_turns(KEY)) == 1
 
 
 async def test_submit_turn_keeps_existing_container(store: SqlStore) -> None:

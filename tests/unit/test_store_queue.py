@@ -102,6 +102,23 @@ async def test_a_greeting_hands_its_hold_to_the_run_in_one_claim(store: SqlStore
     assert await store.renew_turn("t", owner="r1", now=101.0, lease_seconds=LEASE)
 
 
+async def test_a_handing_claim_records_the_greetings_status_reply(store: SqlStore) -> None:
+    await submit(store, turn("before", ts="1700000000.000050", at=5.0))
+    assert await store.submit_turn(turn("t"), dedupe_keys=("k",), holder="r1/greeting", hold_until=100.0 + LEASE)
+    take = {"owner": "r1", "now": 100.0, "lease_seconds": LEASE, "turn_id": "t", "holder": "r1/greeting",
+            "status_ts": "1700000000.000777"}
+    assert await store.claim_turn(**take) is None  # not claimed: nothing recorded (the greeting records it)
+    assert await store.posted_parts("t") == {}
+    assert (await store.get_turn("t")).status_ts is None  # type: ignore[union-attr]
+    assert await store.finish_turn("before", status="done", now=100.0)
+    record = await store.claim_turn(**take)
+    assert record is not None and (record.status_ts, record.started_at, record.attempts) == (
+        "1700000000.000777", 100.0, 1)
+    assert await store.posted_parts("t") == {"status": "1700000000.000777"}
+    assert await store.turn_of_part("1700000000.000777") == "t"
+    assert not await store.record_part("t", "status", "1700000000.000888", now=101.0)  # recorded once
+
+
 async def test_claims_racing_from_replicas_take_each_turn_once_and_one_per_thread(db_url: str) -> None:
     stores = [SqlStore(url=db_url) for _ in range(4)]
     for s in stores:
