@@ -131,6 +131,7 @@ class AnswerStream:
 
     async def _start(self, chunks: list[Chunk], text: str = "") -> bool:
         assert self._streams is not None
+        await self._ledger.fence()
         try:
             ts = await self._streams.start_stream(self._target, markdown_text=text, chunks=chunks)
         except SlackError as exc:

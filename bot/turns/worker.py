@@ -257,7 +257,7 @@ class TurnWorker:
             # a turn without its status reply may have posted it before the ledger knew (the replica that
             # accepted it died): it reads the thread back before posting anything
             ledger = await AnswerLedger.open(store=self._store, poster=self._poster, clock=self._clock, turn=turn,
-                                             resumed=turn.attempts > 1 or not turn.status_ts)
+                                             resumed=turn.attempts > 1 or not turn.status_ts, fence=lease.fence)
             status = await self._status(turn, ledger)
             if turn.attempts > self._config.max_attempts:
                 self._metrics.attempts_exhausted()
