@@ -54,11 +54,13 @@ class Lease:
     """This replica's hold on one turn, renewed in the background while the turn's task works."""
 
     def __init__(self, *, store: TurnQueue, clock: Clock, turn_id: str, owner: str, seconds: float,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, attempt: int | None = None) -> None:
         self._store = store
         self._clock = clock
         self.turn_id = turn_id
         self.owner = owner
+        self.attempt = attempt
+        """The claim's attempt number: the lease is this run's, not a later run's of the same replica."""
         self._seconds = seconds
         self._metrics = metrics
         self.lost = False
@@ -86,7 +88,7 @@ class Lease:
             asked = self._clock.now()
             try:
                 kept = await self._store.renew_turn(self.turn_id, owner=self.owner, now=asked,
-                                                    lease_seconds=self._seconds)
+                                                    lease_seconds=self._seconds, attempt=self.attempt)
             except Exception as exc:  # fail closed: without the store's word nothing is posted
                 logger.warning("lease fence failed turn=%s error=%s", self.turn_id, type(exc).__name__)
                 kept = False
@@ -113,7 +115,7 @@ class Lease:
             await asyncio.sleep(self._seconds / 3)
             try:
                 kept = await self._store.renew_turn(self.turn_id, owner=self.owner, now=self._clock.now(),
-                                                    lease_seconds=self._seconds)
+                                                    lease_seconds=self._seconds, attempt=self.attempt)
             except Exception as exc:  # the database is away: keep working, try again; the lease may still hold
                 logger.warning("lease renewal failed turn=%s error=%s", self.turn_id, type(exc).__name__)
                 continue
@@ -198,7 +200,7 @@ class Dispatcher:
             await self._store.release_turn(turn.id, owner=self.owner, refund=True)
             return False
         lease = Lease(store=self._store, clock=self._clock, turn_id=turn.id, owner=self.owner,
-                      seconds=self.lease_seconds, metrics=self._metrics)
+                      seconds=self.lease_seconds, metrics=self._metrics, attempt=turn.attempts)
         try:
             self._tracker.spawn(self._run(turn, lease), name=f"turn-{turn.id}", group=turn.key.team)
         except TrackerClosed:

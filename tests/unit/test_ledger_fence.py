@@ -69,16 +69,19 @@ async def a_turn(store: SqlStore, slack: FakeSlack) -> None:
                                            files=(), created_at=10.0), dedupe_keys=("k1",))
 
 
-def lease(store: SqlStore, clock: ManualClock, owner: str) -> Lease:
-    return Lease(store=store, clock=clock, turn_id="t1", owner=owner, seconds=LEASE, metrics=Metrics())
+def lease(store: SqlStore, clock: ManualClock, turn: TurnRecord) -> Lease:
+    assert turn.lease_owner is not None
+    return Lease(store=store, clock=clock, turn_id="t1", owner=turn.lease_owner, seconds=LEASE, metrics=Metrics(),
+                 attempt=turn.attempts)
 
 
+@pytest.mark.parametrize("taker", ["second", "first"])  # another replica, or this one again (a later claim)
 async def test_a_replica_that_lost_its_lease_mid_upload_shares_nothing(store: SqlStore, slack: FakeSlack,
-                                                                       gateway: SlackGateway) -> None:
+                                                                       gateway: SlackGateway, taker: str) -> None:
     clock = ManualClock(100.0)
     await a_turn(store, slack)
     first_turn = await claimed(store, slack, "first", clock.now())
-    first_lease = lease(store, clock, "first")
+    first_lease = lease(store, clock, first_turn)
     first = await AnswerLedger.open(store=store, poster=gateway, clock=clock, turn=first_turn, resumed=False,
                                     fence=first_lease.fence)
     held = slack.hold("files.getUploadURLExternal")
@@ -94,9 +97,9 @@ async def test_a_replica_that_lost_its_lease_mid_upload_shares_nothing(store: Sq
     await asyncio.wait_for(held.arrived.wait(), 10)
 
     clock.t += LEASE + 1  # the first replica's lease expired: the second takes the turn over
-    second_turn = await claimed(store, slack, "second", clock.now())
+    second_turn = await claimed(store, slack, taker, clock.now())
     assert second_turn.attempts == 2
-    second_lease = lease(store, clock, "second")
+    second_lease = lease(store, clock, second_turn)
     second = await AnswerLedger.open(store=store, poster=gateway, clock=clock, turn=second_turn, resumed=True,
                                      fence=second_lease.fence)
     second_task = asyncio.create_task(second.upload("files", CHART, after=None))
@@ -121,7 +124,7 @@ async def test_a_run_that_shared_files_before_recording_them_has_them_adopted(st
     clock = ManualClock(100.0)
     await a_turn(store, slack)
     first_turn = await claimed(store, slack, "first", clock.now())
-    first_lease = lease(store, clock, "first")
+    first_lease = lease(store, clock, first_turn)
     first = await AnswerLedger.open(store=store, poster=gateway, clock=clock, turn=first_turn, resumed=False,
                                     fence=first_lease.fence)
     await first.upload("files", CHART, after=None)
@@ -134,7 +137,7 @@ async def test_a_run_that_shared_files_before_recording_them_has_them_adopted(st
     second_turn = await claimed(store, slack, "second", clock.now())
     before = {p: ref for p, ref in parts.items() if p not in ("files", "files:ids")}
     second = AnswerLedger(store=store, poster=gateway, clock=clock, turn=second_turn, posted=before, resumed=True,
-                          fence=lease(store, clock, "second").fence)
+                          fence=lease(store, clock, second_turn).fence)
     await second.upload("files", CHART, after=None)
     assert len(slack.uploads) == 1  # adopted, not uploaded again
     assert second.posted["files:ids"] == upload.id
@@ -143,6 +146,6 @@ async def test_a_run_that_shared_files_before_recording_them_has_them_adopted(st
     clock.t += LEASE + 1
     third_turn = await claimed(store, slack, "third", clock.now())
     third = AnswerLedger(store=store, poster=gateway, clock=clock, turn=third_turn, resumed=True,
-                         posted={"files:intent:1": "F0NOTSHARED"}, fence=lease(store, clock, "third").fence)
+                         posted={"files:intent:1": "F0NOTSHARED"}, fence=lease(store, clock, third_turn).fence)
     await third.upload("files", CHART, after=None)
     assert len(slack.uploads) == 2
