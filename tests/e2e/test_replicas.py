@@ -149,10 +149,11 @@ async def interrupted_upload_owner(db: str) -> str | None:
     uploading now)."""
     conn = await asyncpg.connect(db)
     try:
-        return await conn.fetchval(
+        owner: str | None = await conn.fetchval(
             "SELECT t.lease_owner FROM turns t WHERE t.status = 'running' "
             "AND EXISTS (SELECT 1 FROM ledger l WHERE l.turn_id = t.id AND l.part IN ('answer:0', 'streamed')) "
             "AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.turn_id = t.id AND l.part = 'files') LIMIT 1")
+        return owner
     finally:
         await conn.close()
 
