@@ -153,7 +153,7 @@ class TurnWorker:
         hold.keep()  # renewed while the feedback is posted: nobody runs the turn before its status reply exists
         handed = False
         try:
-            reply = await self._greet(turn, files, reacted=reacted)
+            reply = await self._greet(turn, files, reacted=reacted, hold=hold)
             if reply is not None:
                 await hold.stop()  # not renewed past this point: the claim below may take the hold over
                 handed = await self.queue.take(turn.id, holder=self._greeter)
@@ -171,11 +171,11 @@ class TurnWorker:
         if not handed:
             await self.start(turn.id)
 
-    async def _greet(self, turn: TurnRecord, files: list[str], *, reacted: bool) -> StatusMessage | None:
+    async def _greet(self, turn: TurnRecord, files: list[str], *, reacted: bool, hold: Lease) -> StatusMessage | None:
         """The reaction and the status reply (None when Slack refused it)."""
         key = turn.key
         ledger = AnswerLedger(store=self._store, poster=self._poster, clock=self._clock, turn=turn, posted={},
-                              resumed=False)
+                              resumed=False, fence=hold.fence)  # no status reply once another replica holds it
         first = (f":hourglass_flowing_sand: Reading {names_list(files)}…" if files
                  else ":hourglass_flowing_sand: Working on it…")
 
