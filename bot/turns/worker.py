@@ -44,6 +44,7 @@ from bot.turns.queue import POLL_SECONDS, Dispatcher, Lease, replica_id
 from bot.turns.slots import Slots
 from bot.turns.stopping import Stopper
 from bot.turns.streaming import AnswerStream
+from bot.turns.waiting import tell_waiting
 from bot.turns.workspace import Containers, Workspace
 
 logger = logging.getLogger("bot.turns")
@@ -194,12 +195,10 @@ class TurnWorker:
                                                      thread_ts=key.thread_ts, ts=ts)
 
     async def _waiting(self, turn: TurnRecord, reply: StatusMessage) -> None:
-        """Why a turn that could not start at once waits: earlier questions of its thread, or no free slot."""
-        if ahead := await self._store.turns_ahead(turn.id):
-            await reply.set(f":hourglass: Queued behind {ahead} earlier question{'s' * (ahead > 1)} "
-                            "in this thread; I'll answer in order.")
-        elif self.parts.slots.full():
-            await reply.set(f":hourglass: Waiting for a free slot: {self.parts.slots.running} analyses are running.")
+        """Why a turn that could not start at once waits (:mod:`bot.turns.waiting`)."""
+        await tell_waiting(store=self._store, poster=self._poster, clock=self._clock, slots=self.parts.slots,
+                           turn=turn, reply=reply, owner=f"{self.owner}/places",
+                           lease_seconds=self._config.lease_seconds)
 
     async def start(self, turn_id: str | None = None) -> int:
         """Claim ``turn_id`` (when it is runnable) and any other runnable turn while slots are free, and run them:
