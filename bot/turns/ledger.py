@@ -8,7 +8,9 @@ may die: every message is posted with its :class:`bot.poster.PartTag` as Slack m
 have posted before (it is resumed) reads the thread back once and records what it finds instead of posting again.
 Files carry no metadata, so their upload has two phases: the Slack file ids of the uploaded bytes are recorded
 (``files:intent:<attempt>``) before ``files.completeUploadExternal`` shares them; a resumed turn that finds an
-intent whose files are in the thread adopts them instead of uploading new ones. (For a turn recorded before
+intent whose files are in the thread adopts them instead of uploading new ones; when they are not there, it waits
+the fence's margin once more (a share sent under the earlier run's fence may still be on its way) and looks
+again. (For a turn recorded before
 intents, an upload of the same names after the turn's first narrative message counts as posted.)
 
 Every visible post (and the sharing of uploaded files) is fenced: the turn's lease is renewed, with margin, just
@@ -27,15 +29,28 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 from bot.clock import Clock
 from bot.poster import PartTag, Poster, SlackError, ThreadMessage, Upload
 from bot.store.base import LedgerStore, TurnOutcomeRecord, TurnRecord
+from bot.turns.queue import FENCE_MARGIN
 
 logger = logging.getLogger("bot.turns")
 
-Fence = Callable[[], Awaitable[None]]
-"""Called just before every visible post; raises (cancels the turn) when this replica no longer holds the turn."""
+
+class Held(Protocol):
+    """The turn's lease as the ledger uses it (:class:`bot.turns.queue.Lease`)."""
+
+    @property
+    def seconds(self) -> float:
+        """The lease period."""
+        ...
+
+    async def fence(self) -> None:
+        """Called just before every visible post; cancels the turn when this replica no longer holds it."""
+        ...
+
 
 PLAN = "plan"
 INTENT = ":intent:"
@@ -89,9 +104,9 @@ class AnswerLedger:
     """One turn's ledger (see the module docstring)."""
 
     def __init__(self, *, store: LedgerStore, poster: Poster, clock: Clock, turn: TurnRecord,
-                 posted: dict[str, str], resumed: bool, fence: Fence | None = None) -> None:
+                 posted: dict[str, str], resumed: bool, lease: Held | None = None) -> None:
         self._store = store
-        self._fence = fence
+        self._lease = lease
         self._poster = poster
         self._clock = clock
         self._turn = turn
@@ -102,16 +117,16 @@ class AnswerLedger:
 
     @classmethod
     async def open(cls, *, store: LedgerStore, poster: Poster, clock: Clock, turn: TurnRecord,
-                   resumed: bool, fence: Fence | None = None) -> AnswerLedger:
-        """The turn's ledger as the store has it; ``fence`` is the turn's lease's (none for a greeting)."""
+                   resumed: bool, lease: Held | None = None) -> AnswerLedger:
+        """The turn's ledger as the store has it, posting under ``lease`` (the run's, or a greeting's hold)."""
         return cls(store=store, poster=poster, clock=clock, turn=turn, posted=await store.posted_parts(turn.id),
-                   resumed=resumed, fence=fence)
+                   resumed=resumed, lease=lease)
 
     async def fence(self) -> None:
         """Make sure this replica still holds the turn, with margin, before a visible post (see the module
         docstring); a lost turn's task is cancelled."""
-        if self._fence is not None:
-            await self._fence()
+        if self._lease is not None:
+            await self._lease.fence()
 
     def plan(self) -> Plan | None:
         """The answer recorded before delivery began, if any."""
@@ -189,8 +204,13 @@ class AnswerLedger:
         """Whether an earlier run of the turn shared the files already (recorded as ``part`` now)."""
         intents = [ref.split(",") for p, ref in self.posted.items() if p.startswith(part + INTENT)]
         if intents:
-            in_thread = {i for m in await self._thread_messages() for i in m.file_ids}
-            shared = next((ids for ids in intents if set(ids) <= in_thread), None)
+            shared = await self._shared(intents)
+            if shared is None and self._lease is not None:
+                # an earlier run's share may still be on its way (sent under its fence, with margin, before its
+                # lease expired): give it that margin again, then look once more
+                await self._clock.sleep(self._lease.seconds * FENCE_MARGIN)
+                self._thread = None
+                shared = await self._shared(intents)
             if shared is None:
                 return False
             await self._record(part, ",".join(sorted(names)))
@@ -205,6 +225,11 @@ class AnswerLedger:
                 logger.info("files found in the thread, not uploaded again turn=%s", self._turn.id)
                 return True
         return False
+
+    async def _shared(self, intents: list[list[str]]) -> list[str] | None:
+        """The file ids of the intent whose files are all in the thread, if any."""
+        in_thread = {i for m in await self._thread_messages() for i in m.file_ids}
+        return next((ids for ids in intents if set(ids) <= in_thread), None)
 
     async def once(self, part: str, action: Callable[[], Awaitable[None]]) -> None:
         """Run ``action`` (a reaction swap) unless ``part`` was recorded; record it after."""

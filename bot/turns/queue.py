@@ -69,6 +69,11 @@ class Lease:
         self._worker: asyncio.Task[Any] | None = None
         """The task working on the turn, cancelled when the lease is lost."""
 
+    @property
+    def seconds(self) -> float:
+        """The lease period."""
+        return self._seconds
+
     def keep(self) -> None:
         """Start renewing; on a lost lease the calling task is cancelled."""
         self._worker = asyncio.current_task()

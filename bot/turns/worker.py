@@ -176,7 +176,7 @@ class TurnWorker:
         """The reaction and the status reply (None when Slack refused it)."""
         key = turn.key
         ledger = AnswerLedger(store=self._store, poster=self._poster, clock=self._clock, turn=turn, posted={},
-                              resumed=False, fence=hold.fence)  # no status reply once another replica holds it
+                              resumed=False, lease=hold)  # no status reply once another replica holds it
         first = (f":hourglass_flowing_sand: Reading {names_list(files)}…" if files
                  else ":hourglass_flowing_sand: Working on it…")
 
@@ -256,7 +256,7 @@ class TurnWorker:
             # a turn without its status reply may have posted it before the ledger knew (the replica that
             # accepted it died): it reads the thread back before posting anything
             ledger = await AnswerLedger.open(store=self._store, poster=self._poster, clock=self._clock, turn=turn,
-                                             resumed=turn.attempts > 1 or not turn.status_ts, fence=lease.fence)
+                                             resumed=turn.attempts > 1 or not turn.status_ts, lease=lease)
             status = await self._status(turn, ledger)
             if turn.attempts > self._config.max_attempts:
                 self._metrics.attempts_exhausted()

@@ -30,7 +30,7 @@ CHART = [Upload(filename="revenue.png", data=PNG, title="Revenue")]
 
 
 class ManualClock:
-    """Time the test moves (the leases' expiry), real sleeps."""
+    """Time the test moves (the leases' expiry); a sleep moves it too."""
 
     def __init__(self, t: float) -> None:
         self.t = t
@@ -39,7 +39,8 @@ class ManualClock:
         return self.t
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+        self.t += seconds
+        await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ async def test_a_replica_that_lost_its_lease_mid_upload_shares_nothing(store: Sq
     first_turn = await claimed(store, slack, "first", clock.now())
     first_lease = lease(store, clock, first_turn)
     first = await AnswerLedger.open(store=store, poster=gateway, clock=clock, turn=first_turn, resumed=False,
-                                    fence=first_lease.fence)
+                                    lease=first_lease)
     held = slack.hold("files.getUploadURLExternal")
 
     async def first_run() -> None:
@@ -101,7 +102,7 @@ async def test_a_replica_that_lost_its_lease_mid_upload_shares_nothing(store: Sq
     assert second_turn.attempts == 2
     second_lease = lease(store, clock, second_turn)
     second = await AnswerLedger.open(store=store, poster=gateway, clock=clock, turn=second_turn, resumed=True,
-                                     fence=second_lease.fence)
+                                     lease=second_lease)
     second_task = asyncio.create_task(second.upload("files", CHART, after=None))
     while held.arrivals < 2:  # both are uploading the same chart now
         await asyncio.sleep(0.01)
@@ -126,7 +127,7 @@ async def test_a_run_that_shared_files_before_recording_them_has_them_adopted(st
     first_turn = await claimed(store, slack, "first", clock.now())
     first_lease = lease(store, clock, first_turn)
     first = await AnswerLedger.open(store=store, poster=gateway, clock=clock, turn=first_turn, resumed=False,
-                                    fence=first_lease.fence)
+                                    lease=first_lease)
     await first.upload("files", CHART, after=None)
     [upload] = slack.uploads
     parts = await store.posted_parts("t1")
@@ -137,7 +138,7 @@ async def test_a_run_that_shared_files_before_recording_them_has_them_adopted(st
     second_turn = await claimed(store, slack, "second", clock.now())
     before = {p: ref for p, ref in parts.items() if p not in ("files", "files:ids")}
     second = AnswerLedger(store=store, poster=gateway, clock=clock, turn=second_turn, posted=before, resumed=True,
-                          fence=lease(store, clock, second_turn).fence)
+                          lease=lease(store, clock, second_turn))
     await second.upload("files", CHART, after=None)
     assert len(slack.uploads) == 1  # adopted, not uploaded again
     assert second.posted["files:ids"] == upload.id
@@ -146,6 +147,6 @@ async def test_a_run_that_shared_files_before_recording_them_has_them_adopted(st
     clock.t += LEASE + 1
     third_turn = await claimed(store, slack, "third", clock.now())
     third = AnswerLedger(store=store, poster=gateway, clock=clock, turn=third_turn, resumed=True,
-                         posted={"files:intent:1": "F0NOTSHARED"}, fence=lease(store, clock, third_turn).fence)
+                         posted={"files:intent:1": "F0NOTSHARED"}, lease=lease(store, clock, third_turn))
     await third.upload("files", CHART, after=None)
     assert len(slack.uploads) == 2
