@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from bot.poster import ForeignFileHost, PartTag, SlackFile, ThreadMessage, Upload, UserInfo
+from bot.poster import BeforeShare, ForeignFileHost, PartTag, SlackFile, ThreadMessage, Upload, UserInfo
 
 CHUNK = 1024 * 1024
 EMOJI = {
@@ -110,9 +110,12 @@ class ConsolePoster:
         """Files written to the output directory are the user's now."""
 
     async def upload_files(
-        self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None
+        self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None,
+        before_share: BeforeShare | None = None,
     ) -> list[str]:
         """Write the files into the output directory (never overwriting: ``chart (2).png``); no Slack ids."""
+        if before_share is not None:
+            await before_share([])
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for upload in files:
             target = self._free_name(Path(upload.filename).name or "file")

@@ -6,7 +6,7 @@ the core depends on this protocol alone, so it never imports a Slack library.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -85,6 +85,10 @@ class Upload:
     title: str = ""
 
 
+BeforeShare = Callable[[list[str]], Awaitable[None]]
+"""Told the Slack ids of uploaded files just before they are shared into the thread; raising stops the share."""
+
+
 PART_EVENT = "datastory_part"
 """The ``event_type`` of the metadata every part of an answer is posted with (:class:`PartTag`)."""
 
@@ -107,6 +111,7 @@ class ThreadMessage:
     tag: PartTag | None = None
     """The part the message is, when the bot posted it with a :class:`PartTag`."""
     file_names: tuple[str, ...] = ()
+    file_ids: tuple[str, ...] = ()
     block_ids: tuple[str, ...] = ()
     """The ``block_id`` of each of its blocks (how the bot finds a message it posted with buttons)."""
 
@@ -197,9 +202,12 @@ class Poster(Protocol):
         ...
 
     async def upload_files(
-        self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None
+        self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None,
+        before_share: BeforeShare | None = None,
     ) -> list[str]:
-        """Upload files into a channel or thread with files_upload_v2; returns their Slack file ids."""
+        """Upload files into a channel or thread the way files_upload_v2 does; returns their Slack file ids.
+        ``before_share`` is awaited with those ids between the upload of the bytes and their sharing (what makes
+        them visible); when it raises, nothing is shared."""
         ...
 
     async def delete_message(self, *, channel: str, ts: str) -> None:

@@ -23,6 +23,7 @@ from yarl import URL
 from bot.config import Settings
 from bot.poster import (
     PART_EVENT,
+    BeforeShare,
     PartTag,
     SlackError,
     SlackFile,
@@ -53,10 +54,11 @@ def _thread_message(m: dict[str, Any]) -> ThreadMessage:
     payload = meta.get("event_payload") or {} if meta.get("event_type") == PART_EVENT else {}
     tag = PartTag(turn=str(payload["turn"]), part=str(payload["part"])) \
         if isinstance(payload, dict) and "turn" in payload and "part" in payload else None
-    names = tuple(str(f.get("name") or "") for f in m.get("files") or [] if isinstance(f, dict))
+    files = [f for f in m.get("files") or [] if isinstance(f, dict)]
+    names = tuple(str(f.get("name") or "") for f in files)
     blocks = tuple(str(b["block_id"]) for b in m.get("blocks") or [] if isinstance(b, dict) and b.get("block_id"))
     return ThreadMessage(ts=str(m.get("ts", "")), user=str(m.get("user", "")), tag=tag, file_names=names,
-                         block_ids=blocks)
+                         file_ids=tuple(str(f.get("id") or "") for f in files), block_ids=blocks)
 
 
 def _file_title(name: str) -> str:
@@ -216,21 +218,46 @@ class SlackGateway(StreamCalls):
         ))
 
     async def upload_files(
-        self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None
+        self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None,
+        before_share: BeforeShare | None = None,
     ) -> list[str]:
-        """Upload files into the channel or thread with files_upload_v2 (one share, one message); their ids."""
+        """Upload files into the channel or thread in files_upload_v2's three steps (one share, one message): an
+        upload URL and file id per file (``files.getUploadURLExternal``), the bytes to each URL, then
+        ``files.completeUploadExternal``, which shares them. ``before_share`` is awaited with the file ids before
+        that last step (a turn records them and checks its lease there); returns the ids."""
         if not files:
             return []
-        uploads: list[dict[str, Any]] = [
-            {"content": f.data, "filename": _file_title(f.filename) or "file",
-             "title": _file_title(f.title or f.filename)} for f in files
-        ]
-        resp = await self._call("files.completeUploadExternal", self._client.files_upload_v2(
-            file_uploads=uploads, channel=channel, thread_ts=thread_ts,
-            initial_comment=finalise(comment) if comment else None,
+        pending: list[tuple[str, str, bytes, str]] = []
+        for f in files:
+            resp = await self._call("files.getUploadURLExternal", self._client.files_getUploadURLExternal(
+                filename=_file_title(f.filename) or "file", length=len(f.data)))
+            pending.append((str(resp.get("file_id") or ""), str(resp.get("upload_url") or ""), f.data,
+                            _file_title(f.title or f.filename)))
+        for _, url, data, _ in pending:
+            await self._send_bytes(url, data)
+        ids = [file_id for file_id, *_ in pending]
+        if before_share is not None:
+            await before_share(ids)
+        await self._call("files.completeUploadExternal", self._client.files_completeUploadExternal(
+            files=[{"id": file_id, "title": title} for file_id, _, _, title in pending], channel_id=channel,
+            thread_ts=thread_ts, initial_comment=finalise(comment) if comment else None,
         ))
         logger.info("uploaded files channel=%s thread_ts=%s count=%d", channel, thread_ts, len(files))
-        return [str(f.get("id")) for f in resp.get("files") or [] if isinstance(f, dict) and f.get("id")]
+        return ids
+
+    async def _send_bytes(self, url: str, data: bytes) -> None:
+        """POST a file's bytes to its upload URL as files_upload_v2 does (the client's own upload helper: no token,
+        the client's session, timeout, proxy and retries)."""
+        client = self._client
+        try:
+            result = await client._upload_file(url=url, data=data, logger=client._logger, timeout=client.timeout,
+                                               proxy=client.proxy, ssl=client.ssl)
+        except SlackClientError as exc:
+            raise self._failure("request_failed", "files.upload") from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._failure("connection_error", "files.upload") from exc
+        if result.status != 200:
+            raise self._failure(f"http_{result.status}", "files.upload")
 
     async def delete_message(self, *, channel: str, ts: str) -> None:
         """``chat.delete`` of the bot's own message; one already gone is fine."""

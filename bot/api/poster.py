@@ -15,7 +15,17 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 
 from bot.api.storage import URL_SCHEME, SessionFiles
-from bot.poster import ForeignFileHost, PartTag, Poster, SlackFile, StreamPoster, ThreadMessage, Upload, UserInfo
+from bot.poster import (
+    BeforeShare,
+    ForeignFileHost,
+    PartTag,
+    Poster,
+    SlackFile,
+    StreamPoster,
+    ThreadMessage,
+    Upload,
+    UserInfo,
+)
 
 API_CHANNEL_PREFIX = "api-"
 KEPT_STATUSES = 10_000
@@ -78,9 +88,12 @@ class ApiPoster:
             self._keep(thread_ts, text)
 
     async def upload_files(
-        self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None
+        self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None,
+        before_share: BeforeShare | None = None,
     ) -> list[str]:
         """Nothing: the result hook stored the files already."""
+        if before_share is not None:
+            await before_share([])
         return []
 
     async def delete_message(self, *, channel: str, ts: str) -> None:
@@ -175,11 +188,12 @@ class RoutingPoster:
         await self._by(channel).update(channel=channel, ts=ts, text=text, blocks=blocks)
 
     async def upload_files(
-        self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None
+        self, *, channel: str, thread_ts: str | None, files: Sequence[Upload], comment: str | None = None,
+        before_share: BeforeShare | None = None,
     ) -> list[str]:
         """Routed by channel."""
         return await self._by(channel).upload_files(channel=channel, thread_ts=thread_ts, files=files,
-                                                    comment=comment)
+                                                    comment=comment, before_share=before_share)
 
     async def delete_message(self, *, channel: str, ts: str) -> None:
         """Routed by channel."""

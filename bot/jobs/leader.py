@@ -8,7 +8,10 @@ A replica that cannot renew (the database is away, another replica took the leas
 
 Each pass of a slotted job (the sweeper) also claims that job's slot, a lease ``job:NAME`` held for most of the
 job's interval by that pass alone, so a leader that changes hands mid-interval (a rolling restart) does not run it
-twice in one interval: one sweep per interval, whoever leads. The other jobs run their first pass as soon as a
+twice in one interval: one sweep per interval, whoever leads. Such a pass is fenced like a turn's posts
+(:meth:`bot.turns.queue.Lease.fence`): it checks that this replica still leads and runs only when the store
+answered within :data:`FENCE_SHARE` of the interval, so a leader starved past its lease (under heavy load) does not
+sweep next to the replica that took over. The other jobs run their first pass as soon as a
 replica leads: their passes are safe to repeat (digest runs are claimed in the store; retention and the longest
 wait end only what is due).
 """
@@ -31,6 +34,8 @@ logger = logging.getLogger(__name__)
 LEADER = "leader"
 SLOT_SHARE = 0.9
 """Share of a job's interval its slot is held: the next pass (one interval later) finds it free."""
+FENCE_SHARE = 0.1
+"""A slotted pass runs only when its checks in the store returned within this share of the job's interval."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,9 +114,16 @@ class Leader:
 
         async def tick(now: float) -> object:
             slot = f"{self.owner}#{next(self._passes)}"
-            if not await self._store.acquire_lease(f"job:{job.name}", owner=slot, now=now,
+            asked = self._clock.now()
+            if not await self._store.acquire_lease(LEADER, owner=self.owner, now=asked, seconds=self._lease):
+                logger.info("no longer the leader; pass skipped job=%s", job.name)
+                return None
+            if not await self._store.acquire_lease(f"job:{job.name}", owner=slot, now=asked,
                                                    seconds=job.interval * SLOT_SHARE):
                 logger.debug("job ran this interval already job=%s", job.name)
+                return None
+            if self._clock.now() - asked > job.interval * FENCE_SHARE:
+                logger.warning("pass skipped: the store answered too late to run it in its slot job=%s", job.name)
                 return None
             return await job.tick(now)
 

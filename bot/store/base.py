@@ -205,8 +205,11 @@ class TurnQueue(Protocol):
         turn's ``status_ts``, as :meth:`LedgerStore.record_part` would) in the same transaction."""
         ...
 
-    async def renew_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:
-        """Extend ``owner``'s lease; False when it no longer holds it (it expired and another replica took it)."""
+    async def renew_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float,
+                         attempt: int | None = None) -> bool:
+        """Extend ``owner``'s lease; False when it no longer holds it (it expired and another replica took it) or,
+        with ``attempt``, when the turn was claimed again since that attempt (by this same replica too: a run
+        whose lease expired while it was starved must not renew the next run's lease)."""
         ...
 
     async def hold_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:

@@ -7,7 +7,8 @@ from ``bot.store.sql`` so the rules of what is deleted read in one place:
 * :func:`prune`: ``DATASTORY_RETENTION_DAYS``: finished turns (with their answers and code), digest runs, dedupe
   keys and cancelled digests older than the cut-off go, and so do threads idle since then that keep nothing alive
   (no container, no unfinished turn, no digest), with their file records. Unfinished turns are never pruned. So
-  do inbox events processed before the cut-off (an event not processed yet is kept: it is replayed).
+  do inbox events processed before the cut-off (an event not processed yet is kept: it is replayed), and the
+  ``stop/<turn id>`` leases (:mod:`bot.turns.stopping`) of turns that ended or are gone, whatever their age.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from sqlalchemy import Select, delete, exists, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.store.base import Removed
-from bot.store.schema import dedupe, digest_runs, digests, files, inbox, threads, turns
+from bot.store.schema import dedupe, digest_runs, digests, files, inbox, leases, threads, turns
 
 IN_CHUNK = 500
 """Container ids per ``IN (...)`` (SQLite caps the parameters of one statement)."""
 FINISHED = ("done", "failed")
+STOP_PREFIX = "stop/"
+"""The named leases that ask the replica running a turn to stop it: ``stop/<turn id>``."""
 
 
 def idle_threads(before: float) -> Select[tuple[object, ...]]:
@@ -71,6 +74,9 @@ async def prune(conn: AsyncConnection, before: float) -> Removed:
         tuple_(files.c.team, files.c.channel, files.c.thread_ts).in_(doomed)))
     gone_threads = await conn.execute(delete(threads).where(*idle))
     events = await conn.execute(delete(inbox).where(inbox.c.done_at < before))
+    running = select(turns.c.id).where(turns.c.id == func.substr(leases.c.name, len(STOP_PREFIX) + 1),
+                                       turns.c.status.not_in(FINISHED))
+    stops = await conn.execute(delete(leases).where(leases.c.name.startswith(STOP_PREFIX), ~exists(running)))
     return Removed(threads=gone_threads.rowcount, files=gone_files.rowcount, turns=old_turns.rowcount,
                    digests=cancelled.rowcount, digest_runs=runs.rowcount, dedupe_keys=keys.rowcount,
-                   inbox_events=events.rowcount)
+                   inbox_events=events.rowcount, stop_leases=stops.rowcount)

@@ -89,11 +89,13 @@ async def claim(conn: AsyncConnection, *, owner: str, now: float, until: float, 
     return None
 
 
-async def renew(conn: AsyncConnection, turn_id: str, *, owner: str, until: float) -> bool:
-    """Extend ``owner``'s lease on an unfinished turn; False when the lease was lost (another replica took it)."""
-    result = await conn.execute(update(turns).where(
-        turns.c.id == turn_id, turns.c.lease_owner == owner, turns.c.status.in_(UNFINISHED),
-    ).values(lease_expires_at=until))
+async def renew(conn: AsyncConnection, turn_id: str, *, owner: str, until: float, attempt: int | None = None) -> bool:
+    """Extend ``owner``'s lease on an unfinished turn (claimed as ``attempt`` when given); False when the lease was
+    lost (another replica, or another run of this one, took it)."""
+    conditions = [turns.c.id == turn_id, turns.c.lease_owner == owner, turns.c.status.in_(UNFINISHED)]
+    if attempt is not None:
+        conditions.append(turns.c.attempts == attempt)
+    result = await conn.execute(update(turns).where(*conditions).values(lease_expires_at=until))
     return result.rowcount == 1
 
 

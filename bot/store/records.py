@@ -206,6 +206,8 @@ class Removed:
     digest_runs: int = 0
     dedupe_keys: int = 0
     inbox_events: int = 0
+    stop_leases: int = 0
+    """``stop/<turn id>`` leases of turns that ended (:mod:`bot.turns.stopping`)."""
 
     def summary(self) -> str:
         """``2 threads, 5 turns, ...`` (kinds with none left out; ``nothing`` when empty)."""

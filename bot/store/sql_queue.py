@@ -30,10 +30,11 @@ class SqlQueue(SqlParts):
                                    .on_conflict_do_nothing(index_elements=["turn_id", "part"]))
         return None if row is None else turn_record(row)
 
-    async def renew_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:
-        """Extend the lease; False when ``owner`` no longer holds it."""
+    async def renew_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float,
+                         attempt: int | None = None) -> bool:
+        """Extend the lease; False when ``owner`` no longer holds it (or no longer for ``attempt``)."""
         async with self._write() as conn:
-            return await queue.renew(conn, turn_id, owner=owner, until=now + lease_seconds)
+            return await queue.renew(conn, turn_id, owner=owner, until=now + lease_seconds, attempt=attempt)
 
     async def hold_turn(self, turn_id: str, *, owner: str, now: float, lease_seconds: float) -> bool:
         """Lease a queued turn that nobody holds without claiming it to run (its greeting is being posted)."""

@@ -6,10 +6,18 @@ files (``files``), the status reply (``status``), a line about refused files (``
 the ledger is asked; a part it knows is skipped. Between Slack accepting a post and the ledger's write a replica
 may die: every message is posted with its :class:`bot.poster.PartTag` as Slack message metadata, so a turn that may
 have posted before (it is resumed) reads the thread back once and records what it finds instead of posting again.
-Files carry no metadata: an upload of the same names after the turn's first narrative message counts as posted.
-A streamed message carries none until its stream stops (``chat.startStream`` takes no metadata), so its start is
-recorded first (:meth:`AnswerLedger.intend`); a resumed turn with a start but no ``ts`` adopts the bot's message
-of this turn that the thread shows and nothing accounts for (:meth:`AnswerLedger.adopt`).
+Files carry no metadata, so their upload has two phases: the Slack file ids of the uploaded bytes are recorded
+(``files:intent:<attempt>``) before ``files.completeUploadExternal`` shares them; a resumed turn that finds an
+intent whose files are in the thread adopts them instead of uploading new ones; when they are not there, it waits
+the fence's margin once more (a share sent under the earlier run's fence may still be on its way) and looks
+again. (For a turn recorded before intents, an upload of the same names after the turn's first narrative message
+counts as posted.) A streamed message carries no metadata until its stream stops (``chat.startStream`` takes
+none), so its start is recorded first (:meth:`AnswerLedger.intend`); a resumed turn with a start but no ``ts``
+adopts the bot's message of this turn that the thread shows and nothing accounts for (:meth:`AnswerLedger.adopt`).
+
+Every visible post (and the sharing of uploaded files) is fenced: the turn's lease is renewed, with margin, just
+before it (:meth:`bot.turns.queue.Lease.fence`), so a replica that lost its lease posts nothing more, and the
+replica that took the turn over (only once that lease expired) sees everything the first one posted.
 
 The answer itself is the **plan** (``plan``), recorded before the first part is posted: the narrative's messages,
 the files to attach (as sandbox file ids) and the turn's outcome. A resumed turn that finds a plan delivers it
@@ -23,14 +31,32 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
 from bot.clock import Clock
 from bot.poster import PartTag, Poster, SlackError, ThreadMessage, Upload
 from bot.store.base import LedgerStore, TurnOutcomeRecord, TurnRecord
+from bot.turns.queue import FENCE_MARGIN
 
 logger = logging.getLogger("bot.turns")
 
+
+class Held(Protocol):
+    """The turn's lease as the ledger uses it (:class:`bot.turns.queue.Lease`)."""
+
+    @property
+    def seconds(self) -> float:
+        """The lease period."""
+        ...
+
+    async def fence(self) -> None:
+        """Called just before every visible post; cancels the turn when this replica no longer holds it."""
+        ...
+
+
 PLAN = "plan"
+INTENT = ":intent:"
+"""Between a part and an attempt number: the file ids an upload of that attempt was about to share."""
 STREAM_PART = re.compile(r"stream:\d+")
 """The parts that are streamed messages (``stream:0``, ``stream:1``...: :mod:`bot.turns.streaming`)."""
 INTENT_SUFFIX = ":start"
@@ -84,8 +110,9 @@ class AnswerLedger:
     """One turn's ledger (see the module docstring)."""
 
     def __init__(self, *, store: LedgerStore, poster: Poster, clock: Clock, turn: TurnRecord,
-                 posted: dict[str, str], resumed: bool) -> None:
+                 posted: dict[str, str], resumed: bool, lease: Held | None = None) -> None:
         self._store = store
+        self._lease = lease
         self._poster = poster
         self._clock = clock
         self._turn = turn
@@ -96,10 +123,16 @@ class AnswerLedger:
 
     @classmethod
     async def open(cls, *, store: LedgerStore, poster: Poster, clock: Clock, turn: TurnRecord,
-                   resumed: bool) -> AnswerLedger:
-        """The turn's ledger as the store has it."""
+                   resumed: bool, lease: Held | None = None) -> AnswerLedger:
+        """The turn's ledger as the store has it, posting under ``lease`` (the run's, or a greeting's hold)."""
         return cls(store=store, poster=poster, clock=clock, turn=turn, posted=await store.posted_parts(turn.id),
-                   resumed=resumed)
+                   resumed=resumed, lease=lease)
+
+    async def fence(self) -> None:
+        """Make sure this replica still holds the turn, with margin, before a visible post (see the module
+        docstring); a lost turn's task is cancelled."""
+        if self._lease is not None:
+            await self._lease.fence()
 
     def plan(self) -> Plan | None:
         """The answer recorded before delivery began, if any."""
@@ -188,6 +221,7 @@ class AnswerLedger:
         if (ts := await self._found(part)) is not None:
             return ts
         key = self._turn.key
+        await self.fence()
         ts = await self._poster.post(channel=key.channel, thread_ts=key.thread_ts, text=text, blocks=blocks,
                                      tag=PartTag(turn=self._turn.id, part=part))
         await self._record(part, ts)
@@ -198,22 +232,58 @@ class AnswerLedger:
         if part in self.posted or not uploads:
             return
         names = {u.filename for u in uploads}
-        if self._resumed and after is not None:
+        if self._resumed and await self._adopted(part, names, after):
+            return
+        key = self._turn.key
+        intent = f"{part}{INTENT}{self._turn.attempts}"
+
+        async def share(ids: list[str]) -> None:  # the bytes are at Slack: say which files, then check the lease
+            if ids:
+                await self._record(intent, ",".join(ids))
+            await self.fence()
+
+        ids = await self._poster.upload_files(channel=key.channel, thread_ts=key.thread_ts, files=list(uploads),
+                                              before_share=share)
+        await self._record(part, ",".join(sorted(names)))
+        if ids:  # what a 🗑️ on the answer deletes (bot.answers)
+            await self._record(f"{part}:ids", ",".join(ids))
+
+    async def _adopted(self, part: str, names: set[str], after: str | None) -> bool:
+        """Whether an earlier run of the turn shared the files already (recorded as ``part`` now)."""
+        intents = [ref.split(",") for p, ref in self.posted.items() if p.startswith(part + INTENT)]
+        if intents:
+            shared = await self._shared(intents)
+            if shared is None and self._lease is not None:
+                # an earlier run's share may still be on its way (sent under its fence, with margin, before its
+                # lease expired): give it that margin again, then look once more
+                await self._clock.sleep(self._lease.seconds * FENCE_MARGIN)
+                self._thread = None
+                shared = await self._shared(intents)
+            if shared is None:
+                return False
+            await self._record(part, ",".join(sorted(names)))
+            await self._record(f"{part}:ids", ",".join(shared))
+            logger.info("files shared by an earlier run found in the thread, not uploaded again turn=%s",
+                        self._turn.id)
+            return True
+        if after is not None:  # a turn recorded before intents: its files by name, after the answer's first message
             seen = {n for m in await self._thread_messages() if ts_order(m.ts) > ts_order(after) for n in m.file_names}
             if names <= seen:
                 await self._record(part, ",".join(sorted(names)))
                 logger.info("files found in the thread, not uploaded again turn=%s", self._turn.id)
-                return
-        key = self._turn.key
-        ids = await self._poster.upload_files(channel=key.channel, thread_ts=key.thread_ts, files=list(uploads))
-        await self._record(part, ",".join(sorted(names)))
-        if ids:  # what a 🗑️ on the answer deletes (bot.answers)
-            await self._record(f"{part}:ids", ",".join(ids))
+                return True
+        return False
+
+    async def _shared(self, intents: list[list[str]]) -> list[str] | None:
+        """The file ids of the intent whose files are all in the thread, if any."""
+        in_thread = {i for m in await self._thread_messages() for i in m.file_ids}
+        return next((ids for ids in intents if set(ids) <= in_thread), None)
 
     async def once(self, part: str, action: Callable[[], Awaitable[None]]) -> None:
         """Run ``action`` (a reaction swap) unless ``part`` was recorded; record it after."""
         if part in self.posted:
             return
+        await self.fence()
         await action()
         await self._record(part, "done")
 

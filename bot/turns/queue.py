@@ -7,6 +7,14 @@ up) if the queue's depth, read first, shows a turn nobody runs (a claim is a wri
 A claimed turn runs under a :class:`Lease` renewed every third of ``DATASTORY_LEASE_SECONDS``; a renewal that
 fails (the lease expired and another replica took the turn) stops the work at once. A replica that dies stops
 renewing, and another replica claims the turn when the lease expires.
+
+A renewal alone cannot keep two replicas from posting the same part: the background renewer of a starved process
+(under heavy load) may run too late to notice that its lease expired and another replica took the turn over. So
+every visible post of a turn (a message, the sharing of uploaded files, a reaction) is **fenced**
+(:meth:`Lease.fence`): just before it, the lease is renewed in the store by a write conditional on this replica
+still owning it, and the post goes ahead only when at least :data:`FENCE_MARGIN` of the lease period is left after
+that write returned. Another replica can only claim the turn once the lease expired, so it starts after every post
+this replica made (unless a request takes longer than that margin to reach Slack).
 """
 
 from __future__ import annotations
@@ -32,6 +40,11 @@ logger = logging.getLogger("bot.turns")
 POLL_SECONDS = 1.0
 """How often an idle replica looks for turns it was not told about."""
 
+FENCE_MARGIN = 0.5
+"""The share of the lease period that must be left after a fence's renewal for the post to go ahead."""
+FENCE_TRIES = 3
+"""Renewals a fence tries while each returns too late (a slow database) before it gives the turn up."""
+
 Work = Callable[[TurnRecord, "Lease"], Coroutine[Any, Any, None]]
 
 
@@ -44,7 +57,7 @@ class Lease:
     """This replica's hold on one turn, renewed in the background while the turn's task works."""
 
     def __init__(self, *, store: TurnQueue, clock: Clock, turn_id: str, owner: str, seconds: float,
-                 metrics: Metrics, handed: dict[str, str] | None = None) -> None:
+                 metrics: Metrics, handed: dict[str, str] | None = None, attempt: int | None = None) -> None:
         self._store = store
         self.handed = handed
         """The turn's ledger as the hold handed over in the claim had it (the parts its greeting recorded), so
@@ -52,15 +65,25 @@ class Lease:
         self._clock = clock
         self.turn_id = turn_id
         self.owner = owner
+        self.attempt = attempt
+        """The claim's attempt number: the lease is this run's, not a later run's of the same replica."""
         self._seconds = seconds
         self._metrics = metrics
         self.lost = False
         """The lease could not be renewed: another replica may be running the turn; stop, post nothing."""
         self._renewer: asyncio.Task[None] | None = None
+        self._worker: asyncio.Task[Any] | None = None
+        """The task working on the turn, cancelled when the lease is lost."""
+
+    @property
+    def seconds(self) -> float:
+        """The lease period."""
+        return self._seconds
 
     def keep(self) -> None:
         """Start renewing; on a lost lease the calling task is cancelled."""
-        self._renewer = asyncio.create_task(self._renew(asyncio.current_task()), name=f"lease-{self.turn_id}")
+        self._worker = asyncio.current_task()
+        self._renewer = asyncio.create_task(self._renew(self._worker), name=f"lease-{self.turn_id}")
 
     async def stop(self) -> None:
         """Stop renewing (the turn ended or was given back)."""
@@ -69,21 +92,46 @@ class Lease:
             await asyncio.gather(self._renewer, return_exceptions=True)
             self._renewer = None
 
+    async def fence(self) -> None:
+        """Make sure this replica holds the turn, with margin, right before a visible post (see the module
+        docstring); otherwise mark the lease lost and cancel the calling task (nothing more is posted)."""
+        for _ in range(FENCE_TRIES):
+            asked = self._clock.now()
+            try:
+                kept = await self._store.renew_turn(self.turn_id, owner=self.owner, now=asked,
+                                                    lease_seconds=self._seconds, attempt=self.attempt)
+            except Exception as exc:  # fail closed: without the store's word nothing is posted
+                logger.warning("lease fence failed turn=%s error=%s", self.turn_id, type(exc).__name__)
+                kept = False
+            if not kept:
+                break
+            if asked + self._seconds - self._clock.now() >= self._seconds * FENCE_MARGIN:
+                return
+            logger.warning("lease fence renewed too late; trying again turn=%s", self.turn_id)
+        self._lose(self._worker)
+        if asyncio.current_task() is self._worker:
+            await asyncio.sleep(0)  # the cancel lands here
+        raise asyncio.CancelledError("lease lost")  # in a helper task of the turn (a stream's)
+
+    def _lose(self, worker: asyncio.Task[Any] | None) -> None:
+        if not self.lost:
+            self.lost = True
+            self._metrics.lease_lost()
+            logger.warning("lease lost; another replica continues the turn turn=%s", self.turn_id)
+        if worker is not None:
+            worker.cancel("lease lost")
+
     async def _renew(self, worker: asyncio.Task[Any] | None) -> None:
         while True:
             await asyncio.sleep(self._seconds / 3)
             try:
                 kept = await self._store.renew_turn(self.turn_id, owner=self.owner, now=self._clock.now(),
-                                                    lease_seconds=self._seconds)
+                                                    lease_seconds=self._seconds, attempt=self.attempt)
             except Exception as exc:  # the database is away: keep working, try again; the lease may still hold
                 logger.warning("lease renewal failed turn=%s error=%s", self.turn_id, type(exc).__name__)
                 continue
             if not kept:
-                self.lost = True
-                self._metrics.lease_lost()
-                logger.warning("lease lost; another replica continues the turn turn=%s", self.turn_id)
-                if worker is not None:
-                    worker.cancel("lease lost")
+                self._lose(worker)
                 return
 
 
@@ -193,7 +241,7 @@ class Dispatcher:
             await self._store.release_turn(turn.id, owner=self.owner, refund=True)
             return False
         lease = Lease(store=self._store, clock=self._clock, turn_id=turn.id, owner=self.owner,
-                      seconds=self.lease_seconds, metrics=self._metrics, handed=handed)
+                      seconds=self.lease_seconds, metrics=self._metrics, handed=handed, attempt=turn.attempts)
         try:
             self._tracker.spawn(self._run(turn, lease), name=f"turn-{turn.id}", group=turn.key.team)
         except TrackerClosed:

@@ -23,6 +23,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.store.base import Store, ThreadKey, TurnRecord
+from bot.store.housekeeping import STOP_PREFIX
 
 logger = logging.getLogger("bot.turns")
 
@@ -43,7 +44,7 @@ def stop_blocks(text: str, turn_id: str) -> list[dict[str, object]]:
 
 def stop_lease(turn_id: str) -> str:
     """The name of the lease that asks the replica running ``turn_id`` to stop it."""
-    return f"stop/{turn_id}"
+    return f"{STOP_PREFIX}{turn_id}"
 
 
 class Stopper:

@@ -147,6 +147,7 @@ class AnswerStream:
         assert self._streams is not None
         part = self._new_part()
         await self._ledger.intend(part_name(part))  # Slack may open it and this replica die before it is recorded
+        await self._ledger.fence()
         try:
             ts = await self._streams.start_stream(self._target, markdown_text=text, chunks=chunks)
         except SlackError as exc:

@@ -46,6 +46,7 @@ from bot.turns.slots import Slots
 from bot.turns.stopping import Stopper
 from bot.turns.stream_parts import first_ts
 from bot.turns.streaming import AnswerStream
+from bot.turns.waiting import tell_waiting
 from bot.turns.workspace import Containers, Workspace
 
 logger = logging.getLogger("bot.turns")
@@ -156,7 +157,7 @@ class TurnWorker:
         hold.keep()  # renewed while the feedback is posted: nobody runs the turn before its status reply exists
         handed = False
         try:
-            reply = await self._greet(turn, files, reacted=reacted)
+            reply = await self._greet(turn, files, reacted=reacted, hold=hold)
             if reply is not None and reply.ts is not None:
                 await hold.stop()  # not renewed past this point: the claim below may take the hold over
                 # the claim records the status reply in the ledger, and the run starts from that ledger: nobody
@@ -177,15 +178,17 @@ class TurnWorker:
         if not handed:
             await self.start(turn.id)
 
-    async def _greet(self, turn: TurnRecord, files: list[str], *, reacted: bool) -> StatusMessage | None:
-        """The reaction and the status reply (None when Slack refused it), posted with its ledger tag; the caller
-        records it in the ledger (with the claim that hands the turn to a run here, or alone)."""
+    async def _greet(self, turn: TurnRecord, files: list[str], *, reacted: bool, hold: Lease) -> StatusMessage | None:
+        """The reaction and the status reply (None when Slack refused it), posted with its ledger tag under the
+        greeting's hold (fenced: no status reply once another replica holds the turn); the caller records it in
+        the ledger (with the claim that hands the turn to a run here, or alone)."""
         key = turn.key
         first = (f":hourglass_flowing_sand: Reading {names_list(files)}…" if files
                  else ":hourglass_flowing_sand: Working on it…")
 
         async def status() -> str | None:
             try:
+                await hold.fence()  # no status reply once another replica holds the turn
                 return await self._poster.post(channel=key.channel, thread_ts=key.thread_ts, text=first,
                                                tag=PartTag(turn=turn.id, part=STATUS_PART))
             except SlackError as exc:
@@ -200,12 +203,10 @@ class TurnWorker:
                                                      thread_ts=key.thread_ts, ts=ts)
 
     async def _waiting(self, turn: TurnRecord, reply: StatusMessage) -> None:
-        """Why a turn that could not start at once waits: earlier questions of its thread, or no free slot."""
-        if ahead := await self._store.turns_ahead(turn.id):
-            await reply.set(f":hourglass: Queued behind {ahead} earlier question{'s' * (ahead > 1)} "
-                            "in this thread; I'll answer in order.")
-        elif self.parts.slots.full():
-            await reply.set(f":hourglass: Waiting for a free slot: {self.parts.slots.running} analyses are running.")
+        """Why a turn that could not start at once waits (:mod:`bot.turns.waiting`)."""
+        await tell_waiting(store=self._store, poster=self._poster, clock=self._clock, slots=self.parts.slots,
+                           turn=turn, reply=reply, owner=f"{self.owner}/places",
+                           lease_seconds=self._config.lease_seconds)
 
     async def start(self, turn_id: str | None = None) -> int:
         """Claim ``turn_id`` (when it is runnable) and any other runnable turn while slots are free, and run them:
@@ -264,9 +265,10 @@ class TurnWorker:
             # accepted it died): it reads the thread back before posting anything
             resumed = turn.attempts > 1 or not turn.status_ts
             ledger = (AnswerLedger(store=self._store, poster=self._poster, clock=self._clock, turn=turn,
-                                   posted=dict(lease.handed), resumed=resumed) if lease.handed is not None else
+                                   posted=dict(lease.handed), resumed=resumed, lease=lease)
+                      if lease.handed is not None else
                       await AnswerLedger.open(store=self._store, poster=self._poster, clock=self._clock, turn=turn,
-                                              resumed=resumed))
+                                              resumed=resumed, lease=lease))
             status = await self._status(turn, ledger)
             if turn.attempts > self._config.max_attempts:
                 self._metrics.attempts_exhausted()

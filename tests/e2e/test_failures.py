@@ -167,3 +167,46 @@ async def test_one_turn_per_thread_at_a_time_in_order(harness: Harness) -> None:
     release.set()
     await harness.wait_done(ts, turns=3)
     assert seen[1:] == ["second question", "third question"]
+
+
+async def test_a_question_stored_before_an_earlier_one_is_told_its_new_place(harness: Harness) -> None:
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    async def slow(ctx: ResponseContext) -> ScriptedTurn:
+        seen.append(ctx.question)
+        if len(seen) == 1:
+            await release.wait()
+        return default_script(ctx)
+
+    harness.openai.script = slow
+    bot = await harness.start()
+    event = harness.file_event("sales.csv")
+    ts = event["ts"]
+    await bot.send(event)
+    await harness.wait_for(lambda: seen)
+    second, third = harness.reply_event("second question", ts), harness.reply_event("third question", ts)
+    await bot.send(third)  # the later reply reaches the bot first (another replica, Slack's delivery order)
+
+    def says(message_ts: str, text: str) -> bool:
+        return any(m.is_bot and text in m.text for m in harness.slack.thread(CHANNEL, ts)
+                   if m.ts == status_of[message_ts])
+
+    status_of: dict[str, str] = {}
+
+    def queued() -> bool:
+        for turn in harness.slack.thread(CHANNEL, ts):
+            if turn.is_bot and turn.text.startswith(":hourglass:"):
+                status_of.setdefault("third", turn.ts)
+        return "third" in status_of
+
+    await harness.wait_for(queued)
+    assert says("third", "Queued behind 1 earlier question in")
+    await bot.send(second)
+    await harness.wait_for(lambda: says("third", "Queued behind 2 earlier questions"))
+    replies = [m.text for m in harness.slack.thread(CHANNEL, ts) if m.is_bot and m.text.startswith(":hourglass:")]
+    assert sorted(t.split(" earlier")[0] for t in replies) == [":hourglass: Queued behind 1",
+                                                               ":hourglass: Queued behind 2"]
+    release.set()
+    await harness.wait_done(ts, turns=3)
+    assert seen[1:] == ["second question", "third question"]

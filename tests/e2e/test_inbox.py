@@ -1,8 +1,9 @@
 """The durable inbox, end to end on one process and SQLite: Slack is acknowledged only once the message is stored
 (over HTTP and over Socket Mode), a retry of a stored event is acknowledged and not handled again, the stored words
-are blanked once the message is handled, and a message a process acknowledged and never handled (it died) is
-answered at the next start, once. The multi-replica version (a replica SIGKILLed between its acknowledgement and
-its turn) is in ``test_replicas.py``."""
+are blanked once the message is handled, a message the inbox cannot store gets a 503 (Slack sends it again) and
+is answered once when Slack's retry finds the inbox writable, and a message a process acknowledged and never
+handled (it died) is answered at the next start, once. The multi-replica version (a replica SIGKILLed between its
+acknowledgement and its turn) is in ``test_replicas.py``."""
 
 from __future__ import annotations
 
@@ -71,6 +72,43 @@ async def test_http_acknowledges_a_message_once_it_is_stored_and_a_retry_is_not_
     await asyncio.sleep(0.5)
     assert len(harness.slack.recorder.calls("chat.postMessage")) == posted
     assert len(harness.slack.uploads) == 1
+    assert await bot.shutdown() == 0
+
+
+@asynccontextmanager
+async def inbox_gone(db: Path) -> AsyncIterator[None]:
+    """The inbox table cannot be written (renamed away from another connection), then is back."""
+    conn = sqlite3.connect(db, isolation_level=None, timeout=30, check_same_thread=False)
+    try:
+        await asyncio.to_thread(conn.execute, "ALTER TABLE inbox RENAME TO inbox_away")
+        yield
+        await asyncio.to_thread(conn.execute, "ALTER TABLE inbox_away RENAME TO inbox")
+    finally:
+        conn.close()
+
+
+async def test_http_answers_503_when_the_inbox_cannot_store_a_message_and_the_retry_is_answered_once(
+    harness: Harness,
+) -> None:
+    bot = await harness.start()
+    db = harness.tmp / "bot.db"
+    event = harness.file_event("sales.csv", text="which month was best?")
+    body = envelope(event, event_id="EvDown1")
+    async with inbox_gone(db):
+        reply = await bot.sender.send_event(body)
+        assert reply.status == 503  # not acknowledged: Slack sends the event again
+        await asyncio.sleep(0.5)
+        assert harness.slack.recorder.calls("chat.postMessage") == []  # and nothing was handled
+        assert harness.slack.recorder.calls("reactions.add") == []
+    assert await inbox_row(db, "EvDown1") is None
+    retry = await bot.sender.send_event(body, retry_num=1, retry_reason="http_error")
+    assert retry.status == 200
+    thread = await harness.wait_done(event["ts"])
+    bot_items = [m for m in thread if m.is_bot]
+    assert sum(m.text.startswith(":white_check_mark:") for m in bot_items) == 1
+    assert len(harness.slack.uploads) == 1
+    found = await inbox_row(db, "EvDown1")
+    assert found is not None and found[1] is not None
     assert await bot.shutdown() == 0
 
 

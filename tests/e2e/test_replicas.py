@@ -149,10 +149,11 @@ async def interrupted_upload_owner(db: str) -> str | None:
     uploading now)."""
     conn = await asyncpg.connect(db)
     try:
-        return await conn.fetchval(
+        owner: str | None = await conn.fetchval(
             "SELECT t.lease_owner FROM turns t WHERE t.status = 'running' "
             "AND EXISTS (SELECT 1 FROM ledger l WHERE l.turn_id = t.id AND l.part IN ('answer:0', 'streamed')) "
             "AND NOT EXISTS (SELECT 1 FROM ledger l WHERE l.turn_id = t.id AND l.part = 'files') LIMIT 1")
+        return owner
     finally:
         await conn.close()
 
@@ -229,7 +230,8 @@ async def test_replicas_answer_every_question_exactly_once_through_kills_and_a_r
         bot = [m for m in thread if m.is_bot]
         statuses = [m for m in bot if m.text.startswith((":white_check_mark:", ":hourglass", ":warning:"))]
         assert [m.text[:18] for m in statuses] == [":white_check_mark:"] * (FOLLOW_UPS + 1), statuses
-        assert sum(len(m.files) for m in bot) == FOLLOW_UPS + 1  # one chart per question, uploaded once
+        assert sum(len(m.files) for m in bot) == FOLLOW_UPS + 1, (  # one chart per question, uploaded once
+            root["ts"], [(m.ts, [f["id"] for f in m.files]) for m in bot if m.files])
     for ts, question in questions:
         answers = [m for m in slack.thread(CHANNEL, ts) if m.is_bot and f"Question: {question}" in m.text]
         assert len(answers) == 1, (question, [a.text[:80] for a in answers])

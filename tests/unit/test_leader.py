@@ -74,3 +74,34 @@ async def test_a_leader_that_dies_is_replaced_within_one_lease(db_url: str) -> N
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await other.close()
+
+
+class StarvedClock(SystemClock):
+    """The system clock, seen by a process that is starved for ``lag`` seconds at each look (under heavy load)."""
+
+    def __init__(self, lag: float) -> None:
+        self.lag = 0.0
+        self._step = lag
+
+    def now(self) -> float:
+        self.lag += self._step
+        return time.time() + self.lag
+
+
+async def test_a_leader_whose_store_answers_come_late_runs_no_pass(db_url: str) -> None:
+    store = await open_store(db_url)
+    ticks: list[tuple[str, float]] = []
+
+    async def sweep(now: float) -> None:
+        ticks.append(("starved", now))
+
+    leader = Leader(store=store, clock=StarvedClock(lag=INTERVAL * 0.2), owner="starved", lease_seconds=LEASE * 100,
+                    jobs=[Periodic("sweeper", sweep, INTERVAL)])
+    task = asyncio.create_task(leader.run_forever())
+    try:
+        await asyncio.sleep(2.5)
+        assert leader.leading and ticks == []  # elected, but each pass's checks returned too late to sweep
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()

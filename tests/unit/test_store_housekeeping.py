@@ -81,3 +81,19 @@ async def test_prune_lets_old_finished_work_go_and_keeps_what_is_alive(store: Sq
     assert await store.list_turns(T1B) == [] and len(await store.list_files(T1B)) == 1
     assert [d.id for d in await store.list_digests()] == ["d1"]
     assert await store.prune(before=1000.0) == Removed()
+
+
+async def test_prune_drops_the_stop_leases_of_turns_that_ended_and_keeps_the_others(store: SqlStore) -> None:
+    await thread(store, T1A, at=5000.0, container=None, turn="ended")       # recent, but ended: its stop goes
+    await thread(store, T1B, at=100.0, container=None, turn="running", status="queued")  # unfinished: kept
+    for name in ("stop/ended", "stop/running", "stop/pruned-long-ago", "leader"):
+        assert await store.acquire_lease(name, owner="U1", now=4000.0, seconds=10_000.0)
+
+    removed = await store.prune(before=1000.0)
+    assert removed == Removed(dedupe_keys=1, stop_leases=2)  # (the running turn's old dedupe key too)
+    assert await store.lease_holder("stop/ended", now=4001.0) is None
+    assert await store.lease_holder("stop/pruned-long-ago", now=4001.0) is None  # its turn is gone
+    assert await store.lease_holder("stop/running", now=4001.0) == "U1"
+    assert await store.lease_holder("leader", now=4001.0) == "U1"  # not a stop
+    await store.finish_turn("running", status="done", now=5000.0, outcome=TurnOutcomeRecord(answer="a", code="c"))
+    assert await store.prune(before=1000.0) == Removed(stop_leases=1)

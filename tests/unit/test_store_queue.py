@@ -68,6 +68,15 @@ async def test_an_expired_lease_is_taken_over_and_counts_an_attempt(store: SqlSt
     assert record is not None and (record.status, record.lease_owner, record.answer) == ("done", None, "a")
 
 
+async def test_a_run_whose_lease_expired_cannot_renew_the_next_run_of_the_same_replica(store: SqlStore) -> None:
+    await submit(store, turn("t"))
+    assert await claim(store, "r1", now=100.0) == "t"  # attempt 1, then starved past its lease
+    assert await claim(store, "r1", now=100.0 + LEASE + 1) == "t"  # the same replica claims it again: attempt 2
+    assert not await store.renew_turn("t", owner="r1", now=132.0, lease_seconds=LEASE, attempt=1)
+    assert await store.renew_turn("t", owner="r1", now=132.0, lease_seconds=LEASE, attempt=2)
+    assert await store.renew_turn("t", owner="r1", now=133.0, lease_seconds=LEASE)  # without an attempt: the owner
+
+
 async def test_a_turn_given_back_at_shutdown_is_claimed_at_once_without_an_attempt(store: SqlStore) -> None:
     await submit(store, turn("t"))
     assert await claim(store, "old") == "t"
