@@ -133,12 +133,20 @@ class BotApp:
         self.ready = True
         logger.info("bot ready sandbox=%s resumed_turns=%d", backends.sandbox.kind, resumed)
 
-    async def stop(self) -> None:
-        """Stop taking work, let running turns finish within the grace period, close every client."""
+    async def quiesce(self) -> None:
+        """Stop taking work: not ready (``/healthz``), no more claims from the queue or the inbox, no periodic jobs
+        (another replica takes the lead). Running turns go on; idempotent."""
         self.ready = False
+        if self.services.worker is not None:
+            self.services.worker.queue.close()
         for job in self.jobs:
             job.cancel()
         await asyncio.gather(*self.jobs, return_exceptions=True)
+        self.jobs.clear()
+
+    async def stop(self) -> None:
+        """Stop taking work, let running turns finish within the grace period, close every client."""
+        await self.quiesce()
         cancelled = await self.services.tracker.close(grace=self.settings.shutdown_grace_seconds, settle="intake-",
                                                       settle_grace=INTAKE_GRACE_SECONDS)
         if cancelled:

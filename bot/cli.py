@@ -259,7 +259,9 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 async def _serve(bot: BotApp, *, host: str, port: int) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(bot.web, handle_signals=False, access_log=None)
+    # a request still being handled at shutdown gets the grace period too (then it is cancelled)
+    runner = web.AppRunner(bot.web, handle_signals=False, access_log=None,
+                           shutdown_timeout=bot.settings.shutdown_grace_seconds)
     try:
         await runner.setup()  # runs the app's start-up (sandbox warmed, unfinished turns resumed)
     except BaseException:
@@ -287,6 +289,7 @@ async def _run_http(
         ready(url)
     await stop.wait()
     logger.info("stopping: no new work; running turns get %.0f s", settings.shutdown_grace_seconds)
+    await bot.quiesce()  # at once: the HTTP server's shutdown below first waits for the requests it is handling
     await runner.cleanup()
     return 0
 
@@ -311,6 +314,7 @@ async def _run_socket(
         ready(url)
     await stop.wait()
     await close_socket()
+    await bot.quiesce()
     if runner is not None:
         await runner.cleanup()
     else:

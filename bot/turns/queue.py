@@ -155,6 +155,12 @@ class Dispatcher:
         """The turns running here."""
         self._ended: dict[str, TurnRecord] = {}
         """Turn id → its record as a run here has just ended it in the store (for a watcher of the turn)."""
+        self.closed = False
+        """Set when the replica stops taking work (:meth:`close`): no more claims; running turns go on."""
+
+    def close(self) -> None:
+        """Claim nothing more (the replica is shutting down: queued turns are left to the other replicas)."""
+        self.closed = True
 
     def watch(self, turn_id: str) -> asyncio.Event:
         """An event set as soon as a run of ``turn_id`` on this replica ends (finished, failed or given back),
@@ -196,7 +202,7 @@ class Dispatcher:
         many were started."""
         started = 0
         async with self._pumping:
-            while not self._tracker.closing and not self._slots.full():
+            while not (self.closed or self._tracker.closing) and not self._slots.full():
                 try:
                     turn = await self._store.claim_turn(owner=self.owner, now=self._clock.now(),
                                                         lease_seconds=self.lease_seconds, turn_id=first)
@@ -220,7 +226,7 @@ class Dispatcher:
         ledger (:attr:`Lease.handed`: nothing else was recorded while the hold was held). False when it was not
         claimed (no free slot, or not runnable): ``holder`` still holds it, and records the status reply itself."""
         async with self._pumping:
-            if self._tracker.closing or self._slots.full():
+            if self.closed or self._tracker.closing or self._slots.full():
                 return False
             try:
                 turn = await self._store.claim_turn(owner=self.owner, now=self._clock.now(),

@@ -116,3 +116,42 @@ async def test_sweep_command_deletes_idle_containers_and_the_next_question_rebui
     assert rebuilt.id != container.id and rebuilt.name == container.name
     assert [f.original_name for f in rebuilt.user_files()] == ["sales.csv"]
     assert any(m.text.startswith("_The workspace had expired; I reloaded `sales.csv`._") for m in thread if m.is_bot)
+
+
+async def test_a_stopping_replica_claims_nothing_more_while_a_slow_request_is_still_being_read(
+        harness: Harness) -> None:
+    """SIGTERM stops the taking of work at once, even while the HTTP server still waits for a request it is
+    handling (a slow client): a queued turn is left to the other replicas, and that request gets the grace period
+    at most."""
+    gate = asyncio.Event()
+    asked: list[str] = []
+
+    async def held(ctx: ResponseContext) -> ScriptedTurn:
+        asked.append(ctx.question)
+        await gate.wait()
+        return default_script(ctx)
+
+    harness.openai.script = held
+    bot = await harness.start(shutdown_grace_seconds=1.5, max_concurrent_turns=1)
+    first = harness.file_event("sales.csv", text="first?")
+    await bot.send(first)
+    await harness.wait_for(lambda: asked)
+    second = harness.file_event("sales.csv", text="second?")
+    await bot.send(second)
+    await harness.wait_for(lambda: any(m.is_bot for m in harness.slack.thread(CHANNEL, second["ts"])))
+
+    host, port = bot.url.removeprefix("http://").split(":")
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 1000\r\n\r\n{\"type\": ")  # the rest never comes
+    await writer.drain()
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    stopping = asyncio.create_task(bot.shutdown())
+    await asyncio.sleep(0.3)
+    gate.set()  # the first turn ends within the grace period and frees its slot
+    assert await stopping == 0
+    writer.close()
+    assert time.monotonic() - started < 6
+    assert asked == ["first?"]  # the queued question was not claimed by the stopping replica
+    assert any(m.text.startswith(":white_check_mark:") for m in harness.slack.thread(CHANNEL, first["ts"]))
