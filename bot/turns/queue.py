@@ -14,7 +14,9 @@ every visible post of a turn (a message, the sharing of uploaded files, a reacti
 (:meth:`Lease.fence`): just before it, the lease is renewed in the store by a write conditional on this replica
 still owning it, and the post goes ahead only when at least :data:`FENCE_MARGIN` of the lease period is left after
 that write returned. Another replica can only claim the turn once the lease expired, so it starts after every post
-this replica made (unless a request takes longer than that margin to reach Slack).
+this replica made (unless a request takes longer than that margin to reach Slack). The same holds without a round
+trip while the expiry that this replica's own last claim or renewal wrote (computed from the time taken before that
+write) is still at least that margin away: a fence then checks the clock only.
 """
 
 from __future__ import annotations
@@ -57,8 +59,11 @@ class Lease:
     """This replica's hold on one turn, renewed in the background while the turn's task works."""
 
     def __init__(self, *, store: TurnQueue, clock: Clock, turn_id: str, owner: str, seconds: float,
-                 metrics: Metrics, handed: dict[str, str] | None = None, attempt: int | None = None) -> None:
+                 metrics: Metrics, handed: dict[str, str] | None = None, attempt: int | None = None,
+                 expires_at: float | None = None) -> None:
         self._store = store
+        self._expires_at = expires_at
+        """The lease's expiry as this replica's last claim or renewal wrote it (None: not known here)."""
         self.handed = handed
         """The turn's ledger as the hold handed over in the claim had it (the parts its greeting recorded), so
         the run need not read it; None for a turn claimed from the queue."""
@@ -95,6 +100,9 @@ class Lease:
     async def fence(self) -> None:
         """Make sure this replica holds the turn, with margin, right before a visible post (see the module
         docstring); otherwise mark the lease lost and cancel the calling task (nothing more is posted)."""
+        left = None if self._expires_at is None else self._expires_at - self._clock.now()
+        if not self.lost and left is not None and left >= self._seconds * FENCE_MARGIN:
+            return  # written by our own claim or renewal: nobody can claim the turn before it
         for _ in range(FENCE_TRIES):
             asked = self._clock.now()
             try:
@@ -105,6 +113,7 @@ class Lease:
                 kept = False
             if not kept:
                 break
+            self._expires_at = asked + self._seconds
             if asked + self._seconds - self._clock.now() >= self._seconds * FENCE_MARGIN:
                 return
             logger.warning("lease fence renewed too late; trying again turn=%s", self.turn_id)
@@ -124,8 +133,9 @@ class Lease:
     async def _renew(self, worker: asyncio.Task[Any] | None) -> None:
         while True:
             await asyncio.sleep(self._seconds / 3)
+            asked = self._clock.now()
             try:
-                kept = await self._store.renew_turn(self.turn_id, owner=self.owner, now=self._clock.now(),
+                kept = await self._store.renew_turn(self.turn_id, owner=self.owner, now=asked,
                                                     lease_seconds=self._seconds, attempt=self.attempt)
             except Exception as exc:  # the database is away: keep working, try again; the lease may still hold
                 logger.warning("lease renewal failed turn=%s error=%s", self.turn_id, type(exc).__name__)
@@ -133,6 +143,7 @@ class Lease:
             if not kept:
                 self._lose(worker)
                 return
+            self._expires_at = asked + self._seconds
 
 
 class Dispatcher:
@@ -247,7 +258,8 @@ class Dispatcher:
             await self._store.release_turn(turn.id, owner=self.owner, refund=True)
             return False
         lease = Lease(store=self._store, clock=self._clock, turn_id=turn.id, owner=self.owner,
-                      seconds=self.lease_seconds, metrics=self._metrics, handed=handed, attempt=turn.attempts)
+                      seconds=self.lease_seconds, metrics=self._metrics, handed=handed, attempt=turn.attempts,
+                      expires_at=turn.lease_expires_at)
         try:
             self._tracker.spawn(self._run(turn, lease), name=f"turn-{turn.id}", group=turn.key.team)
         except TrackerClosed:

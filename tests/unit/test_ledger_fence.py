@@ -73,7 +73,7 @@ async def a_turn(store: SqlStore, slack: FakeSlack) -> None:
 def lease(store: SqlStore, clock: ManualClock, turn: TurnRecord) -> Lease:
     assert turn.lease_owner is not None
     return Lease(store=store, clock=clock, turn_id="t1", owner=turn.lease_owner, seconds=LEASE, metrics=Metrics(),
-                 attempt=turn.attempts)
+                 attempt=turn.attempts, expires_at=turn.lease_expires_at)
 
 
 @pytest.mark.parametrize("taker", ["second", "first"])  # another replica, or this one again (a later claim)
@@ -150,3 +150,27 @@ async def test_a_run_that_shared_files_before_recording_them_has_them_adopted(st
                          posted={"files:intent:1": "F0NOTSHARED"}, lease=lease(store, clock, third_turn))
     await third.upload("files", CHART, after=None)
     assert len(slack.uploads) == 2
+
+
+async def test_a_fence_trusts_the_expiry_its_own_claim_wrote_and_renews_within_the_margin(store: SqlStore,
+                                                                                          slack: FakeSlack) -> None:
+    clock = ManualClock(100.0)
+    await a_turn(store, slack)
+    held = lease(store, clock, await claimed(store, slack, "first", clock.now()))
+
+    async def expiry() -> float | None:
+        turn = await store.get_turn("t1")
+        assert turn is not None
+        return turn.lease_expires_at
+
+    clock.t = 110.0  # 20 s of the claim's 30 left, more than half: nobody can claim before, no write
+    await held.fence()
+    assert await expiry() == 130.0
+    clock.t = 120.0  # 10 s left: renewed in the store first
+    await held.fence()
+    assert await expiry() == 150.0
+    clock.t = 151.0  # expired (a starved replica) and taken over: the fence asks the store and gives the turn up
+    await claimed(store, slack, "second", clock.now())
+    with pytest.raises(asyncio.CancelledError):
+        await held.fence()
+    assert held.lost and await expiry() == 151.0 + LEASE
