@@ -54,6 +54,12 @@ def cell_type(cell: str, decimal: str = ".") -> tuple[ColumnType | None, str | N
         return "boolean", None
     if _DIGIT(value) is None:
         return "text", None
+    signed = value[1:] if value[0] in "+-" else value  # -12 and 3.25 as the patterns would type them
+    if signed.isdecimal():
+        return "integer", None
+    whole, mark, fraction = signed.partition(decimal)
+    if mark and whole.isdecimal() and fraction.isdecimal():
+        return "number", None
     unit = None
     marked = _UNIT.match(value)
     if marked:
@@ -97,18 +103,21 @@ def column_type(cells: Sequence[str], decimal: str = ".") -> tuple[ColumnType, s
 def number_marks(body: Sequence[Sequence[str]], sep: str) -> tuple[str, str | None]:
     """``(decimal, thousands)``: ``(',', '.')`` for ``1.234,56``, ``('.', ',')`` for ``1,234.5``, ``(',', ' ')``
     for ``1 234,5``..."""
-    # every mark pattern needs a digit and a mark (a cell of digits only matches none of them)
-    cells = [c.strip().lstrip(_CURRENCY).rstrip("%" + _CURRENCY).strip() for row in body for c in row
-             if not c.isdecimal() and _DIGIT(c) is not None]
+    # every mark pattern needs a digit and a mark (a cell of digits only matches none of them); each distinct
+    # value is matched once and counts as often as it occurs
+    raw = Counter(c for row in body for c in row if not c.isdecimal() and _DIGIT(c) is not None)
+    cells: Counter[str] = Counter()
+    for c, n in raw.items():
+        cells[c.strip().lstrip(_CURRENCY).rstrip("%" + _CURRENCY).strip()] += n
     comma = [c for c in cells if _COMMA_DECIMAL.fullmatch(c)] if sep != "," else []
-    dot = sum(1 for c in cells if _DOT_DECIMAL.fullmatch(c) and not _DOT_THOUSANDS.search(c))
+    commas = sum(cells[c] for c in comma)
+    dot = sum(n for c, n in cells.items() if _DOT_DECIMAL.fullmatch(c) and not _DOT_THOUSANDS.search(c))
     spaced = sep not in (" ", WHITESPACE) and any(_SPACE_THOUSANDS.fullmatch(c) for c in cells)
-    if comma and dot <= len(comma):
+    if comma and dot <= commas:
         if any(_DOT_THOUSANDS.search(c) for c in comma):
             return ",", "."
         return ",", " " if spaced else None
-    grouped = [c for c in cells if _COMMA_THOUSANDS.fullmatch(c)]
-    if grouped and (sep != "," or len(grouped) >= 1):
+    if any(_COMMA_THOUSANDS.fullmatch(c) for c in cells):
         return ".", ","
     return ".", " " if spaced else None
 
