@@ -319,6 +319,19 @@ def _plain_lines(text: str, quotechar: str) -> list[str] | None:
     return lines if max(map(len, lines), default=0) <= csv.field_size_limit() else None
 
 
+def _count_records(text: str, sep: str, quotechar: str) -> int:
+    """How many records :func:`delimited_records` would give without a limit (without keeping them)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar=quotechar, strict=False)
+    count = 0
+    try:
+        for row in reader:
+            if "".join(row).strip():
+                count += 1
+    except csv.Error:  # pragma: no cover - as in delimited_records
+        pass
+    return count
+
+
 def _row_count(text: str, layout: _Layout, whole: bool) -> int:
     """Records of the table in ``text`` (the header included): all of them, not only the sample."""
     if len(layout.records) < SAMPLE_RECORDS:
@@ -328,6 +341,6 @@ def _row_count(text: str, layout: _Layout, whole: bool) -> int:
     elif (lines := _plain_lines(text, layout.quotechar)) is not None:
         total = sum(1 for line in lines if line.replace(layout.sep, "").strip()) - layout.start
     else:
-        total = len(delimited_records(text, layout.sep, layout.quotechar, limit=None)) - layout.start
+        total = _count_records(text, layout.sep, layout.quotechar) - layout.start
     footer = len(layout.records) - layout.end if whole else 0
     return total - footer
