@@ -20,6 +20,7 @@ MAX_COLUMNS = 1000
 _MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "--", "?", ".", "#n/a", "missing"})
 _BOOLEANS = frozenset({"true", "false", "yes", "no", "t", "f", "y", "n"})
 _CURRENCY = "$€£¥₹"
+_UNIT_SIGNS = _CURRENCY + "%"
 _UNIT = re.compile(rf"^([-+]?)\s*([{_CURRENCY}])\s*(.+)$|^(.+?)\s*([{_CURRENCY}%])$")
 _GROUP = {",": r"[.\s\u00a0\u202f]", ".": r"[,\s\u00a0\u202f]"}
 _NUMBER = {
@@ -60,6 +61,9 @@ def cell_type(cell: str, decimal: str = ".") -> tuple[ColumnType | None, str | N
     whole, mark, fraction = signed.partition(decimal)
     if mark and whole.isdecimal() and fraction.isdecimal():
         return "number", None
+    if value[0].isalpha() and value[0] not in "eE" and value[-1] not in _UNIT_SIGNS:
+        # no unit sign, and no number starts with a letter (but e5 does): a date or text (g12, Jan 2024)
+        return ("date", None) if _DATE.fullmatch(value) else ("text", None)
     unit = None
     marked = _UNIT.match(value)
     if marked:
@@ -159,7 +163,8 @@ def has_header(first: Sequence[str], body: Sequence[Sequence[str]], width: int, 
 def _year_header(cells: Sequence[str], body: Sequence[Sequence[str]]) -> bool:
     """Column names that are years (``region,2021,2022,2023``) over values that are not."""
     years = [c for c in cells if _YEAR.fullmatch(c)]
-    if any(cell_type(c)[0] in ("integer", "number") for c in cells if c not in years):
+    named = set(years)
+    if any(cell_type(c)[0] in ("integer", "number") for c in dict.fromkeys(cells) if c not in named):
         return False
     if len(years) < 2 or years != sorted(years) or len(set(years)) != len(years):
         return False
