@@ -20,6 +20,7 @@ MAX_COLUMNS = 1000
 _MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "-", "--", "?", ".", "#n/a", "missing"})
 _BOOLEANS = frozenset({"true", "false", "yes", "no", "t", "f", "y", "n"})
 _CURRENCY = "$€£¥₹"
+_UNIT_SIGNS = _CURRENCY + "%"
 _UNIT = re.compile(rf"^([-+]?)\s*([{_CURRENCY}])\s*(.+)$|^(.+?)\s*([{_CURRENCY}%])$")
 _GROUP = {",": r"[.\s\u00a0\u202f]", ".": r"[,\s\u00a0\u202f]"}
 _NUMBER = {
@@ -37,15 +38,32 @@ _DATE = re.compile(
     r"([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([AaPp][Mm])?(Z|[-+]\d{2}:?\d{2})?)?"
 )
 _YEAR = re.compile(r"(1[89]|20)\d\d")
+_DIGIT = re.compile(r"\d").search
+"""Every number, integer and date pattern needs a decimal digit (``\\d``, as ``str.isdecimal``): a cell without
+one is text, whatever the patterns; a cell of digits only is an integer. Both are told without the patterns."""
 
 
 def cell_type(cell: str, decimal: str = ".") -> tuple[ColumnType | None, str | None]:
     """The type a cell looks like and the unit sign it carries: ``("number", "$")`` for ``$1,234.50``."""
     value = cell.strip()
-    if value.lower() in _MISSING:
+    if value.isdecimal():
+        return "integer", None
+    lowered = value.lower()
+    if lowered in _MISSING:
         return None, None
-    if value.lower() in _BOOLEANS:
+    if lowered in _BOOLEANS:
         return "boolean", None
+    if _DIGIT(value) is None:
+        return "text", None
+    signed = value[1:] if value[0] in "+-" else value  # -12 and 3.25 as the patterns would type them
+    if signed.isdecimal():
+        return "integer", None
+    whole, mark, fraction = signed.partition(decimal)
+    if mark and whole.isdecimal() and fraction.isdecimal():
+        return "number", None
+    if value[0].isalpha() and value[0] not in "eE" and value[-1] not in _UNIT_SIGNS:
+        # no unit sign, and no number starts with a letter (but e5 does): a date or text (g12, Jan 2024)
+        return ("date", None) if _DATE.fullmatch(value) else ("text", None)
     unit = None
     marked = _UNIT.match(value)
     if marked:
@@ -66,8 +84,12 @@ def column_type(cells: Sequence[str], decimal: str = ".") -> tuple[ColumnType, s
     """The type of a column's cells (``number`` for a mix of integers and numbers) and its common unit."""
     kinds: Counter[ColumnType] = Counter()
     units: Counter[str | None] = Counter()
+    seen: dict[str, tuple[ColumnType | None, str | None]] = {}  # a column repeats its values: each typed once
     for cell in cells:
-        kind, unit = cell_type(cell, decimal)
+        found = seen.get(cell)
+        if found is None:
+            found = seen[cell] = cell_type(cell, decimal)
+        kind, unit = found
         if kind is not None:
             kinds[kind] += 1
             units[unit] += 1
@@ -85,16 +107,21 @@ def column_type(cells: Sequence[str], decimal: str = ".") -> tuple[ColumnType, s
 def number_marks(body: Sequence[Sequence[str]], sep: str) -> tuple[str, str | None]:
     """``(decimal, thousands)``: ``(',', '.')`` for ``1.234,56``, ``('.', ',')`` for ``1,234.5``, ``(',', ' ')``
     for ``1 234,5``..."""
-    cells = [c.strip().lstrip(_CURRENCY).rstrip("%" + _CURRENCY).strip() for row in body for c in row]
+    # every mark pattern needs a digit and a mark (a cell of digits only matches none of them); each distinct
+    # value is matched once and counts as often as it occurs
+    raw = Counter(c for row in body for c in row if not c.isdecimal() and _DIGIT(c) is not None)
+    cells: Counter[str] = Counter()
+    for c, n in raw.items():
+        cells[c.strip().lstrip(_CURRENCY).rstrip("%" + _CURRENCY).strip()] += n
     comma = [c for c in cells if _COMMA_DECIMAL.fullmatch(c)] if sep != "," else []
-    dot = sum(1 for c in cells if _DOT_DECIMAL.fullmatch(c) and not _DOT_THOUSANDS.search(c))
+    commas = sum(cells[c] for c in comma)
+    dot = sum(n for c, n in cells.items() if _DOT_DECIMAL.fullmatch(c) and not _DOT_THOUSANDS.search(c))
     spaced = sep not in (" ", WHITESPACE) and any(_SPACE_THOUSANDS.fullmatch(c) for c in cells)
-    if comma and dot <= len(comma):
+    if comma and dot <= commas:
         if any(_DOT_THOUSANDS.search(c) for c in comma):
             return ",", "."
         return ",", " " if spaced else None
-    grouped = [c for c in cells if _COMMA_THOUSANDS.fullmatch(c)]
-    if grouped and (sep != "," or len(grouped) >= 1):
+    if any(_COMMA_THOUSANDS.fullmatch(c) for c in cells):
         return ".", ","
     return ".", " " if spaced else None
 
@@ -102,8 +129,11 @@ def number_marks(body: Sequence[Sequence[str]], sep: str) -> tuple[str, str | No
 # ------------------------------------------------------------------------------------------------- header
 
 
-def has_header(first: Sequence[str], body: Sequence[Sequence[str]], width: int, decimal: str) -> bool:
-    """Whether ``first`` names the columns of ``body`` (see the module doc)."""
+def has_header(first: Sequence[str], body: Sequence[Sequence[str]], width: int, decimal: str, *,
+               columns: Sequence[tuple[ColumnType, str | None]] | None = None) -> bool:
+    """Whether ``first`` names the columns of ``body`` (see the module doc). ``columns``: the
+    :func:`column_type` of ``body``'s columns when the caller has them already (at least as many as ``first``
+    has cells, up to :data:`MAX_COLUMNS`)."""
     if len(first) == width - 1 and width >= 2:
         return True
     if not body:
@@ -112,7 +142,8 @@ def has_header(first: Sequence[str], body: Sequence[Sequence[str]], width: int, 
         return True
     votes = 0
     cells = [c.strip() for c in first[:MAX_COLUMNS]]
-    columns = [column_type([row[i] for row in body if i < len(row)], decimal) for i in range(len(cells))]
+    if columns is None:
+        columns = [column_type([row[i] for row in body if i < len(row)], decimal) for i in range(len(cells))]
     for i, cell in enumerate(cells):
         kind, _ = cell_type(cell, decimal)
         column, _ = columns[i]
@@ -132,7 +163,8 @@ def has_header(first: Sequence[str], body: Sequence[Sequence[str]], width: int, 
 def _year_header(cells: Sequence[str], body: Sequence[Sequence[str]]) -> bool:
     """Column names that are years (``region,2021,2022,2023``) over values that are not."""
     years = [c for c in cells if _YEAR.fullmatch(c)]
-    if any(cell_type(c)[0] in ("integer", "number") for c in cells if c not in years):
+    named = set(years)
+    if any(cell_type(c)[0] in ("integer", "number") for c in dict.fromkeys(cells) if c not in named):
         return False
     if len(years) < 2 or years != sorted(years) or len(set(years)) != len(years):
         return False
