@@ -73,6 +73,12 @@ def done(slack: FakeSlack, channel: str, ts: str) -> bool:
     return any(m.is_bot and m.text.startswith(":white_check_mark:") for m in slack.thread(channel, ts))
 
 
+def answered(slack: FakeSlack, channel: str) -> set[str]:
+    """The threads of ``channel`` whose status reply says done (one pass over FakeSlack's messages)."""
+    return {m.thread_ts for m in slack.messages if m.channel == channel and m.is_bot and m.thread_ts
+            and m.text.startswith(":white_check_mark:")}
+
+
 async def throughput(slack: FakeSlack, openai_url: str, openai_pid: int, replicas: int, threads: int,
                      work: Path) -> float:
     """Questions per second answered by ``replicas`` replicas on a fresh PostgreSQL database; prints the CPU each
@@ -96,7 +102,7 @@ async def throughput(slack: FakeSlack, openai_url: str, openai_pid: int, replica
         pending = {e["ts"] for e in events}
         while pending:  # checked every 20 ms, not at every request FakeSlack answers (it shares this process)
             await asyncio.sleep(0.02)
-            pending = {ts for ts in pending if not done(slack, channel, ts)}
+            pending -= answered(slack, channel)
         elapsed = time.perf_counter() - started
         bots = sum(cpu_seconds(p) for p in pids) - sum(before[0])
         here, model = time.process_time() - before[1], cpu_seconds(openai_pid) - before[2]

@@ -294,7 +294,7 @@ class SlackState:
 
     def find_message(self, channel: str, ts: str | None) -> FakeMessage | None:
         """The message ``ts`` in ``channel``."""
-        for msg in self.messages:
+        for msg in reversed(self.messages):  # the newest first: what a bot edits is mostly recent
             if msg.channel == channel and msg.ts == ts:
                 return msg
         return None

@@ -137,7 +137,8 @@ class TurnWorker:
             return False
         record = TurnRecord(id=turn.id, key=turn.key, message_ts=turn.message_ts, user=turn.user,
                             question=turn.question, file_ids=tuple(f.slack_file_id for f in turn.files),
-                            status="queued", created_at=turn.created_at)
+                            status="queued", created_at=turn.created_at, lease_owner=self._greeter,
+                            lease_expires_at=held_until)
         try:
             self._tracker.spawn(self._accept(record, [f.name for f in turn.files], reacted=reacted),
                                 name=f"turn-{turn.id}", group=turn.key.team)
@@ -153,7 +154,7 @@ class TurnWorker:
         key = turn.key
         bind(team=key.team, channel=key.channel, thread_ts=key.thread_ts, turn=turn.id)
         hold = Lease(store=self._store, clock=self._clock, turn_id=turn.id, owner=self._greeter,
-                     seconds=self._config.lease_seconds, metrics=self._metrics)
+                     seconds=self._config.lease_seconds, metrics=self._metrics, expires_at=turn.lease_expires_at)
         hold.keep()  # renewed while the feedback is posted: nobody runs the turn before its status reply exists
         handed = False
         try:
