@@ -26,10 +26,9 @@ from bot.analysts.base import Analyst
 from bot.clock import Clock
 from bot.errors import AttemptsExhausted, TurnStopped, TurnTimeout, failure_text, is_expected, new_ref, outcome_of
 from bot.files import FileRejected
-from bot.formatting import names_list
 from bot.logs import bind, turn_summary
 from bot.metrics import Metrics
-from bot.poster import PartTag, Poster, SlackError, StreamTarget, Upload
+from bot.poster import Poster, SlackError, StreamTarget, Upload
 from bot.sandbox.base import SandboxBackend, SandboxError
 from bot.store.base import NewTurn, Store, ThreadKey, TurnOutcomeRecord, TurnRecord
 from bot.store.queue import STATUS_PART
@@ -38,6 +37,7 @@ from bot.turns.answering import answer_turn
 from bot.turns.collect import Collector, TurnOutcome, plan_of
 from bot.turns.config import WorkerConfig
 from bot.turns.feedback import DONE, FAILED, WORKING, Feedback, StatusMessage
+from bot.turns.greeting import greet
 from bot.turns.ledger import AnswerLedger, Plan
 from bot.turns.loading import FileLoader
 from bot.turns.native import native_messages, post_last_part, post_native
@@ -158,7 +158,7 @@ class TurnWorker:
         hold.keep()  # renewed while the feedback is posted: nobody runs the turn before its status reply exists
         handed = False
         try:
-            reply = await self._greet(turn, files, reacted=reacted, hold=hold)
+            reply = await greet(turn, files, poster=self._poster, feedback=self._feedback, reacted=reacted, hold=hold)
             if reply is not None and reply.ts is not None:
                 await hold.stop()  # not renewed past this point: the claim below may take the hold over
                 # the claim records the status reply in the ledger, and the run starts from that ledger: nobody
@@ -178,30 +178,6 @@ class TurnWorker:
                 await asyncio.shield(self._store.release_turn(turn.id, owner=self._greeter))
         if not handed:
             await self.start(turn.id)
-
-    async def _greet(self, turn: TurnRecord, files: list[str], *, reacted: bool, hold: Lease) -> StatusMessage | None:
-        """The reaction and the status reply (None when Slack refused it), posted with its ledger tag under the
-        greeting's hold (fenced: no status reply once another replica holds the turn); the caller records it in
-        the ledger (with the claim that hands the turn to a run here, or alone)."""
-        key = turn.key
-        first = (f":hourglass_flowing_sand: Reading {names_list(files)}…" if files
-                 else ":hourglass_flowing_sand: Working on it…")
-
-        async def status() -> str | None:
-            try:
-                await hold.fence()  # no status reply once another replica holds the turn
-                return await self._poster.post(channel=key.channel, thread_ts=key.thread_ts, text=first,
-                                               tag=PartTag(turn=turn.id, part=STATUS_PART))
-            except SlackError as exc:
-                logger.warning("status update failed channel=%s error=%s", key.channel, exc.code)
-                return None
-
-        if reacted:
-            ts = await status()
-        else:
-            _, ts = await asyncio.gather(self.acknowledge(key.channel, turn.message_ts), status())
-        return None if ts is None else StatusMessage(poster=self._poster, channel=key.channel,
-                                                     thread_ts=key.thread_ts, ts=ts)
 
     async def _waiting(self, turn: TurnRecord, reply: StatusMessage) -> None:
         """Why a turn that could not start at once waits (:mod:`bot.turns.waiting`)."""
