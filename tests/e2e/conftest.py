@@ -145,3 +145,14 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(bot.task, 30)
             await bot.sender.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def replica_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database several replica processes share: a SQLite file (its directory made) or a fresh PostgreSQL
+    database."""
+    if request.param == "sqlite":
+        (tmp_path / "db").mkdir(exist_ok=True)
+        return f"sqlite:///{tmp_path / 'db' / 'store.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from aiohttp import web
@@ -142,17 +142,22 @@ async def test_an_expired_container_is_rebuilt_and_the_question_answered(harness
     assert "Turn 1. Question:" in sent and "Summary of sales.csv" in sent and "pd.read_csv" in sent
 
 
-async def test_one_turn_per_thread_at_a_time_in_order(harness: Harness) -> None:
-    release = asyncio.Event()
-    seen: list[str] = []
+def first_held(release: asyncio.Event, seen: list[str]) -> Callable[[ResponseContext], Awaitable[ScriptedTurn]]:
+    """A model that notes each question in ``seen`` and holds the first answer until ``release``."""
 
-    async def slow(ctx: ResponseContext) -> ScriptedTurn:
+    async def script(ctx: ResponseContext) -> ScriptedTurn:
         seen.append(ctx.question)
         if len(seen) == 1:
             await release.wait()
         return default_script(ctx)
 
-    harness.openai.script = slow
+    return script
+
+
+async def test_one_turn_per_thread_at_a_time_in_order(harness: Harness) -> None:
+    release = asyncio.Event()
+    seen: list[str] = []
+    harness.openai.script = first_held(release, seen)
     bot = await harness.start()
     event = harness.file_event("sales.csv")
     ts = event["ts"]
@@ -172,14 +177,7 @@ async def test_one_turn_per_thread_at_a_time_in_order(harness: Harness) -> None:
 async def test_a_question_stored_before_an_earlier_one_is_told_its_new_place(harness: Harness) -> None:
     release = asyncio.Event()
     seen: list[str] = []
-
-    async def slow(ctx: ResponseContext) -> ScriptedTurn:
-        seen.append(ctx.question)
-        if len(seen) == 1:
-            await release.wait()
-        return default_script(ctx)
-
-    harness.openai.script = slow
+    harness.openai.script = first_held(release, seen)
     bot = await harness.start()
     event = harness.file_event("sales.csv")
     ts = event["ts"]

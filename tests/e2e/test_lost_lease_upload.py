@@ -36,20 +36,12 @@ LEASE = 2.0
 CSV = b"region,month,revenue\nNorth,2025-01,100\nSouth,2025-01,80\nNorth,2025-02,130\n"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        (tmp_path / "db").mkdir()
-        return f"sqlite:///{tmp_path / 'db' / 'store.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 Pair = tuple[Replica, Replica, FakeSlack, str]
 
 
 @pytest.fixture
-async def pair(database_url: str, tmp_path: Path) -> AsyncIterator[Pair]:
+async def pair(replica_database_url: str, tmp_path: Path) -> AsyncIterator[Pair]:
+    database_url = replica_database_url
     async with FakeSlack(bot_token=BOT_TOKEN) as slack, FakeOpenAI(api_key=OPENAI_KEY) as openai:
         env = replica_env(slack_api_url=slack.api_url, openai_base_url=openai.base_url, database_url=database_url,
                           signing_secret=SECRET, bot_token=BOT_TOKEN, openai_key=OPENAI_KEY, lease_seconds=LEASE,

@@ -29,19 +29,12 @@ LEASE = 3.0
 CSV = b"region,month,revenue\nNorth,2025-01,100\nSouth,2025-01,80\n"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'db' / 'store.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 Pair = tuple[Replica, Replica, FakeSlack, FakeOpenAI, asyncio.Event]
 
 
 @pytest.fixture
-async def pair(database_url: str, tmp_path: Path) -> AsyncIterator[Pair]:
+async def pair(replica_database_url: str, tmp_path: Path) -> AsyncIterator[Pair]:
+    database_url = replica_database_url
     started = asyncio.Event()
 
     async def script(ctx: ResponseContext) -> ScriptedTurn:
@@ -50,9 +43,9 @@ async def pair(database_url: str, tmp_path: Path) -> AsyncIterator[Pair]:
             await asyncio.Event().wait()  # a long analysis: only a cancel ends it
         return default_script(ctx)
 
-    (tmp_path / "db").mkdir()
+    (tmp_path / "db").mkdir(exist_ok=True)
     async with FakeSlack(bot_token=BOT_TOKEN) as slack, FakeOpenAI(api_key=OPENAI_KEY) as openai:
-        openai.script = script  # type: ignore[assignment]
+        openai.script = script
         env = replica_env(slack_api_url=slack.api_url, openai_base_url=openai.base_url, database_url=database_url,
                           signing_secret=SECRET, bot_token=BOT_TOKEN, openai_key=OPENAI_KEY, lease_seconds=LEASE,
                           shutdown_grace_seconds=1, log_level="INFO")
