@@ -31,6 +31,8 @@ logger = logging.getLogger("bot.turns")
 STOP_ACTION = "turn_stop"
 """``action_id`` of the Stop button on a turn's status reply while it analyses; its ``value`` is the turn's id."""
 
+ANALYSED_KEPT = 1024
+"""Turns whose analysis ended here that a replica remembers (far more than it delivers at once)."""
 STATUS_TEXT_MAX = 3000
 """Characters a section block's text may have."""
 
@@ -59,6 +61,9 @@ class Stopper:
         self._analysing: dict[ThreadKey, tuple[TurnRecord, asyncio.Task[Any]]] = {}
         self._stops: dict[str, str] = {}
         """Turn id → who stopped it (the turns cancelled by a stop)."""
+        self._analysed: dict[str, None] = {}
+        """The latest turns whose analysis ended here (insertion order, at most :data:`ANALYSED_KEPT`): running
+        in the store a little longer while their answer or stop note is posted and recorded, with nothing to stop."""
 
     @asynccontextmanager
     async def analysing(self, turn: TurnRecord) -> AsyncIterator[None]:
@@ -66,11 +71,15 @@ class Stopper:
         task = asyncio.current_task()
         assert task is not None
         self._analysing[turn.key] = (turn, task)
+        self._analysed.pop(turn.id, None)
         watcher = asyncio.create_task(self._watch(turn, task), name=f"stop-watch-{turn.id}")
         try:
             yield
         finally:
             self._analysing.pop(turn.key, None)
+            self._analysed[turn.id] = None
+            while len(self._analysed) > ANALYSED_KEPT:
+                del self._analysed[next(iter(self._analysed))]
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
 
@@ -82,7 +91,8 @@ class Stopper:
         """Stop the thread's analysing turn, here or on the replica running it. False when nothing runs there."""
         if self._stop_here(key, by=by):
             return True
-        running = [turn for turn in await self._store.list_turns(key) if turn.status == "running"]
+        running = [turn for turn in await self._store.list_turns(key)
+                   if turn.status == "running" and turn.id not in self._analysed]
         for turn in running:
             await self._ask(turn, by=by)
         return bool(running)
@@ -94,8 +104,8 @@ class Stopper:
                 if key.team == team and key.channel == channel and (everyone or turn.user == by)]
         count = sum(self._stop_here(key, by=by) for key in here)
         elsewhere = [turn for turn in await self._store.unfinished_turns()
-                     if turn.status == "running" and turn.key.team == team and turn.key.channel == channel
-                     and (everyone or turn.user == by) and turn.key not in here]
+                     if turn.status == "running" and turn.id not in self._analysed and turn.key.team == team
+                     and turn.key.channel == channel and (everyone or turn.user == by) and turn.key not in here]
         for turn in elsewhere:
             await self._ask(turn, by=by)
         return count + len(elsewhere)
