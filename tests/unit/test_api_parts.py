@@ -18,17 +18,7 @@ from bot.api.problems import ApiProblem
 from bot.api.runs import session_key
 from bot.api.storage import SessionFiles
 from bot.store import SqlStore
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
+from tests.clocks import HandClock
 
 
 async def test_a_key_is_stored_as_a_hash_and_checked(tmp_path: Path) -> None:
@@ -119,7 +109,7 @@ def test_session_storage_takes_only_ids(tmp_path: Path) -> None:
 
 
 def test_the_rate_limit_is_a_sliding_minute_per_key() -> None:
-    clock = Clock()
+    clock = HandClock()
     limiter = RateLimiter(per_minute=2, clock=clock)
     limiter.check("k1")
     clock.t += 10

@@ -23,24 +23,11 @@ from bot.store import SqlStore
 from bot.store.base import NewTurn, ThreadKey, TurnRecord
 from bot.turns.ledger import AnswerLedger
 from bot.turns.queue import Lease
+from tests.clocks import HandClock
 
 LEASE = 30.0
 PNG = b"\x89PNG\r\n\x1a\n" + b"chart" * 20
 CHART = [Upload(filename="revenue.png", data=PNG, title="Revenue")]
-
-
-class ManualClock:
-    """Time the test moves (the leases' expiry); a sleep moves it too."""
-
-    def __init__(self, t: float) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
-        await asyncio.sleep(0)
 
 
 @pytest.fixture
@@ -70,7 +57,7 @@ async def a_turn(store: SqlStore, slack: FakeSlack) -> None:
                                            files=(), created_at=10.0), dedupe_keys=("k1",))
 
 
-def lease(store: SqlStore, clock: ManualClock, turn: TurnRecord) -> Lease:
+def lease(store: SqlStore, clock: HandClock, turn: TurnRecord) -> Lease:
     assert turn.lease_owner is not None
     return Lease(store=store, clock=clock, turn_id="t1", owner=turn.lease_owner, seconds=LEASE, metrics=Metrics(),
                  attempt=turn.attempts, expires_at=turn.lease_expires_at)
@@ -79,7 +66,7 @@ def lease(store: SqlStore, clock: ManualClock, turn: TurnRecord) -> Lease:
 @pytest.mark.parametrize("taker", ["second", "first"])  # another replica, or this one again (a later claim)
 async def test_a_replica_that_lost_its_lease_mid_upload_shares_nothing(store: SqlStore, slack: FakeSlack,
                                                                        gateway: SlackGateway, taker: str) -> None:
-    clock = ManualClock(100.0)
+    clock = HandClock(100.0)
     await a_turn(store, slack)
     first_turn = await claimed(store, slack, "first", clock.now())
     first_lease = lease(store, clock, first_turn)
@@ -122,7 +109,7 @@ async def test_a_replica_that_lost_its_lease_mid_upload_shares_nothing(store: Sq
 
 async def test_a_run_that_shared_files_before_recording_them_has_them_adopted(store: SqlStore, slack: FakeSlack,
                                                                              gateway: SlackGateway) -> None:
-    clock = ManualClock(100.0)
+    clock = HandClock(100.0)
     await a_turn(store, slack)
     first_turn = await claimed(store, slack, "first", clock.now())
     first_lease = lease(store, clock, first_turn)
@@ -154,7 +141,7 @@ async def test_a_run_that_shared_files_before_recording_them_has_them_adopted(st
 
 async def test_a_fence_trusts_the_expiry_its_own_claim_wrote_and_renews_within_the_margin(store: SqlStore,
                                                                                           slack: FakeSlack) -> None:
-    clock = ManualClock(100.0)
+    clock = HandClock(100.0)
     await a_turn(store, slack)
     held = lease(store, clock, await claimed(store, slack, "first", clock.now()))
 
